@@ -1,0 +1,3 @@
+from chariot.cli.app import main
+
+main()

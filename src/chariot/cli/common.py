@@ -1,0 +1,94 @@
+"""What every command shares: settings from the global options, one error path, rendering."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from chariot.config import Settings, load_settings
+from chariot.errors import ChariotError
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as JSON on stdout instead of a table.")
+]
+
+
+@dataclass
+class GlobalOptions:
+    """Options given before the command (``chariot --env-file X sync``)."""
+
+    env_file: Path | None = None
+    debug: bool = False
+    verbosity: int = 0
+    log_format: str = "text"
+
+
+def global_options(ctx: typer.Context) -> GlobalOptions:
+    root = ctx.find_root()
+    if not isinstance(root.obj, GlobalOptions):
+        root.obj = GlobalOptions()
+    return root.obj
+
+
+def settings_from(ctx: typer.Context, **run_overrides: Any) -> Settings:
+    """Load settings once per invocation; command options override the ``run`` section."""
+    options = global_options(ctx)
+    settings = load_settings(options.env_file)
+    overrides = {key: value for key, value in run_overrides.items() if value is not None}
+    if overrides:
+        run = settings.run.model_copy(update=overrides)
+        # Re-validate so an option like --batch-size 0 fails exactly like the env var would.
+        settings = settings.model_copy(update={"run": type(run).model_validate(run.model_dump())})
+    return settings
+
+
+def fail(message: str, *, exit_code: int = 1, hint: str | None = None, as_json: bool = False) -> NoReturn:
+    """Print one error line (or a JSON error object) and exit."""
+    if as_json:
+        print_json({"error": message, "hint": hint, "exit_code": exit_code})
+    else:
+        err_console.print(f"[bold red]Error:[/] {_escape(message)}", highlight=False, soft_wrap=True)
+        if hint:
+            err_console.print(f"[dim]Hint: {_escape(hint)}[/]", highlight=False, soft_wrap=True)
+    raise typer.Exit(exit_code)
+
+
+@contextmanager
+def reported_errors(ctx: typer.Context, *, as_json: bool = False) -> Iterator[None]:
+    """Turn library errors into one clear line and the error's exit code."""
+    debug = global_options(ctx).debug
+    try:
+        yield
+    except ChariotError as error:
+        if debug:
+            raise
+        fail(str(error), exit_code=error.exit_code, hint=error.hint, as_json=as_json)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        fail("interrupted; re-run the same command to resume", exit_code=130, as_json=as_json)
+
+
+def print_json(result: BaseModel | dict[str, Any] | list[Any]) -> None:
+    text = result.model_dump_json(indent=2) if isinstance(result, BaseModel) else json.dumps(result, indent=2, default=str)
+    # Plain write: rich would re-wrap long lines and colour numbers, which breaks `jq`.
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

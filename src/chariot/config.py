@@ -1,0 +1,166 @@
+"""Settings: one object, nested per database, read from CHARIOT_* variables and a .env file.
+
+Passwords are ``SecretStr`` so they never reach a repr, a log line or an error message;
+every URL we show goes through ``display_url`` which redacts them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus, urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chariot.errors import ConfigError
+
+ENV_PREFIX = "CHARIOT_"
+NESTED_DELIMITER = "__"
+
+
+class MySQLSettings(BaseModel):
+    """The source database (MySQL 8 or MariaDB), or any SQLAlchemy URL via ``url``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(3306, ge=1, le=65535)
+    user: str = "chariot"
+    password: SecretStr = SecretStr("chariot-mysql")
+    database: str = "movielens"
+    url: str | None = Field(
+        None, description="Any SQLAlchemy URL; overrides host/port/user/password/database."
+    )
+
+    def sqlalchemy_url(self) -> str:
+        if self.url:
+            return self.url
+        return (
+            f"mysql+pymysql://{quote_plus(self.user)}:"
+            f"{quote_plus(self.password.get_secret_value())}@{self.host}:{self.port}/"
+            f"{self.database}?charset=utf8mb4&local_infile=1"
+        )
+
+    def display_url(self) -> str:
+        if self.url:
+            return redact_url(self.url)
+        return f"mysql://{self.user}:***@{self.host}:{self.port}/{self.database}"
+
+    @property
+    def is_mysql(self) -> bool:
+        return self.url is None or self.url.startswith(("mysql", "mariadb"))
+
+
+class PostgresSettings(BaseModel):
+    """The analytics PostgreSQL sink."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(5432, ge=1, le=65535)
+    user: str = "chariot"
+    password: SecretStr = SecretStr("chariot-postgres")
+    database: str = "chariot"
+    schema_name: str = Field("chariot", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password.get_secret_value(),
+            "dbname": self.database,
+            "connect_timeout": 10,
+            "application_name": "chariot",
+        }
+
+    def display_url(self) -> str:
+        return f"postgresql://{self.user}:***@{self.host}:{self.port}/{self.database}"
+
+
+class Neo4jSettings(BaseModel):
+    """The graph sink."""
+
+    uri: str = "bolt://127.0.0.1:7687"
+    user: str = "neo4j"
+    password: SecretStr = SecretStr("chariot-neo4j")
+    database: str = "neo4j"
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        schemes = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+        if urlsplit(value).scheme not in schemes:
+            raise ValueError(f"must start with one of {', '.join(s + '://' for s in schemes)}")
+        return value
+
+    def display_url(self) -> str:
+        return f"{redact_url(self.uri)} (user {self.user})"
+
+
+class RunSettings(BaseModel):
+    """How a run behaves: batch sizes, sinks, retries, aggregation workers."""
+
+    batch_size: int = Field(10_000, gt=0, le=1_000_000)
+    queue_batches: int = Field(4, gt=0, le=1000)
+    sinks: list[str] = Field(default_factory=lambda: ["postgres", "neo4j"])
+    max_attempts: int = Field(4, ge=1, le=100)
+    workers: int = Field(2, ge=1, le=256)
+    partition_rows: int = Field(50_000, gt=0)
+    lease_seconds: int = Field(120, ge=5)
+    partition_attempts: int = Field(3, ge=1, le=100)
+    bayes_prior_weight: float = Field(10.0, ge=0)
+    bayes_prior_mean: float = Field(3.5, ge=0.5, le=5.0)
+
+    @field_validator("sinks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=NESTED_DELIMITER,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    mysql: MySQLSettings = Field(default_factory=MySQLSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    neo4j: Neo4jSettings = Field(default_factory=Neo4jSettings)
+    run: RunSettings = Field(default_factory=RunSettings)
+
+
+def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings from the environment and ``env_file`` (default ``./.env`` if present).
+
+    Raises ``ConfigError`` naming the first bad key as its environment variable.
+    """
+    if env_file is not None and not env_file.is_file():
+        raise ConfigError(f"--env-file {env_file}: no such file")
+    try:
+        if env_file is not None:
+            return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigError(_describe_validation_error(error)) from None
+
+
+def _describe_validation_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    key = ENV_PREFIX + NESTED_DELIMITER.join(str(part) for part in first["loc"]).upper()
+    message = first["msg"]
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more invalid setting{'s' if more > 1 else ''})" if more else ""
+    return f"invalid setting {key}: {message}{suffix}"
+
+
+def redact_url(url: str) -> str:
+    """Replace the password of a URL with ``***``; leave everything else readable."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))

@@ -1,0 +1,145 @@
+"""Opening connections to the three servers, with failures turned into ``ConnectionFailed``.
+
+Drivers are imported lazily so ``chariot --help`` does not pay for them. Error messages
+name the server and its redacted address; driver messages never contain passwords, and we
+never format connection strings into them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from chariot.config import MySQLSettings, Neo4jSettings, PostgresSettings
+from chariot.errors import ConnectionFailed
+
+if TYPE_CHECKING:
+    import psycopg
+    import pymysql.connections
+    import sqlalchemy
+    from neo4j import Driver
+
+
+def mysql_connect(settings: MySQLSettings, **kwargs: Any) -> pymysql.connections.Connection:
+    """A pymysql connection to the MySQL source (utf8mb4, LOCAL INFILE allowed)."""
+    import pymysql
+
+    try:
+        return pymysql.connect(
+            host=settings.host,
+            port=settings.port,
+            user=settings.user,
+            password=settings.password.get_secret_value(),
+            database=settings.database,
+            charset="utf8mb4",
+            local_infile=True,
+            connect_timeout=10,
+            autocommit=False,
+            **kwargs,
+        )
+    except pymysql.err.MySQLError as error:
+        raise ConnectionFailed(
+            f"MySQL source at {settings.display_url()}: {_driver_message(error)}",
+            hint=_hint_for(str(error), "CHARIOT_MYSQL"),
+        ) from error
+
+
+def source_engine(settings: MySQLSettings) -> sqlalchemy.engine.Engine:
+    """A SQLAlchemy engine for the source (MySQL, or any URL given as ``CHARIOT_MYSQL__URL``)."""
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(settings.sqlalchemy_url(), pool_pre_ping=True)
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+        return engine
+    except sqlalchemy.exc.ArgumentError as error:
+        raise ConnectionFailed(f"source URL {settings.display_url()} is not valid: {error}") from None
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
+        cause = getattr(error, "orig", None) or error
+        raise ConnectionFailed(
+            f"source at {settings.display_url()}: {_driver_message(cause)}",
+            hint=_hint_for(str(cause), "CHARIOT_MYSQL"),
+        ) from error
+
+
+def postgres_connect(settings: PostgresSettings, **kwargs: Any) -> psycopg.Connection[Any]:
+    """A psycopg 3 connection to the PostgreSQL sink."""
+    import psycopg
+
+    try:
+        return psycopg.connect(**settings.connect_kwargs(), **kwargs)
+    except psycopg.Error as error:
+        raise ConnectionFailed(
+            f"PostgreSQL sink at {settings.display_url()}: {_driver_message(error)}",
+            hint=_hint_for(str(error), "CHARIOT_POSTGRES"),
+        ) from error
+
+
+@contextmanager
+def postgres_connection(settings: PostgresSettings, **kwargs: Any) -> Iterator[psycopg.Connection[Any]]:
+    connection = postgres_connect(settings, **kwargs)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def neo4j_driver(settings: Neo4jSettings) -> Driver:
+    """A verified Neo4j driver (connectivity and credentials checked up front)."""
+    import neo4j
+    from neo4j.exceptions import Neo4jError, ServiceUnavailable
+
+    driver = neo4j.GraphDatabase.driver(
+        settings.uri,
+        auth=(settings.user, settings.password.get_secret_value()),
+        connection_timeout=10,
+        max_transaction_retry_time=15,
+        notifications_min_severity="OFF",
+    )
+    try:
+        driver.verify_connectivity()
+    except (Neo4jError, ServiceUnavailable, OSError, ValueError) as error:
+        driver.close()
+        raise ConnectionFailed(
+            f"Neo4j sink at {settings.display_url()}: {_driver_message(error)}",
+            hint=_hint_for(str(error), "CHARIOT_NEO4J"),
+        ) from error
+    except Exception as error:  # the driver raises a few non-Neo4jError types on auth/routing
+        driver.close()
+        raise ConnectionFailed(
+            f"Neo4j sink at {settings.display_url()}: {_driver_message(error)}",
+            hint=_hint_for(str(error), "CHARIOT_NEO4J"),
+        ) from error
+    return driver
+
+
+@contextmanager
+def neo4j_session(settings: Neo4jSettings) -> Iterator[Any]:
+    driver = neo4j_driver(settings)
+    try:
+        with driver.session(database=settings.database) as session:
+            yield session
+    finally:
+        driver.close()
+
+
+def _driver_message(error: BaseException) -> str:
+    """The first line of a driver error, without the class-name noise."""
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    if isinstance(error.args, tuple) and len(error.args) == 2 and isinstance(error.args[0], int):
+        message = str(error.args[1])  # pymysql: (code, message)
+    first_line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    return first_line.removeprefix("connection failed: ")
+
+
+def _hint_for(message: str, prefix: str) -> str | None:
+    lowered = message.lower()
+    if any(word in lowered for word in ("password", "access denied", "unauthorized", "authentication")):
+        return f"check {prefix}__USER and {prefix}__PASSWORD"
+    if any(word in lowered for word in ("refused", "unavailable", "timed out", "can't connect", "couldn't connect")):
+        return "is the server running? `make services` starts local ones"
+    if "unknown database" in lowered or "does not exist" in lowered:
+        return f"check {prefix}__DATABASE"
+    return None

@@ -1,0 +1,65 @@
+"""The one error hierarchy of the library.
+
+The CLI turns any ``ChariotError`` into one line (``str(error)``), an optional hint and
+the class's ``exit_code``; anything else is a bug and shows a traceback with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class ChariotError(Exception):
+    """Base of every error the library raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class ConfigError(ChariotError):
+    """A setting is missing or invalid."""
+
+    exit_code = 2
+
+
+class ConnectionFailed(ChariotError):
+    """A server could not be reached or refused our credentials."""
+
+    exit_code = 3
+
+
+class SourceReadError(ChariotError):
+    """Reading the source failed. Never mistaken for 'end of data'."""
+
+    exit_code = 4
+
+
+class SinkWriteError(ChariotError):
+    """One or more sinks failed to write; the others finished their work."""
+
+    exit_code = 5
+
+
+class AggregationError(ChariotError):
+    """A partition failed beyond its retry limit, or the run could not proceed."""
+
+    exit_code = 6
+
+
+class AuditError(ChariotError):
+    """The audit itself could not run (not: differences were found)."""
+
+    exit_code = 7
+
+
+class DataError(ChariotError):
+    """Input data (CSV files, downloads) is missing or malformed."""
+
+    exit_code = 8
+
+
+class PluginError(ChariotError):
+    """A source or sink plugin could not be found or loaded."""
+
+    exit_code = 2

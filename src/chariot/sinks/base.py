@@ -1,0 +1,54 @@
+"""The contract every sink implements (built-in ones and plugins alike)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from chariot.batch import Batch, Key, WriteResult
+from chariot.config import Settings
+from chariot.streams import Stream
+
+
+class Sink(ABC):
+    """Writes batches of one stream at a time, idempotently, with its checkpoint.
+
+    One instance is used by one writer thread. ``write`` must store ``batch.last_key`` as
+    the stream's high-water mark in the same transaction as the rows, so that a crash at
+    any instant leaves data and checkpoint in step; replaying a batch must be harmless.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def prepare(self, stream: Stream, *, full_refresh: bool = False) -> None:
+        """Create what the stream needs (tables, constraints). ``full_refresh`` empties the
+        stream's data and checkpoint first."""
+
+    @abstractmethod
+    def checkpoint(self, stream: Stream) -> Key | None:
+        """The stored high-water mark for the stream, or None when nothing was written yet."""
+
+    @abstractmethod
+    def write(self, batch: Batch) -> WriteResult:
+        """Upsert the batch and move the checkpoint to ``batch.last_key`` atomically.
+
+        Rows this sink cannot take (and ``batch.rejects``) are recorded with their key and
+        reason, in the same transaction, and returned in ``WriteResult.rejected``.
+        """
+
+    def describe(self) -> str:
+        """Where this sink writes, without secrets."""
+        return self.name
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,1 @@
+"""Sources: where rows are read from, once per table per sync."""

@@ -1,0 +1,119 @@
+"""Where everything stands: endpoints, row counts, and (from other modules) checkpoints,
+aggregation runs and the last audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from chariot.config import Settings
+from chariot.connections import mysql_connect, neo4j_session, postgres_connection
+from chariot.errors import ChariotError
+from chariot.streams import MOVIELENS_STREAMS
+
+
+class EndpointStatus(BaseModel):
+    name: str
+    role: str
+    address: str
+    reachable: bool
+    version: str | None = None
+    error: str | None = None
+    row_counts: dict[str, int | None] = Field(
+        default_factory=dict, description="rows per MovieLens table; null where the table does not exist"
+    )
+
+
+class StatusReport(BaseModel):
+    endpoints: list[EndpointStatus]
+
+    @property
+    def all_reachable(self) -> bool:
+        return all(endpoint.reachable for endpoint in self.endpoints)
+
+
+def collect_status(settings: Settings) -> StatusReport:
+    endpoints = [
+        _probe("mysql", "source", settings.mysql.display_url(), lambda: _mysql_facts(settings)),
+        _probe("postgres", "sink", settings.postgres.display_url(), lambda: _postgres_facts(settings)),
+        _probe("neo4j", "sink", settings.neo4j.display_url(), lambda: _neo4j_facts(settings)),
+    ]
+    return StatusReport(endpoints=endpoints)
+
+
+def _probe(name: str, role: str, address: str, facts: Any) -> EndpointStatus:
+    try:
+        version, counts = facts()
+    except ChariotError as error:
+        return EndpointStatus(name=name, role=role, address=address, reachable=False, error=str(error))
+    return EndpointStatus(
+        name=name, role=role, address=address, reachable=True, version=version, row_counts=counts
+    )
+
+
+def _mysql_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
+    connection = mysql_connect(settings.mysql)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT VERSION()")
+            version = str(cursor.fetchone()[0])
+            cursor.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
+            )
+            existing = {str(row[0]) for row in cursor.fetchall()}
+            counts: dict[str, int | None] = {}
+            for stream in MOVIELENS_STREAMS:
+                if stream.source_table in existing:
+                    cursor.execute(f"SELECT COUNT(*) FROM `{stream.source_table}`")
+                    counts[stream.name] = int(cursor.fetchone()[0])
+                else:
+                    counts[stream.name] = None
+        return f"MySQL-compatible {version}", counts
+    finally:
+        connection.close()
+
+
+def _postgres_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
+    from psycopg import sql
+
+    schema = settings.postgres.schema_name
+    with postgres_connection(settings.postgres) as connection:
+        version = str(connection.execute("SHOW server_version").fetchone()[0])
+        existing = {
+            str(row[0])
+            for row in connection.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+            )
+        }
+        counts: dict[str, int | None] = {}
+        for stream in MOVIELENS_STREAMS:
+            if stream.name in existing:
+                query = sql.SQL("SELECT COUNT(*) FROM {}.{}").format(
+                    sql.Identifier(schema), sql.Identifier(stream.name)
+                )
+                counts[stream.name] = int(connection.execute(query).fetchone()[0])
+            else:
+                counts[stream.name] = None
+    return f"PostgreSQL {version}", counts
+
+
+NEO4J_COUNT_QUERIES = {
+    "movies": "MATCH (m:Movie) WHERE m.title IS NOT NULL RETURN count(m)",
+    "links": "MATCH (m:Movie) WHERE m.imdbId IS NOT NULL RETURN count(m)",
+    "ratings": "MATCH (:User)-[r:RATED]->(:Movie) RETURN count(r)",
+    "tags": "MATCH (:User)-[t:TAGGED]->(:Movie) RETURN count(t)",
+}
+
+
+def _neo4j_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
+    with neo4j_session(settings.neo4j) as session:
+        record = session.run(
+            "CALL dbms.components() YIELD name, versions, edition "
+            "RETURN name + ' ' + versions[0] + ' ' + edition AS version"
+        ).single()
+        version = str(record["version"]) if record else "unknown"
+        counts: dict[str, int | None] = {
+            table: int(session.run(query).single()[0]) for table, query in NEO4J_COUNT_QUERIES.items()
+        }
+    return version, counts

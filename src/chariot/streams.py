@@ -1,0 +1,95 @@
+"""What a table is: its source name, key, columns, and the tables it depends on.
+
+Streams are data. The conductor (``sync.py``) iterates over them; each sink maps a
+stream to its own storage. Adding a table means adding a ``Stream`` here and a mapping in
+each sink, never touching the conductor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Column:
+    source: str  # name in the source database (MovieLens camelCase)
+    name: str  # name in the sinks (snake_case)
+    kind: str  # "int", "bigint", "text", "decimal"
+    nullable: bool = False
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    source_table: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]  # source column names, in key order
+    depends_on: tuple[str, ...] = field(default=())
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        return tuple(column.source for column in self.columns)
+
+    @property
+    def key_columns(self) -> tuple[Column, ...]:
+        by_source = {column.source: column for column in self.columns}
+        return tuple(by_source[name] for name in self.key)
+
+    def column(self, source_name: str) -> Column:
+        for column in self.columns:
+            if column.source == source_name:
+                return column
+        raise KeyError(source_name)
+
+
+MOVIES = Stream(
+    name="movies",
+    source_table="movies",
+    columns=(
+        Column("movieId", "movie_id", "int"),
+        Column("title", "title", "text"),
+        Column("genres", "genres", "text"),
+    ),
+    key=("movieId",),
+)
+
+LINKS = Stream(
+    name="links",
+    source_table="links",
+    columns=(
+        Column("movieId", "movie_id", "int"),
+        Column("imdbId", "imdb_id", "text"),
+        Column("tmdbId", "tmdb_id", "int", nullable=True),
+    ),
+    key=("movieId",),
+    depends_on=("movies",),
+)
+
+RATINGS = Stream(
+    name="ratings",
+    source_table="ratings",
+    columns=(
+        Column("userId", "user_id", "int"),
+        Column("movieId", "movie_id", "int"),
+        Column("rating", "rating", "decimal"),
+        Column("timestamp", "timestamp", "bigint"),
+    ),
+    key=("userId", "movieId"),
+    depends_on=("movies",),
+)
+
+TAGS = Stream(
+    name="tags",
+    source_table="tags",
+    columns=(
+        Column("userId", "user_id", "int"),
+        Column("movieId", "movie_id", "int"),
+        Column("tag", "tag", "text"),
+        Column("timestamp", "timestamp", "bigint"),
+    ),
+    key=("userId", "movieId", "tag"),
+    depends_on=("movies",),
+)
+
+MOVIELENS_STREAMS: tuple[Stream, ...] = (MOVIES, LINKS, RATINGS, TAGS)
+STREAMS_BY_NAME = {stream.name: stream for stream in MOVIELENS_STREAMS}

@@ -1,0 +1,136 @@
+"""Shared fixtures: real servers, one fresh database/schema per test, a clean graph."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from chariot.config import MySQLSettings, Neo4jSettings, PostgresSettings, RunSettings, Settings
+from tests.servers import Servers, docker_available, from_environment, from_testcontainers, unavailable
+
+MOVIELENS_DIR = Path(
+    os.environ.get("CHARIOT_MOVIELENS_DIR", Path(__file__).resolve().parents[1].parent / "shared/data/ml-latest-small")
+)
+
+
+@pytest.fixture(scope="session")
+def servers() -> Iterator[Servers]:
+    found = from_environment()
+    if found is not None:
+        yield found
+        return
+    if not docker_available():
+        unavailable("no CHARIOT_* server variables and no Docker engine for testcontainers")
+    containers: list[Any] = []
+    try:
+        yield from_testcontainers(containers)
+    finally:
+        for container in reversed(containers):
+            container.stop()
+
+
+@pytest.fixture
+def mysql_settings(servers: Servers) -> Iterator[MySQLSettings]:
+    """A fresh MySQL database for this test, dropped afterwards."""
+    from chariot.connections import mysql_connect
+
+    name = f"chariot_t_{uuid.uuid4().hex[:12]}"
+    admin = mysql_connect(servers.mysql)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        yield servers.mysql.model_copy(update={"database": name})
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+@pytest.fixture
+def postgres_settings(servers: Servers) -> Iterator[PostgresSettings]:
+    """A fresh PostgreSQL schema for this test, dropped afterwards."""
+    from chariot.connections import postgres_connection
+
+    name = f"chariot_t_{uuid.uuid4().hex[:12]}"
+    try:
+        yield servers.postgres.model_copy(update={"schema_name": name})
+    finally:
+        with postgres_connection(servers.postgres, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def wipe_graph(settings: Neo4jSettings) -> None:
+    """Community Neo4j has one user database: tests share it and leave it empty."""
+    from chariot.connections import neo4j_session
+
+    with neo4j_session(settings) as session:
+        session.run("MATCH (n) CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF 10000 ROWS").consume()
+        for record in list(session.run("SHOW CONSTRAINTS YIELD name")):
+            session.run(f"DROP CONSTRAINT `{record['name']}` IF EXISTS").consume()
+        for record in list(session.run("SHOW INDEXES YIELD name, type WHERE type <> 'LOOKUP'")):
+            session.run(f"DROP INDEX `{record['name']}` IF EXISTS").consume()
+
+
+@pytest.fixture
+def neo4j_settings(servers: Servers) -> Iterator[Neo4jSettings]:
+    """The Neo4j database, empty before and after this test."""
+    wipe_graph(servers.neo4j)
+    try:
+        yield servers.neo4j
+    finally:
+        wipe_graph(servers.neo4j)
+
+
+@pytest.fixture
+def settings(
+    mysql_settings: MySQLSettings, postgres_settings: PostgresSettings, neo4j_settings: Neo4jSettings
+) -> Settings:
+    """Settings pointing at this test's own database, schema and a clean graph."""
+    return Settings(
+        mysql=mysql_settings, postgres=postgres_settings, neo4j=neo4j_settings, run=RunSettings()
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The CHARIOT_* variables that make a CLI invocation use ``settings``."""
+    env: dict[str, str] = {}
+    for section in ("mysql", "postgres", "neo4j"):
+        model = getattr(settings, section)
+        for key, value in model.model_dump().items():
+            if value is None:
+                continue
+            if hasattr(value, "get_secret_value"):
+                value = value.get_secret_value()
+            env[f"CHARIOT_{section.upper()}__{key.upper()}"] = str(value)
+    for key, value in settings.run.model_dump().items():
+        env[f"CHARIOT_RUN__{key.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
+    return env
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Any]:
+    """Run ``chariot ARGS`` in-process with the given settings as environment variables."""
+    from chariot.cli.app import app
+
+    def invoke(*args: str, settings: Settings | None = None, env: dict[str, str] | None = None) -> Any:
+        monkeypatch.chdir(tmp_path)  # no stray ./.env from the developer's checkout
+        variables = settings_env(settings) if settings is not None else {}
+        variables.update(env or {})
+        for key, value in variables.items():
+            monkeypatch.setenv(key, value)
+        return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def movielens_dir() -> Path:
+    if not (MOVIELENS_DIR / "ratings.csv").is_file():
+        pytest.fail(f"MovieLens ml-latest-small not found at {MOVIELENS_DIR} (set CHARIOT_MOVIELENS_DIR)")
+    return MOVIELENS_DIR
