@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +19,8 @@ from tests.servers import Servers, docker_available, from_environment, from_test
 MOVIELENS_DIR = Path(
     os.environ.get("CHARIOT_MOVIELENS_DIR", Path(__file__).resolve().parents[1].parent / "shared/data/ml-latest-small")
 )
+
+NEO4J_LOCK_PATH = Path(tempfile.gettempdir()) / "chariot-neo4j-tests.lock"
 
 
 @pytest.fixture(scope="session")
@@ -79,12 +83,18 @@ def wipe_graph(settings: Neo4jSettings) -> None:
 
 @pytest.fixture
 def neo4j_settings(servers: Servers) -> Iterator[Neo4jSettings]:
-    """The Neo4j database, empty before and after this test."""
-    wipe_graph(servers.neo4j)
-    try:
-        yield servers.neo4j
-    finally:
+    """The Neo4j database, empty before and after this test.
+
+    Community Neo4j has a single user database, so concurrent test runs on one machine
+    (two developers' pytest, or a bench) take turns through a file lock.
+    """
+    with open(NEO4J_LOCK_PATH, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         wipe_graph(servers.neo4j)
+        try:
+            yield servers.neo4j
+        finally:
+            wipe_graph(servers.neo4j)
 
 
 @pytest.fixture
@@ -134,3 +144,11 @@ def movielens_dir() -> Path:
     if not (MOVIELENS_DIR / "ratings.csv").is_file():
         pytest.fail(f"MovieLens ml-latest-small not found at {MOVIELENS_DIR} (set CHARIOT_MOVIELENS_DIR)")
     return MOVIELENS_DIR
+
+
+@pytest.fixture
+def sql_settings(
+    mysql_settings: MySQLSettings, postgres_settings: PostgresSettings, servers: Servers
+) -> Settings:
+    """Like ``settings`` for tests that never touch Neo4j: no graph lock, no wipe."""
+    return Settings(mysql=mysql_settings, postgres=postgres_settings, neo4j=servers.neo4j, run=RunSettings())
