@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
-from chariot.batch import Batch, Key, WriteResult
+from chariot.batch import Batch, Key, Reject, WriteResult
 from chariot.config import Settings
 from chariot.streams import Stream
 
@@ -40,6 +40,16 @@ class Sink(ABC):
         reason, in the same transaction, and returned in ``WriteResult.rejected``.
         """
 
+    # -- optional abilities, used by status and audit; plugins may leave the defaults --
+
+    def stored_checkpoints(self) -> dict[str, Key]:
+        """Every stream's stored high-water mark (for ``chariot status``)."""
+        return {}
+
+    def recorded_rejects(self, *, limit: int = 100) -> tuple[dict[str, int], list[Reject]]:
+        """Rejected-row counts per table and the first ``limit`` rejects (for status)."""
+        return {}, []
+
     def describe(self) -> str:
         """Where this sink writes, without secrets."""
         return self.name
@@ -52,3 +62,17 @@ class Sink(ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class RepairableSink(Sink):
+    """A sink that ``chariot audit --repair`` can fix without moving any checkpoint."""
+
+    @abstractmethod
+    def upsert_rows(self, stream: Stream, rows: list[tuple[Any, ...]]) -> int:
+        """Write source rows (``stream.source_columns`` order) with the same transforms as
+        ``write``, leaving the checkpoint alone. Returns rows written."""
+
+    @abstractmethod
+    def delete_keys(self, stream: Stream, keys: list[Key]) -> int:
+        """Delete the rows with these source keys (and, in a graph, what they leave orphaned
+        as documented by the sink). Returns rows deleted."""
