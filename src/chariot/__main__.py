@@ -1,3 +1,5 @@
 from chariot.cli.app import main
 
-main()
+# Guarded: process pools started with "spawn" re-import the main module in every worker.
+if __name__ == "__main__":
+    main()

@@ -6,12 +6,13 @@ every URL we show goes through ``display_url`` which redacts them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from chariot.errors import ConfigError
 
@@ -100,7 +101,8 @@ class RunSettings(BaseModel):
 
     batch_size: int = Field(10_000, gt=0, le=1_000_000)
     queue_batches: int = Field(4, gt=0, le=1000)
-    sinks: list[str] = Field(default_factory=lambda: ["postgres", "neo4j"])
+    # NoDecode: the env value is "postgres,neo4j" (split below), not JSON.
+    sinks: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["postgres", "neo4j"])
     max_attempts: int = Field(4, ge=1, le=100)
     workers: int = Field(2, ge=1, le=256)
     partition_rows: int = Field(50_000, gt=0)
@@ -108,6 +110,10 @@ class RunSettings(BaseModel):
     partition_attempts: int = Field(3, ge=1, le=100)
     bayes_prior_weight: float = Field(10.0, ge=0)
     bayes_prior_mean: float = Field(3.5, ge=0.5, le=5.0)
+    # Aggregation executor: auto = inline for 1 worker, else a local process pool; dask
+    # runs the same partition tasks on the Dask scheduler at `scheduler` ("" = none).
+    executor: Literal["auto", "inline", "process", "dask"] = "auto"
+    scheduler: str = ""
 
     @field_validator("sinks", mode="before")
     @classmethod
@@ -145,6 +151,9 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as error:
         raise ConfigError(_describe_validation_error(error)) from None
+    except SettingsError as error:
+        # Raised before validation, e.g. CHARIOT_MYSQL='not json' for a whole nested section.
+        raise ConfigError(_describe_settings_error(error)) from None
 
 
 def _describe_validation_error(error: ValidationError) -> str:
@@ -154,6 +163,13 @@ def _describe_validation_error(error: ValidationError) -> str:
     more = len(error.errors()) - 1
     suffix = f" (and {more} more invalid setting{'s' if more > 1 else ''})" if more else ""
     return f"invalid setting {key}: {message}{suffix}"
+
+
+def _describe_settings_error(error: SettingsError) -> str:
+    """Name the variable from pydantic-settings' 'error parsing value for field "x"' text."""
+    match = re.search(r'field "([^"]+)"', str(error))
+    key = ENV_PREFIX + match.group(1).upper() if match else f"{ENV_PREFIX}*"
+    return f"invalid setting {key}: value could not be parsed (nested sections take JSON)"
 
 
 def redact_url(url: str) -> str:

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from chariot.aggregate.report import AggregationRunStatus, aggregation_runs
+from chariot.audit.report import LastAudit
 from chariot.config import Settings
 from chariot.connections import mysql_connect, neo4j_session, postgres_connection
 from chariot.errors import ChariotError
@@ -25,8 +27,44 @@ class EndpointStatus(BaseModel):
     )
 
 
+class CheckpointStatus(BaseModel):
+    """Where one sink stands on one table."""
+
+    sink: str
+    table: str
+    high_water_mark: list[Any] | None = Field(None, description="key of the last row written")
+    lag: int | None = Field(
+        None, description="source rows after the high-water mark; null: source unreachable"
+    )
+
+
+class RejectRecord(BaseModel):
+    table: str
+    key: list[Any]
+    reason: str
+
+
+class SinkRejects(BaseModel):
+    """Rows a sink refused (with key and reason), as the sink recorded them."""
+
+    sink: str
+    counts: dict[str, int] = Field(default_factory=dict)
+    first: list[RejectRecord] = Field(default_factory=list)
+
+
 class StatusReport(BaseModel):
     endpoints: list[EndpointStatus]
+    checkpoints: list[CheckpointStatus] = Field(default_factory=list)
+    rejects: list[SinkRejects] = Field(default_factory=list)
+    sink_errors: dict[str, str] = Field(
+        default_factory=dict, description="sinks whose checkpoints could not be read, and why"
+    )
+    aggregation_runs: list[AggregationRunStatus] = Field(
+        default_factory=list, description="the latest `chariot aggregate` runs, newest first"
+    )
+    last_audit: LastAudit | None = Field(
+        None, description="the latest `chariot audit`; null: none yet"
+    )
 
     @property
     def all_reachable(self) -> bool:
@@ -39,7 +77,27 @@ def collect_status(settings: Settings) -> StatusReport:
         _probe("postgres", "sink", settings.postgres.display_url(), lambda: _postgres_facts(settings)),
         _probe("neo4j", "sink", settings.neo4j.display_url(), lambda: _neo4j_facts(settings)),
     ]
-    return StatusReport(endpoints=endpoints)
+    report = StatusReport(endpoints=endpoints)
+    _add_sync_state(report, settings)
+    report.aggregation_runs = aggregation_runs(settings)
+    report.last_audit = _last_audit(settings)
+    return report
+
+
+def _last_audit(settings: Settings) -> LastAudit | None:
+    from chariot.audit.history import last_audit
+
+    return last_audit(settings)
+
+
+def _add_sync_state(report: StatusReport, settings: Settings) -> None:
+    """Each configured sink's checkpoints, lag behind the source and recorded rejects."""
+    from chariot.sync.state import sync_state
+
+    state = sync_state(settings)
+    report.checkpoints = [CheckpointStatus(**item) for item in state.checkpoints]
+    report.rejects = [SinkRejects.model_validate(item) for item in state.rejects]
+    report.sink_errors = state.errors
 
 
 def _probe(name: str, role: str, address: str, facts: Any) -> EndpointStatus:

@@ -8,6 +8,7 @@ each sink, never touching the conductor.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,11 @@ class Column:
     source: str  # name in the source database (MovieLens camelCase)
     name: str  # name in the sinks (snake_case)
     kind: str  # "int", "bigint", "text", "decimal"
-    nullable: bool = False
+    nullable: bool = False  # False: a NULL in the source makes the row un-loadable (a reject)
+    # Value rules (validation.py turns them into SQL, evaluated by the source database):
+    min_value: Decimal | None = None
+    max_value: Decimal | None = None
+    step: Decimal | None = None  # the value must be a multiple of this (ratings: 0.5)
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,11 @@ class Stream:
         by_source = {column.source: column for column in self.columns}
         return tuple(by_source[name] for name in self.key)
 
+    @property
+    def key_positions(self) -> tuple[int, ...]:
+        """Where the key columns sit in a source row (``source_columns`` order)."""
+        return tuple(self.source_columns.index(name) for name in self.key)
+
     def column(self, source_name: str) -> Column:
         for column in self.columns:
             if column.source == source_name:
@@ -48,7 +58,7 @@ MOVIES = Stream(
     columns=(
         Column("movieId", "movie_id", "int"),
         Column("title", "title", "text"),
-        Column("genres", "genres", "text"),
+        Column("genres", "genres", "text", nullable=True),  # NULL -> no genres, like the marker
     ),
     key=("movieId",),
 )
@@ -71,7 +81,10 @@ RATINGS = Stream(
     columns=(
         Column("userId", "user_id", "int"),
         Column("movieId", "movie_id", "int"),
-        Column("rating", "rating", "decimal"),
+        Column(
+            "rating", "rating", "decimal",
+            min_value=Decimal("0.5"), max_value=Decimal("5.0"), step=Decimal("0.5"),
+        ),
         Column("timestamp", "timestamp", "bigint"),
     ),
     key=("userId", "movieId"),

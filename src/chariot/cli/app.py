@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperGroup
 
 from chariot import __version__
+from chariot.cli import aggregate as aggregate_command
+from chariot.cli import audit as audit_command
+from chariot.cli import seed as seed_command
 from chariot.cli import status as status_command
+from chariot.cli import sync as sync_command
 from chariot.cli.common import GlobalOptions
+from chariot.logs import configure_logging
+
+
+class LogFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+# Help lists commands in the order a user needs them. Typer would put sub-apps (`seed`)
+# after all plain commands, whatever the order of registration below.
+COMMAND_ORDER = ("seed", "sync", "aggregate", "audit", "run", "status")
+
+
+class _OrderedGroup(TyperGroup):
+    def list_commands(self, ctx: typer.Context) -> list[str]:
+        rank = {name: position for position, name in enumerate(COMMAND_ORDER)}
+        return sorted(self.commands, key=lambda name: rank.get(name, len(rank)))
+
 
 app = typer.Typer(
     name="chariot",
+    cls=_OrderedGroup,
     help="Keep an analytics PostgreSQL and a Neo4j graph exactly in step with a MySQL source.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -38,18 +62,23 @@ def main_options(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (repeatable).")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
     log_format: Annotated[
-        str, typer.Option("--log-format", help="Log lines on stderr as 'text' or 'json' (one object per line).")
-    ] = "text",
+        LogFormat,
+        typer.Option("--log-format", help="Log lines on stderr as 'text' or 'json' (one object per line)."),
+    ] = LogFormat.text,
     version: Annotated[
         bool, typer.Option("--version", help="Show the version and exit.", callback=_show_version, is_eager=True)
     ] = False,
 ) -> None:
     """Keep an analytics PostgreSQL and a Neo4j graph exactly in step with a MySQL source."""
-    ctx.obj = GlobalOptions(
-        env_file=env_file, debug=debug, verbosity=-1 if quiet else verbose, log_format=log_format
-    )
+    verbosity = -1 if quiet else verbose
+    ctx.obj = GlobalOptions(env_file=env_file, debug=debug, verbosity=verbosity, log_format=log_format.value)
+    configure_logging(verbosity=verbosity, log_format=log_format.value)
 
 
+seed_command.register(app)
+sync_command.register(app)
+aggregate_command.register(app)
+audit_command.register(app)
 status_command.register(app)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -43,6 +45,89 @@ def render_status(report: StatusReport) -> None:
     for endpoint in report.endpoints:
         if endpoint.error:
             console.print(f"[red]{endpoint.name}[/]: {escape(endpoint.error)}", soft_wrap=True)
+    render_sync_state(report)
+    render_aggregation_runs(report)
+    render_last_audit(report)
+
+
+def render_sync_state(report: StatusReport) -> None:
+    """Checkpoints and lag per sink and table, then the rejects each sink recorded."""
+    if report.checkpoints:
+        table = Table(title="Sync checkpoints", title_justify="left")
+        for column in ("sink", "table", "high-water mark"):
+            table.add_column(column)
+        table.add_column("lag (source rows after it)", justify="right")
+        for mark in report.checkpoints:
+            table.add_row(
+                mark.sink,
+                mark.table,
+                escape(json.dumps(mark.high_water_mark, ensure_ascii=False))
+                if mark.high_water_mark
+                else "-",
+                "?" if mark.lag is None else f"{mark.lag:,}",
+            )
+        console.print(table)
+    for sink, error in report.sink_errors.items():
+        console.print(f"[red]{sink}[/]: checkpoints unavailable: {escape(error)}", soft_wrap=True)
+    for rejects in report.rejects:
+        if not rejects.counts:
+            continue
+        counts = ", ".join(f"{table} {count:,}" for table, count in rejects.counts.items())
+        console.print(f"[yellow]{rejects.sink}[/] rejected rows: {counts}", highlight=False)
+        for reject in rejects.first:
+            key = json.dumps(reject.key, ensure_ascii=False)
+            line = f"  {reject.table} {escape(key)}: {escape(reject.reason)}"
+            console.print(line, highlight=False)
+
+
+def render_aggregation_runs(report: StatusReport) -> None:
+    """The latest `chariot aggregate` runs with their partitions by state."""
+    if not report.aggregation_runs:
+        return
+    table = Table(title="Aggregation runs", title_justify="left")
+    for column in ("run", "status", "graph", "created", "promoted"):
+        table.add_column(column)
+    for column in ("pending", "running", "done", "failed"):
+        table.add_column(column, justify="right")
+    states = ("pending", "running", "done", "failed")
+    for run in report.aggregation_runs:
+        table.add_row(
+            str(run.run_id), run.status, run.graph_status, f"{run.created_at:%m-%d %H:%M:%S}",
+            f"{run.promoted_at:%m-%d %H:%M:%S}" if run.promoted_at else "-",
+            *(f"{run.partitions.get(state, 0):,}" for state in states),
+        )
+    console.print(table)
+    latest = report.aggregation_runs[0]
+    if latest.status == "running" and latest.last_error:  # an open run: why it stopped
+        console.print(f"[yellow]run {latest.run_id} last partition error:[/] "
+                      f"{escape(latest.last_error)}", soft_wrap=True)
+    if latest.graph_error:
+        console.print(f"[yellow]run {latest.run_id} graph error:[/] {escape(latest.graph_error)}",
+                      soft_wrap=True)
+
+
+def render_last_audit(report: StatusReport) -> None:
+    """One line for the latest `chariot audit`, and the tables where it found differences."""
+    audit = report.last_audit
+    if audit is None:
+        console.print("Last audit: none yet (`chariot audit`)")
+        return
+    verdict = "[green]clean[/]" if audit.clean else f"[red]{audit.differences:,} difference(s)[/]"
+    extras = " after repair" if audit.repaired else ""
+    extras += " (sampled)" if audit.mode == "sample" else ""
+    console.print(
+        f"Last audit #{audit.audit_id}: {verdict}{extras}, "
+        f"{audit.started_at:%Y-%m-%d %H:%M:%S} UTC, {audit.seconds:.1f} s; "
+        f"summaries: {audit.summaries}",
+        highlight=False,
+    )
+    for name, counts in audit.per_table.items():
+        if counts.get("missing") or counts.get("extra") or counts.get("differing"):
+            console.print(
+                f"  {escape(name)}: missing {counts['missing']:,}, extra {counts['extra']:,}, "
+                f"differing {counts['differing']:,}",
+                highlight=False,
+            )
 
 
 def register(app: typer.Typer) -> None:

@@ -50,6 +50,13 @@ class Sink(ABC):
         """Rejected-row counts per table and the first ``limit`` rejects (for status)."""
         return {}, []
 
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether ``write`` may succeed if called again with the same batch (connection
+        reset, server restarting, deadlock). The conductor retries those, up to
+        ``settings.run.max_attempts`` attempts with backoff; ``write`` must then reconnect
+        by itself. The default knows the built-in drivers; plugins may override it."""
+        return is_transient_error(error)
+
     def describe(self) -> str:
         """Where this sink writes, without secrets."""
         return self.name
@@ -76,3 +83,27 @@ class RepairableSink(Sink):
     def delete_keys(self, stream: Stream, keys: list[Key]) -> int:
         """Delete the rows with these source keys (and, in a graph, what they leave orphaned
         as documented by the sink). Returns rows deleted."""
+
+
+# SQLSTATE classes worth retrying in PostgreSQL: 08 connection exception, 40 transaction
+# rollback (serialization failure, deadlock), 57P01-03 server shutting down / restarting.
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "57P01", "57P02", "57P03")
+
+
+def is_transient_error(error: BaseException) -> bool:
+    """Transient errors of the built-in drivers, recognised without importing them."""
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    module = type(error).__module__
+    if module.startswith("neo4j"):
+        from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
+
+        return isinstance(error, (ServiceUnavailable, SessionExpired, TransientError))
+    if module.startswith("psycopg"):
+        import psycopg
+
+        sqlstate = getattr(error, "sqlstate", None) or ""
+        return isinstance(error, psycopg.OperationalError) and (
+            not sqlstate or sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
+        )
+    return False

@@ -1,0 +1,124 @@
+"""Rows per second of the Neo4j sink writing ratings, on MovieLens or synthetic data.
+
+    python bench/neo4j_sink_bench.py --movielens ../shared/data/ml-latest-small
+    python bench/neo4j_sink_bench.py --synthetic 1000000 --batch-size 10000
+
+It WIPES the Neo4j database before and after (Community has one database), taking the same
+file lock as the test suite so it never runs over someone's tests. Settings come from the
+CHARIOT_* environment / .env like the CLI. Rows are built in-process as the source driver
+returns them (int, int, Decimal, int), so the figure includes the sink's per-batch
+conversion, not the source read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fcntl
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from chariot.batch import Batch
+from chariot.config import Settings, load_settings
+from chariot.connections import neo4j_session
+from chariot.sinks.neo4j import Neo4jSink
+from chariot.streams import RATINGS
+
+LOCK_PATH = Path(tempfile.gettempdir()) / "chariot-neo4j-tests.lock"
+HALF_STARS = [Decimal(n) / 2 for n in range(1, 11)]
+Row = tuple[Any, ...]
+
+
+def movielens_ratings(directory: Path) -> list[Row]:
+    with open(directory / "ratings.csv", newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader)
+        rows = [(int(u), int(m), Decimal(r), int(t)) for u, m, r, t in reader]
+    return sorted(rows, key=lambda row: (row[0], row[1]))
+
+
+def synthetic_ratings(count: int, *, movies: int = 20_000, per_user: int = 150) -> list[Row]:
+    """MovieLens-shaped: ~150 ratings per user, skewed towards popular movies, key order."""
+    import numpy as np
+
+    generator = np.random.default_rng(42)
+    rows: list[Row] = []
+    user = 0
+    while len(rows) < count:
+        user += 1
+        size = min(per_user, count - len(rows))
+        # Pareto popularity; unique() sorts, which gives (userId, movieId) key order.
+        popular = (generator.pareto(1.2, size * 2) * 50).astype(np.int64) % movies + 1
+        picks = np.unique(popular)[:size]
+        stars = generator.integers(0, 10, len(picks))
+        stamps = generator.integers(828_000_000, 1_540_000_000, len(picks))
+        rows.extend(
+            (user, int(movie), HALF_STARS[star], int(stamp))
+            for movie, star, stamp in zip(picks, stars, stamps, strict=True)
+        )
+    return rows
+
+
+def wipe(settings: Settings) -> None:
+    # Relationships first: DETACH DELETE of 10,000 users at ~150 ratings each is 1.5M
+    # relationships in one inner transaction, past the transaction memory pool of a 1 GB heap.
+    batched = "IN TRANSACTIONS OF 10000 ROWS"
+    with neo4j_session(settings.neo4j) as session:
+        session.run(f"MATCH ()-[r]->() CALL (r) {{ DELETE r }} {batched}").consume()
+        session.run(f"MATCH (n) CALL (n) {{ DELETE n }} {batched}").consume()
+
+
+def batches_of(rows: list[Row], size: int) -> list[Batch]:
+    return [
+        Batch(RATINGS, rows[start : start + size], last_key=rows[start : start + size][-1][:2])
+        for start in range(0, len(rows), size)
+    ]
+
+
+def timed_writes(sink: Neo4jSink, batches: list[Batch]) -> tuple[int, float]:
+    started = time.perf_counter()
+    for batch in batches:
+        sink.write(batch)
+    return sum(len(batch) for batch in batches), time.perf_counter() - started
+
+
+def run(rows: list[Row], batch_size: int) -> str:
+    settings = load_settings()
+    batches = batches_of(rows, batch_size)
+    with open(LOCK_PATH, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        wipe(settings)
+        try:
+            with Neo4jSink(settings) as sink:
+                sink.prepare(RATINGS, full_refresh=True)
+                loaded, first = timed_writes(sink, batches)
+                # A replay (every MERGE finds its match) of the first tenth of the batches.
+                replayed, again = timed_writes(sink, batches[: max(1, len(batches) // 10)])
+        finally:
+            wipe(settings)
+    return (
+        f"{loaded:,} ratings, batch {batch_size:,}: first load {first:.1f} s "
+        f"({loaded / first:,.0f} rows/s); replay of {replayed:,} rows {again:.1f} s "
+        f"({replayed / again:,.0f} rows/s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--movielens", type=Path, help="directory with ratings.csv")
+    source.add_argument("--synthetic", type=int, help="this many generated ratings")
+    parser.add_argument("--batch-size", type=int, default=10_000)
+    args = parser.parse_args()
+    if args.movielens:
+        rows = movielens_ratings(args.movielens)
+    else:
+        rows = synthetic_ratings(args.synthetic)
+    print(run(rows, args.batch_size))
+
+
+if __name__ == "__main__":
+    main()

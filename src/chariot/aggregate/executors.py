@@ -1,0 +1,141 @@
+"""Executors: run ``run_worker`` N times - inline, in a local process pool, or on Dask.
+
+Each returns the workers' reports and the errors of workers that died (a killed process,
+a lost Dask worker): those never stop the round's other workers, and the partitions a dead
+worker held are taken over once their lease is released or expires.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from chariot.aggregate.worker import WorkerReport, run_worker
+from chariot.config import Settings
+from chariot.errors import ConfigError, ConnectionFailed
+
+EXECUTORS = ("inline", "process", "dask")
+POLL_SECONDS = 0.5
+DASK_CONNECT_SECONDS = 15
+
+
+@dataclass
+class Round:
+    reports: list[WorkerReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+Tick = Callable[[], None]  # called every POLL_SECONDS while workers run (progress, reaping)
+
+
+def choose_executor(executor: str | None, workers: int) -> str:
+    if executor is None or executor == "auto":
+        return "inline" if workers == 1 else "process"
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    return executor
+
+
+def run_round(
+    executor: str, settings: Settings, run_id: int, workers: int, scheduler: str | None, tick: Tick
+) -> Round:
+    if executor == "inline":
+        return _inline(settings, run_id, tick)
+    if executor == "process":
+        return _process_pool(settings, run_id, workers, tick)
+    return _dask(settings, run_id, workers, scheduler, tick)
+
+
+def _inline(settings: Settings, run_id: int, tick: Tick) -> Round:
+    return Round(reports=[run_worker(settings, run_id, after_partition=tick)])
+
+
+def _process_pool(settings: Settings, run_id: int, workers: int, tick: Tick) -> Round:
+    # spawn, not fork: the caller may have threads (progress display) whose locks a fork
+    # would copy in a held state.
+    context = multiprocessing.get_context("spawn")
+    result = Round()
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [
+            pool.submit(run_worker, settings, run_id, parent_pid=os.getpid())
+            for _ in range(workers)
+        ]
+        _collect(futures, result, tick)
+    return result
+
+
+def _collect(futures: list[Future[WorkerReport]], result: Round, tick: Tick) -> None:
+    pending = set(futures)
+    while pending:
+        finished, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+        for future in finished:
+            error = future.exception()
+            if error is None:
+                result.reports.append(future.result())
+            else:  # keep the first failures, let the other workers finish
+                result.errors.append(f"{type(error).__name__}: {error}")
+        tick()
+
+
+def check_executor(executor: str, scheduler: str | None) -> None:
+    """Fail before any work when the chosen executor cannot run."""
+    if executor != "dask":
+        return
+    if not scheduler:
+        raise ConfigError(
+            "--executor dask needs the address of a running Dask scheduler",
+            hint="pass --scheduler tcp://HOST:8786 (or set CHARIOT_RUN__SCHEDULER)",
+        )
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "the dask executor needs the optional dependency dask[distributed]",
+            hint="pip install 'chariot[dask]'",
+        ) from None
+
+
+def _dask(
+    settings: Settings, run_id: int, workers: int, scheduler: str | None, tick: Tick
+) -> Round:
+    check_executor("dask", scheduler)
+    from distributed import Client
+
+    try:
+        client = Client(scheduler, timeout=DASK_CONNECT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError) as error:
+        raise ConnectionFailed(
+            f"Dask scheduler at {scheduler}: {error}",
+            hint="is the scheduler running and reachable?",
+        ) from None
+    result = Round()
+    try:
+        futures = [
+            client.submit(
+                run_worker,
+                settings,
+                run_id,
+                pure=False,
+                key=f"chariot-agg-{run_id}-{uuid.uuid4().hex}",
+            )
+            for index in range(workers)
+        ]
+        pending = futures
+        while pending:
+            time.sleep(POLL_SECONDS)
+            for future in [f for f in pending if f.done()]:
+                if future.status == "finished":
+                    result.reports.append(future.result())
+                else:  # a task that errored, or lost its worker more often than allowed
+                    error = future.exception()
+                    result.errors.append(f"{type(error).__name__}: {error}")
+            pending = [f for f in pending if not f.done()]
+            tick()
+    finally:
+        client.close()
+    return result

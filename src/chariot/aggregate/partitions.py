@@ -1,0 +1,307 @@
+"""Job control: runs and their partitions in PostgreSQL, claimed under a lease.
+
+A run has two kinds of partitions, each a half-open key range ``(key_after, key_through]``
+(NULL = unbounded) sized by ROW COUNT (~``partition_rows`` ratings each):
+
+* ``movie`` partitions cut the movie ids, so every movie's ratings are in one partition
+  (medians need them all); a movie with more ratings than ``partition_rows`` is alone.
+* ``user`` partitions cut the user ids, so every user's statistics are exact too.
+
+The ranges tile the whole key space, so a rating can never fall between two partitions.
+
+A worker claims the next partition (``FOR UPDATE SKIP LOCKED``; pending ones, and running
+ones whose lease expired), gets a fresh ``lease_token``, and commits its results together
+with the ``done`` mark only while that token is still the partition's: a worker whose lease
+was taken over cannot commit, so no partition is ever counted twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chariot.aggregate import schema
+
+PARTITION_KINDS = ("movie", "user")
+KEY_COLUMNS = {"movie": "movie_id", "user": "user_id"}
+
+
+@dataclass(frozen=True)
+class Claim:
+    run_id: int
+    partition_id: int
+    kind: str
+    key_after: int | None
+    key_through: int | None
+    lease_token: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    run_id: int
+    resumed: bool  # True: an unfinished run was continued (or joined)
+    partitions_total: int
+    partitions_done_before: int
+    partitions_reset: int  # failed partitions given a fresh set of attempts
+
+
+def worker_id() -> str:
+    """``host:pid`` - lets a later run on the same host see that a lease holder is dead."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class JobControl:
+    """The SQL of runs and partitions over one psycopg connection (the caller commits)."""
+
+    def __init__(self, connection: Any, schema_name: str) -> None:
+        self.connection = connection
+        self.schema = schema_name
+        self.runs = schema.qualified(schema_name, schema.RUNS)
+        self.partitions = schema.qualified(schema_name, schema.PARTITIONS)
+        self.ratings = schema.qualified(schema_name, schema.RATINGS)
+
+    def execute(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        return self.connection.execute(query, params)
+
+    # -- runs --------------------------------------------------------------------------
+
+    def lock_runs(self) -> None:
+        """Serialise 'find or create the open run' between concurrent commands."""
+        self.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"chariot-agg-runs:{self.schema}",)
+        )
+
+    def open_run_id(self) -> int | None:
+        row = self.execute(
+            f"SELECT max(run_id) FROM {self.runs} WHERE status = 'running'"
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def abandon_open_runs(self) -> list[int]:
+        rows = self.execute(
+            f"UPDATE {self.runs} SET status = 'abandoned', updated_at = now() "
+            "WHERE status = 'running' RETURNING run_id"
+        ).fetchall()
+        abandoned = [int(row[0]) for row in rows]
+        for table in (schema.MOVIE_STAGING, schema.USER_STAGING):
+            self.execute(
+                f"DELETE FROM {schema.qualified(self.schema, table)} WHERE run_id = ANY(%s)",
+                (abandoned,),
+            )
+        return abandoned
+
+    def create_run(self, partition_rows: int, prior_weight: float, prior_mean: float) -> int:
+        run_id = int(
+            self.execute(
+                f"INSERT INTO {self.runs} (partition_rows, bayes_prior_weight, bayes_prior_mean) "
+                "VALUES (%s, %s, %s) RETURNING run_id",
+                (partition_rows, prior_weight, prior_mean),
+            ).fetchone()[0]
+        )
+        for kind in PARTITION_KINDS:
+            self._plan(run_id, kind, partition_rows)
+        self.execute(
+            f"UPDATE {self.runs} SET ratings_planned = (SELECT coalesce(sum(rows_planned), 0) "
+            f"FROM {self.partitions} WHERE run_id = %s AND kind = 'movie') WHERE run_id = %s",
+            (run_id, run_id),
+        )
+        return run_id
+
+    def _plan(self, run_id: int, kind: str, partition_rows: int) -> None:
+        """Cut the key space at cumulative row counts: bucket = rows before this key // size."""
+        key = KEY_COLUMNS[kind]
+        self.execute(
+            f"""
+            INSERT INTO {self.partitions}
+                (run_id, partition_id, kind, key_after, key_through, rows_planned)
+            WITH counted AS (
+                SELECT {key} AS k, count(*) AS n FROM {self.ratings} GROUP BY {key}
+            ), bucketed AS (
+                SELECT k, n, ((sum(n) OVER (ORDER BY k))::bigint - n) / %(rows)s AS bucket
+                FROM counted
+            ), buckets AS (
+                SELECT bucket, max(k) AS last_key, sum(n)::bigint AS n FROM bucketed GROUP BY bucket
+            )
+            SELECT %(run)s,
+                   (SELECT coalesce(max(partition_id) + 1, 0) FROM {self.partitions}
+                    WHERE run_id = %(run)s) + row_number() OVER (ORDER BY bucket) - 1,
+                   %(kind)s,
+                   lag(last_key) OVER (ORDER BY bucket),
+                   CASE WHEN bucket = max(bucket) OVER () THEN NULL ELSE last_key END,
+                   n
+            FROM buckets
+            """,
+            {"run": run_id, "kind": kind, "rows": partition_rows},
+        )
+        planned = self.execute(
+            f"SELECT count(*) FROM {self.partitions} WHERE run_id = %s AND kind = %s",
+            (run_id, kind),
+        ).fetchone()[0]
+        if planned == 0:  # no ratings yet: one unbounded partition still covers the key space
+            self.execute(
+                f"INSERT INTO {self.partitions} (run_id, partition_id, kind, rows_planned) "
+                f"VALUES (%s, (SELECT coalesce(max(partition_id) + 1, 0) FROM {self.partitions} "
+                "WHERE run_id = %s), %s, 0)",
+                (run_id, run_id, kind),
+            )
+
+    def reset_failed(self, run_id: int) -> int:
+        """A new invocation gives partitions that failed for good a fresh set of attempts."""
+        return self.execute(
+            f"UPDATE {self.partitions} SET status = 'pending', attempts = 0, worker_id = NULL, "
+            "lease_token = NULL, lease_expires_at = NULL WHERE run_id = %s AND status = 'failed'",
+            (run_id,),
+        ).rowcount
+
+    def counts(self, run_id: int) -> dict[str, int]:
+        """Partitions by state, plus ``claimable`` (pending or running with an expired lease)."""
+        row = self.execute(
+            f"""SELECT count(*) FILTER (WHERE status = 'pending'),
+                       count(*) FILTER (WHERE status = 'running'),
+                       count(*) FILTER (WHERE status = 'done'),
+                       count(*) FILTER (WHERE status = 'failed'),
+                       count(*) FILTER (WHERE status = 'pending'
+                                        OR (status = 'running' AND lease_expires_at < now())),
+                       count(*)
+                FROM {self.partitions} WHERE run_id = %s""",
+            (run_id,),
+        ).fetchone()
+        names = ("pending", "running", "done", "failed", "claimable", "total")
+        return {name: int(value) for name, value in zip(names, row, strict=True)}
+
+    def failures(
+        self, run_id: int, limit: int = 3
+    ) -> list[tuple[int, str, int | None, int | None, str]]:
+        return self.execute(
+            f"SELECT partition_id, kind, key_after, key_through, coalesce(last_error, '') "
+            f"FROM {self.partitions} WHERE run_id = %s AND status = 'failed' "
+            "ORDER BY partition_id LIMIT %s",
+            (run_id, limit),
+        ).fetchall()
+
+    # -- partitions --------------------------------------------------------------------
+
+    def claim_next(
+        self, run_id: int, worker: str, lease_seconds: int, max_attempts: int
+    ) -> Claim | None:
+        """Take the biggest claimable partition of a still-running run (caller commits)."""
+        self.execute(
+            f"""UPDATE {self.partitions} SET status = 'failed', lease_token = NULL,
+                    last_error = 'lease expired during attempt ' || attempts
+                        || ' (worker ' || coalesce(worker_id, '?') || ' died or hung)'
+                WHERE run_id = %s AND status = 'running' AND lease_expires_at < now()
+                  AND attempts >= %s""",
+            (run_id, max_attempts),
+        )
+        row = self.execute(
+            f"""UPDATE {self.partitions} AS p
+                SET status = 'running', attempts = p.attempts + 1, worker_id = %(worker)s,
+                    lease_token = gen_random_uuid(),
+                    lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s::float8),
+                    started_at = clock_timestamp(), finished_at = NULL
+                FROM (
+                    SELECT q.run_id, q.partition_id FROM {self.partitions} q
+                    JOIN {self.runs} r ON r.run_id = q.run_id AND r.status = 'running'
+                    WHERE q.run_id = %(run)s AND (q.status = 'pending'
+                          OR (q.status = 'running' AND q.lease_expires_at < now()))
+                    ORDER BY q.rows_planned DESC, q.partition_id
+                    LIMIT 1 FOR UPDATE OF q SKIP LOCKED
+                ) AS next
+                WHERE p.run_id = next.run_id AND p.partition_id = next.partition_id
+                RETURNING p.partition_id, p.kind, p.key_after, p.key_through,
+                          p.lease_token::text, p.attempts""",
+            {"run": run_id, "worker": worker, "lease": lease_seconds},
+        ).fetchone()
+        if row is None:
+            return None
+        return Claim(run_id, int(row[0]), str(row[1]), row[2], row[3], str(row[4]), int(row[5]))
+
+    def mark_done(self, claim: Claim, *, seconds: float, rows_in: int, rows_out: int) -> bool:
+        """Mark done iff the lease is still ours and the run still open (row-locks both)."""
+        open_run = self.execute(
+            f"SELECT 1 FROM {self.runs} WHERE run_id = %s AND status = 'running' FOR SHARE",
+            (claim.run_id,),
+        ).fetchone()
+        if open_run is None:
+            return False
+        row = self.execute(
+            f"""UPDATE {self.partitions} SET status = 'done', finished_at = clock_timestamp(),
+                    seconds = %s, rows_in = %s, rows_out = %s, lease_expires_at = NULL,
+                    last_error = NULL
+                WHERE run_id = %s AND partition_id = %s AND status = 'running'
+                  AND lease_token = %s::uuid
+                RETURNING 1""",
+            (seconds, rows_in, rows_out, claim.run_id, claim.partition_id, claim.lease_token),
+        ).fetchone()
+        return row is not None
+
+    def mark_failed(self, claim: Claim, error: str, max_attempts: int) -> None:
+        """Back to pending for another attempt, or failed for good after ``max_attempts``."""
+        self.execute(
+            f"""UPDATE {self.partitions}
+                SET status = CASE WHEN attempts >= %s THEN 'failed' ELSE 'pending' END,
+                    last_error = %s, lease_token = NULL, lease_expires_at = NULL,
+                    finished_at = clock_timestamp()
+                WHERE run_id = %s AND partition_id = %s AND lease_token = %s::uuid""",
+            (max_attempts, error[:2000], claim.run_id, claim.partition_id, claim.lease_token),
+        )
+
+    def renew(self, claim: Claim, lease_seconds: int) -> bool:
+        row = self.execute(
+            f"""UPDATE {self.partitions}
+                SET lease_expires_at = clock_timestamp() + make_interval(secs => %s::float8)
+                WHERE run_id = %s AND partition_id = %s AND status = 'running'
+                  AND lease_token = %s::uuid RETURNING 1""",
+            (lease_seconds, claim.run_id, claim.partition_id, claim.lease_token),
+        ).fetchone()
+        return row is not None
+
+    def release_dead_local_leases(self, run_id: int) -> int:
+        """Expire the leases of workers on this host whose process no longer exists.
+
+        Only shortens the wait for a lease to expire; safety never depends on it, because a
+        holder that is somehow still alive can no longer commit once its token is replaced.
+        """
+        host = socket.gethostname()
+        rows = self.execute(
+            f"SELECT partition_id, worker_id, lease_token::text FROM {self.partitions} "
+            "WHERE run_id = %s AND status = 'running' AND lease_expires_at >= now()",
+            (run_id,),
+        ).fetchall()
+        released = 0
+        for partition_id, holder, token in rows:
+            if _is_dead_local_process(holder, host):
+                released += self.execute(
+                    f"UPDATE {self.partitions} SET lease_expires_at = now() - interval '1 second' "
+                    "WHERE run_id = %s AND partition_id = %s AND lease_token = %s::uuid",
+                    (run_id, partition_id, token),
+                ).rowcount
+        return released
+
+
+def _is_dead_local_process(holder: str | None, host: str) -> bool:
+    if not holder or ":" not in holder:
+        return False
+    holder_host, _, pid_text = holder.rpartition(":")
+    if holder_host != host or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return _is_zombie(int(pid_text))
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed child not yet reaped by its parent still answers ``kill 0``."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return False

@@ -1,0 +1,136 @@
+"""`chariot audit`: exact comparison of the source with every sink, row by row.
+
+canonical.py  the canonical row text per stream and database (SQL and Python alike)
+segments.py   key-space segments and the range predicates of each database
+sides.py      what a database offers the comparison (checksums, digests, rows)
+source.py     MySQL/MariaDB side; postgres.py, neo4j.py: the sinks' sides
+compare.py    segment checksums, bisection, row classification
+tables.py     one stream at a time, sides in parallel, the report rows
+summaries.py  aggregation summaries against an independent recomputation
+repair.py     --repair: upsert what is missing or changed, delete what is extra
+history.py    each audit's summary in _chariot_audits, for `chariot status`
+report.py     the result models
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from chariot.audit.report import AuditReport, LastAudit, RepairReport, SummariesAudit
+from chariot.config import Settings
+from chariot.errors import ChariotError, ConfigError
+from chariot.streams import MOVIELENS_STREAMS
+
+if TYPE_CHECKING:
+    from chariot.audit.tables import Scope
+
+__all__ = ["AuditOptions", "AuditReport", "LastAudit", "last_audit", "run_audit"]
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    tables: tuple[str, ...] | None = None  # None: every table
+    sinks: tuple[str, ...] | None = None  # None: settings.run.sinks
+    sample: float | None = None  # compare only this fraction of the segments
+    repair: bool = False
+    examples: int = 10  # keys listed per kind of difference, per table and sink
+    segment_rows: int | None = None  # None: about 64 segments per table
+    summaries: bool = True
+    seed: int | None = None  # for a reproducible --sample
+
+
+def run_audit(settings: Settings, options: AuditOptions | None = None) -> AuditReport:
+    """Compare every selected table in every selected sink with the source.
+
+    Raises ``ConfigError`` for bad options and ``AuditError``/``ConnectionFailed`` when the
+    audit itself cannot run; differences are data in the returned report, never errors.
+    """
+    from chariot.audit.history import store_audit
+    from chariot.audit.repair import repair
+    from chariot.audit.tables import audit_tables
+
+    options = options or AuditOptions()
+    scope = _scope(settings, options)
+    started_at, started = datetime.now(UTC), time.perf_counter()
+    audits = audit_tables(settings, scope)
+    summaries = _summaries(settings, scope, options)
+    repaired: RepairReport | None = None
+    if options.repair:
+        actions = repair(settings, audits)
+        after = audit_tables(settings, scope) if actions else audits
+        repaired = RepairReport(actions=actions, after=[a.result for a in after])
+    report = AuditReport(
+        started_at=started_at,
+        seconds=0.0,
+        mode="sample" if scope.sample is not None else "full",
+        sample_fraction=scope.sample,
+        tables=[s.name for s in scope.streams],
+        sinks=list(scope.sinks),
+        results=[a.result for a in audits],
+        summaries=summaries,
+        repair=repaired,
+    )
+    report.seconds = round(time.perf_counter() - started, 3)
+    try:
+        report.audit_id = store_audit(settings, report)
+    except ChariotError as error:
+        report.notes.append(f"this audit could not be stored for `chariot status`: {error}")
+    return report
+
+
+def last_audit(settings: Settings) -> LastAudit | None:
+    from chariot.audit.history import last_audit as stored
+
+    return stored(settings)
+
+
+def _scope(settings: Settings, options: AuditOptions) -> Scope:
+    from chariot.audit.tables import AUDITABLE_SINKS, Scope
+
+    by_name = {s.name: s for s in MOVIELENS_STREAMS}
+    tables = list(dict.fromkeys(options.tables or by_name))
+    unknown = [t for t in tables if t not in by_name]
+    if unknown:
+        raise ConfigError(f"unknown table {unknown[0]!r}", hint=f"tables: {', '.join(by_name)}")
+    sinks = list(dict.fromkeys(options.sinks or settings.run.sinks))
+    unknown = [s for s in sinks if s not in AUDITABLE_SINKS]
+    if unknown or not sinks:
+        raise ConfigError(
+            f"the audit cannot compare sink {unknown[0]!r}" if unknown else "no sink selected",
+            hint=f"sinks the audit knows: {', '.join(AUDITABLE_SINKS)}",
+        )
+    if options.sample is not None and not 0 < options.sample <= 1:
+        raise ConfigError(f"--sample must be a fraction in (0, 1], not {options.sample}")
+    if options.sample is not None and options.repair:
+        raise ConfigError("--repair needs a full audit", hint="drop --sample")
+    if options.segment_rows is not None and options.segment_rows < 2:
+        raise ConfigError("--segment-rows must be at least 2")
+    sample = None if options.sample is None or options.sample >= 1 else options.sample
+    streams = tuple(s for s in MOVIELENS_STREAMS if s.name in tables)
+    return Scope(
+        streams=streams,
+        sinks=tuple(s for s in AUDITABLE_SINKS if s in sinks),
+        sample=sample,
+        segment_rows=options.segment_rows,
+        examples=max(0, options.examples),
+        seed=options.seed,
+    )
+
+
+def _summaries(settings: Settings, scope: Scope, options: AuditOptions) -> SummariesAudit:
+    from chariot.audit.summaries import audit_summaries
+
+    if not options.summaries:
+        return SummariesAudit(status="skipped", note="--no-summaries")
+    if "ratings" not in [s.name for s in scope.streams]:
+        return SummariesAudit(
+            status="skipped", note="summaries are checked when ratings are audited"
+        )
+    if "postgres" not in scope.sinks:
+        return SummariesAudit(
+            status="skipped", note="summaries live in PostgreSQL, which was not selected"
+        )
+    return audit_summaries(settings, neo4j="neo4j" in scope.sinks)

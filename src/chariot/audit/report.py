@@ -1,0 +1,116 @@
+"""What an audit returns: per table and sink, what was compared and what differs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, computed_field
+
+DifferenceKind = Literal["missing", "extra", "differing"]
+
+
+class RowDifference(BaseModel):
+    kind: DifferenceKind
+    key: list[Any] = Field(description="the source key, in key order")
+    source: dict[str, Any] | None = Field(None, description="the row as the sink should hold it")
+    sink: dict[str, Any] | None = Field(None, description="the row as the sink holds it")
+    changed: list[str] = Field(default_factory=list, description="fields that differ")
+
+
+class TableAudit(BaseModel):
+    """One table in one sink, compared with the source."""
+
+    table: str
+    sink: str
+    source_rows: int = Field(description="rows in the source, in the compared segments")
+    sink_rows: int = Field(description="rows in the sink, in the compared segments")
+    rows_compared: int = Field(description="source rows whose segment was compared")
+    missing: int = Field(0, description="source rows the sink lacks (rejected rows excluded)")
+    extra: int = Field(0, description="sink rows the source does not have")
+    differing: int = Field(0, description="rows in both whose values differ")
+    rejected_known: int = Field(0, description="missing rows a sync recorded as rejected")
+    segments: int = Field(description="segments the key space was split into")
+    segments_compared: int
+    segments_differing: int
+    sampled: bool = Field(False, description="only a random subset of segments was compared")
+    seconds: float
+    examples: list[RowDifference] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def clean(self) -> bool:
+        return self.missing == 0 and self.extra == 0 and self.differing == 0
+
+
+class SummariesAudit(BaseModel):
+    """The aggregation's summaries against an independent recomputation."""
+
+    status: Literal["ok", "differences", "no summaries yet", "skipped"]
+    note: str | None = None
+    check: dict[str, Any] | None = Field(None, description="chariot.aggregate.verify.SummaryCheck")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def clean(self) -> bool:
+        return self.status != "differences"
+
+
+class RepairAction(BaseModel):
+    table: str
+    sink: str
+    upserted: int = 0
+    deleted: int = 0
+    note: str | None = None
+
+
+class RepairReport(BaseModel):
+    actions: list[RepairAction]
+    after: list[TableAudit] = Field(description="the audit run again after the repair")
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def clean(self) -> bool:
+        return all(result.clean for result in self.after)
+
+
+class AuditReport(BaseModel):
+    started_at: datetime
+    seconds: float
+    mode: Literal["full", "sample"]
+    sample_fraction: float | None = None
+    tables: list[str]
+    sinks: list[str]
+    results: list[TableAudit]
+    summaries: SummariesAudit
+    repair: RepairReport | None = None
+    audit_id: int | None = Field(None, description="row in _chariot_audits; None if not stored")
+    notes: list[str] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def differences(self) -> int:
+        """Differences left at the end (after the repair, when one ran)."""
+        final = self.repair.after if self.repair is not None else self.results
+        return sum(r.missing + r.extra + r.differing for r in final)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def clean(self) -> bool:
+        return self.differences == 0 and self.summaries.clean
+
+
+class LastAudit(BaseModel):
+    """The stored summary of the latest audit, for ``chariot status``."""
+
+    audit_id: int
+    started_at: datetime
+    seconds: float
+    mode: str
+    clean: bool
+    differences: int
+    repaired: bool
+    summaries: str
+    per_table: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description='"table/sink" -> missing, extra, differing, rows_compared'
+    )

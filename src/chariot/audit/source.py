@@ -1,0 +1,216 @@
+"""The MySQL/MariaDB source as a comparison side; also where boundaries and repair rows come from.
+
+Reads run in autocommit (one short snapshot per statement), so an audit never holds a
+transaction open across segments. Key order and key comparison are the source's own (the
+primary key's collation): boundaries are read with ``ORDER BY key LIMIT 1 OFFSET n``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from chariot.audit.canonical import Canonical, arith_total, mysql_arith, mysql_digest
+from chariot.audit.segments import Segment, keys_condition, positional, range_condition
+from chariot.audit.sides import KEYS_PER_QUERY, Checksum, Digests, HashingSide
+from chariot.batch import Key
+from chariot.config import Settings
+from chariot.connections import mysql_connect
+from chariot.errors import AuditError
+
+if TYPE_CHECKING:
+    import pymysql.connections
+
+
+class SourceSide(HashingSide):
+    """The source table of one stream. SQL does the canonical text and MD5, unless the
+    canonical form needs Python (``canonical.from_source_row``: the graph's genre sets)."""
+
+    label = "mysql"
+
+    def __init__(self, settings: Settings, canonical: Canonical) -> None:
+        super().__init__(canonical)
+        if not settings.mysql.is_mysql:
+            raise AuditError(
+                f"the audit reads MySQL or MariaDB sources, not {settings.mysql.display_url()}",
+                hint="unset CHARIOT_MYSQL__URL or point it at MySQL/MariaDB",
+            )
+        self.settings = settings
+        self.stream = canonical.stream
+        self.table = f"`{self.stream.source_table}`"
+        self.key_columns = [f"`{name}`" for name in self.stream.key]
+        self.python_mode = canonical.from_source_row is not None
+        self.bisectable = not self.python_mode
+        self._connection: pymysql.connections.Connection | None = None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def connection(self) -> pymysql.connections.Connection:
+        if self._connection is None:
+            self._connection = mysql_connect(self.settings.mysql)
+            self._connection.autocommit(True)
+        return self._connection
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        import pymysql
+
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, tuple(params))
+                return list(cursor.fetchall())
+        except pymysql.MySQLError as error:
+            raise AuditError(
+                f"source table {self.stream.source_table}: {_mysql_message(error)}",
+                hint=_mysql_hint(error),
+            ) from error
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def where(self, segment: Segment) -> tuple[str, list[Any]]:
+        values, param = positional()
+        return range_condition(self.key_columns, segment, param), values
+
+    # -- what the whole audit needs once per stream ------------------------------------------
+
+    def check_exists(self) -> None:
+        found = self.query(
+            "SELECT COUNT(*) FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() AND table_name = %s",
+            (self.stream.source_table,),
+        )
+        if not found[0][0]:
+            raise AuditError(
+                f"source table {self.stream.source_table} does not exist in "
+                f"{self.settings.mysql.display_url()}",
+                hint="load the source first, e.g. `chariot seed movielens`",
+            )
+
+    def count_rows(self) -> int:
+        return int(self.query(f"SELECT COUNT(*) FROM {self.table}")[0][0])
+
+    def boundaries(self, segment_rows: int) -> list[Key]:
+        """Every ``segment_rows``-th key, walking the primary key once in short queries."""
+        order = ", ".join(self.key_columns)
+        found: list[Key] = []
+        last: Key | None = None
+        while True:
+            where, params = self.where(Segment(last, None))
+            rows = self.query(
+                f"SELECT {order} FROM {self.table} WHERE {where} "
+                f"ORDER BY {order} LIMIT 1 OFFSET {segment_rows - 1}",
+                params,
+            )
+            if not rows:
+                return found
+            last = tuple(rows[0])
+            found.append(last)
+
+    # -- the Side interface -----------------------------------------------------------------
+
+    def checksum(self, segment: Segment) -> Checksum:
+        if self.python_mode:
+            return super().checksum(segment)
+        where, params = self.where(segment)
+        sums = ", ".join(f"COALESCE(SUM({part}), 0)" for part in self._digest_parts())
+        count, *totals = self.query(
+            f"SELECT COUNT(*), {sums} FROM {self.table} WHERE {where}", params
+        )[0]
+        return Checksum(int(count), self._combine(totals))
+
+    def _digest_parts(self) -> list[str]:
+        if self.canonical.flavor == "arith":
+            return list(mysql_arith(self.canonical))
+        return [mysql_digest(self.canonical)]
+
+    def _combine(self, parts: Sequence[Any]) -> int:
+        if self.canonical.flavor == "arith":
+            return arith_total(parts[0], parts[1], 0)
+        return int(parts[0])
+
+    def digests(self, segment: Segment) -> Digests:
+        if self.python_mode:
+            return super().digests(segment)
+        where, params = self.where(segment)
+        width = len(self.key_columns)
+        parts = ", ".join(self._digest_parts())
+        rows = self.query(
+            f"SELECT {', '.join(self.key_columns)}, {parts} FROM {self.table} WHERE {where}", params
+        )
+        return [(tuple(row[:width]), self._combine(row[width:])) for row in rows]
+
+    def split_key(self, segment: Segment, offset: int) -> Key | None:
+        keys = self.keys_in(segment, limit=1, offset=offset)
+        return keys[0] if keys else None
+
+    def keys_in(self, segment: Segment, limit: int | None = None, offset: int = 0) -> list[Key]:
+        where, params = self.where(segment)
+        order = ", ".join(self.key_columns)
+        paging = f" LIMIT {int(limit)} OFFSET {int(offset)}" if limit is not None else ""
+        rows = self.query(
+            f"SELECT {order} FROM {self.table} WHERE {where} ORDER BY {order}{paging}", params
+        )
+        return [tuple(row) for row in rows]
+
+    def segment_values(self, segment: Segment) -> Iterable[Sequence[Any]]:
+        where, params = self.where(segment)
+        return self._values(where, params)
+
+    def fetch_values(self, keys: Sequence[Key]) -> list[tuple[Any, ...]]:
+        values, param = positional()
+        return self._values(keys_condition(self.key_columns, keys, param), values)
+
+    def _values(self, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        if self.python_mode:
+            convert = self.canonical.from_source_row
+            assert convert is not None
+            return [convert(row) for row in self._raw(where, params)]
+        fields = ", ".join(f.mysql for f in self.canonical.fields)
+        return [
+            tuple(row)
+            for row in self.query(f"SELECT {fields} FROM {self.table} WHERE {where}", params)
+        ]
+
+    # -- raw source rows, for the repair -----------------------------------------------------
+
+    def raw_rows(self, keys: Sequence[Key]) -> list[tuple[Any, ...]]:
+        """Source rows (``stream.source_columns`` order, driver types) with these keys."""
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(keys), KEYS_PER_QUERY):
+            values, param = positional()
+            where = keys_condition(self.key_columns, keys[start : start + KEYS_PER_QUERY], param)
+            rows.extend(self._raw(where, values))
+        return rows
+
+    def raw_rows_in(self, segment: Segment) -> list[tuple[Any, ...]]:
+        where, params = self.where(segment)
+        return self._raw(where, params)
+
+    def _raw(self, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        columns = ", ".join(f"`{name}`" for name in self.stream.source_columns)
+        order = ", ".join(self.key_columns)
+        return [
+            tuple(row)
+            for row in self.query(
+                f"SELECT {columns} FROM {self.table} WHERE {where} ORDER BY {order}", params
+            )
+        ]
+
+
+def _mysql_message(error: BaseException) -> str:
+    args = getattr(error, "args", ())
+    if len(args) == 2 and isinstance(args[0], int):
+        return f"{args[1]} (MySQL error {args[0]})"
+    return str(error) or type(error).__name__
+
+
+def _mysql_hint(error: BaseException) -> str | None:
+    code = error.args[0] if getattr(error, "args", None) else None
+    if code in (1305, 1064):  # no such function / syntax: an old server
+        return "the audit needs MySQL 8.0+ or MariaDB 10.3+ (REGEXP_SUBSTR, CONV, MD5)"
+    if code in (2006, 2013, 2003):
+        return "the source server went away; re-run the audit"
+    return None

@@ -1,0 +1,230 @@
+"""`chariot aggregate`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from chariot.aggregate.runner import AggregationResult, run_aggregation
+from chariot.cli.common import (
+    JsonOption,
+    console,
+    err_console,
+    global_options,
+    print_json,
+    reported_errors,
+    settings_from,
+)
+from chariot.errors import AggregationError
+
+
+class Executor(StrEnum):
+    auto = "auto"
+    inline = "inline"
+    process = "process"
+    dask = "dask"
+
+
+def aggregate(
+    ctx: typer.Context,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "-w", min=1, max=256, help="Worker count (default CHARIOT_RUN__WORKERS)."
+        ),
+    ] = None,
+    executor: Annotated[
+        Executor | None,
+        typer.Option(
+            "--executor",
+            help="auto (inline for 1 worker, else processes), inline, process, or dask "
+            "(default CHARIOT_RUN__EXECUTOR).",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="Dask scheduler address for --executor dask, e.g. tcp://host:8786."
+        ),
+    ] = None,
+    partition_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--partition-rows",
+            min=1,
+            help="Ratings per partition of a NEW run (default CHARIOT_RUN__PARTITION_ROWS).",
+        ),
+    ] = None,
+    restart: Annotated[
+        bool,
+        typer.Option(
+            "--restart", help="Abandon the unfinished run (if any) and start a fresh one."
+        ),
+    ] = False,
+    graph: Annotated[
+        bool,
+        typer.Option(
+            "--graph/--no-graph", help="Write the movie summaries onto Neo4j Movie nodes."
+        ),
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Summarise ratings per movie, user and genre in PostgreSQL (and on Neo4j Movie nodes).
+
+    Resumable: re-run after any interruption and only unfinished partitions are computed;
+    the new summaries replace the old in one transaction. Exits 6 when partitions failed
+    beyond CHARIOT_RUN__PARTITION_ATTEMPTS or the Neo4j write failed (re-run to finish it).
+    """
+    show_progress = not as_json and global_options(ctx).verbosity >= 0
+    with reported_errors(ctx, as_json=as_json):
+        settings = settings_from(ctx, partition_rows=partition_rows)
+        with partition_progress(show_progress) as progress:
+            result = run_aggregation(
+                settings,
+                workers=workers,
+                executor=executor.value if executor else None,
+                scheduler=scheduler,
+                restart=restart,
+                graph=graph,
+                progress=progress,
+            )
+    if as_json:
+        print_json(result)
+    else:
+        render_result(result)
+    if result.graph_error:
+        if not as_json:
+            err_console.print(
+                f"[bold red]Error:[/] PostgreSQL summaries of run {result.run_id} are "
+                f"promoted, but the Neo4j write failed: {escape(result.graph_error)}",
+                soft_wrap=True,
+            )
+            err_console.print("[dim]Hint: re-run `chariot aggregate` to finish the graph write.[/]")
+        raise typer.Exit(AggregationError.exit_code)
+
+
+@contextmanager
+def partition_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar over partitions on stderr (stdout stays clean for pipes)."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("partitions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task("aggregate", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def render_result(result: AggregationResult) -> None:
+    table = Table(
+        title=f"Aggregation run {result.run_id}",
+        title_justify="left",
+        box=box.SIMPLE,
+        show_header=False,
+    )
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    for label, value in _result_rows(result):
+        table.add_row(label, value)
+    console.print(table)
+    if result.worker_reports:
+        workers = Table(title="Workers", title_justify="left", box=box.SIMPLE)
+        for column in (
+            "worker",
+            "partitions",
+            "retried",
+            "leases lost",
+            "rows read",
+            "rows out",
+            "seconds",
+        ):
+            workers.add_column(column, justify="left" if column == "worker" else "right")
+        for report in result.worker_reports:
+            workers.add_row(
+                report.worker_id,
+                f"{report.partitions_done:,}",
+                str(report.attempts_failed),
+                str(report.leases_lost),
+                f"{report.rows_in:,}",
+                f"{report.rows_out:,}",
+                f"{report.seconds:.2f}",
+            )
+        console.print(workers)
+    for crash in result.worker_crashes:
+        err_console.print(
+            f"[yellow]worker lost (its partitions were taken over):[/] {escape(crash)}",
+            soft_wrap=True,
+        )
+
+
+def _result_rows(result: AggregationResult) -> list[tuple[str, str]]:
+    if result.action == "graph-only":
+        return [
+            ("action", "finished the Neo4j write of the promoted run"),
+            ("graph", _graph_line(result)),
+            ("seconds", f"{result.seconds:.2f}"),
+        ]
+    started = "resumed" if result.resumed else "new run"
+    return [
+        (
+            "run",
+            f"{result.run_id} ({started}), executor {result.executor}, {result.workers} worker(s)",
+        ),
+        (
+            "partitions",
+            (
+                f"{result.partitions_total} total: {result.partitions_done_now} done now, "
+                f"{result.partitions_done_before} resumed as done, "
+                f"{result.partitions_done_by_others} by another command"
+            ),
+        ),
+        (
+            "retries",
+            f"{result.attempts_failed} failed attempt(s) retried, "
+            f"{result.leases_lost} lease(s) lost",
+        ),
+        ("ratings", f"{result.ratings:,}"),
+        (
+            "summaries",
+            f"{result.movies:,} movies, {result.users:,} users, {result.genres:,} genres",
+        ),
+        (
+            "not in movies",
+            (
+                f"{result.movies_not_in_catalog:,} rated movies "
+                f"({result.ratings_of_movies_not_in_catalog:,} ratings) have no row in movies: "
+                "summarised, in no genre"
+            ),
+        ),
+        (
+            "promoted",
+            "yes, by this command" if result.promoted_now else "already, by another command",
+        ),
+        ("graph", _graph_line(result)),
+        ("seconds", f"{result.seconds:.2f}"),
+    ]
+
+
+def _graph_line(result: AggregationResult) -> str:
+    if result.graph_status == "done":
+        return (
+            f"{result.graph_movies_written:,} Movie nodes written, "
+            f"{result.graph_movies_cleared:,} cleared"
+        )
+    return result.graph_status
+
+
+def register(app: typer.Typer) -> None:
+    app.command("aggregate")(aggregate)

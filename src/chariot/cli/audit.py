@@ -1,0 +1,232 @@
+"""`chariot audit`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from chariot.audit import AuditOptions, run_audit
+from chariot.audit.report import AuditReport, RowDifference, SummariesAudit, TableAudit
+from chariot.cli.common import JsonOption, console, print_json, reported_errors, settings_from
+
+EXIT_DIFFERENCES = 1
+
+
+def audit(
+    ctx: typer.Context,
+    table: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--table",
+            "-t",
+            help="Audit only this table (repeatable): movies, links, ratings, tags.",
+        ),
+    ] = None,
+    sink: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sink",
+            "-s",
+            help="Audit only this sink (repeatable): postgres, neo4j. Default: CHARIOT_RUN__SINKS.",
+        ),
+    ] = None,
+    sample: Annotated[
+        float | None,
+        typer.Option(
+            "--sample",
+            metavar="FRACTION",
+            help="Fast statistical mode: compare only this random fraction (0-1] of the segments.",
+        ),
+    ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Make each sink equal the source for the differences found, then audit again.",
+        ),
+    ] = False,
+    examples: Annotated[
+        int,
+        typer.Option(
+            "--examples", min=0, help="Keys listed per kind of difference, per table and sink."
+        ),
+    ] = 10,
+    segment_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--segment-rows",
+            min=2,
+            help="Source rows per checksummed segment (default: about 64 segments).",
+        ),
+    ] = None,
+    summaries: Annotated[
+        bool,
+        typer.Option(
+            "--summaries/--no-summaries",
+            help="Also check the aggregation's summaries (with ratings).",
+        ),
+    ] = True,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed for --sample (reproducible).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Compare every row and column of the source with each sink; optionally repair.
+
+    Exit codes: 0 everything agrees, 1 differences found (after --repair: some remain),
+    7 the audit itself could not run.
+    """
+    options = AuditOptions(
+        tables=tuple(table) if table else None,
+        sinks=tuple(sink) if sink else None,
+        sample=sample,
+        repair=repair,
+        examples=examples,
+        segment_rows=segment_rows,
+        summaries=summaries,
+        seed=seed,
+    )
+    with reported_errors(ctx, as_json=as_json):
+        report = run_audit(settings_from(ctx), options)
+    if as_json:
+        print_json(report)
+    else:
+        render_audit(report)
+    if not report.clean:
+        raise typer.Exit(EXIT_DIFFERENCES)
+
+
+def render_audit(report: AuditReport) -> None:
+    title = (
+        "Audit"
+        if report.mode == "full"
+        else f"Audit (SAMPLE: {report.sample_fraction:.0%} of segments)"
+    )
+    console.print(_results_table(title, report.results))
+    _render_examples(report.results)
+    _render_summaries(report.summaries)
+    if report.repair is not None:
+        repairs = Table(title="Repair", title_justify="left")
+        for column in ("table", "sink", "upserted", "deleted", "note"):
+            repairs.add_column(
+                column, justify="right" if column in ("upserted", "deleted") else "left"
+            )
+        for action in report.repair.actions:
+            repairs.add_row(
+                action.table,
+                action.sink,
+                f"{action.upserted:,}",
+                f"{action.deleted:,}",
+                action.note or "",
+            )
+        console.print(repairs)
+        console.print(_results_table("Audit after repair", report.repair.after))
+        _render_examples(report.repair.after)
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    verdict = "[green]clean[/]" if report.clean else f"[red]{report.differences:,} difference(s)[/]"
+    where = f" (audit #{report.audit_id})" if report.audit_id is not None else ""
+    console.print(f"Result: {verdict} in {report.seconds:.1f} s{where}")
+
+
+def _results_table(title: str, results: list[TableAudit]) -> Table:
+    table = Table(title=title, title_justify="left")
+    # "rejected": missing rows a sync recorded as rejected (expected, not a difference).
+    columns = (
+        "table",
+        "sink",
+        "rows",
+        "missing",
+        "extra",
+        "differing",
+        "rejected",
+        "segments",
+        "secs",
+    )
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in ("table", "sink") else "right", no_wrap=True
+        )
+    for r in results:
+        segments = f"{r.segments_compared}/{r.segments}" + ("*" if r.sampled else "")
+        name = f"[green]{r.table}[/]" if r.clean else f"[red]{r.table}[/]"
+        table.add_row(
+            name,
+            r.sink,
+            f"{r.rows_compared:,}",
+            _count(r.missing),
+            _count(r.extra),
+            _count(r.differing),
+            f"{r.rejected_known:,}",
+            segments,
+            f"{r.seconds:.1f}",
+        )
+    if any(r.sampled for r in results):
+        table.caption = "* sampled: only these segments were compared (statistical, not exact)"
+    return table
+
+
+def _count(value: int) -> str:
+    return f"[red]{value:,}[/]" if value else "0"
+
+
+def _render_examples(results: list[TableAudit]) -> None:
+    for result in results:
+        if not result.examples:
+            continue
+        table = Table(
+            title=f"{result.table} in {result.sink}: first differences", title_justify="left"
+        )
+        for column in ("kind", "key", "source", "sink"):
+            table.add_column(column)
+        for example in result.examples:
+            table.add_row(example.kind, escape(_text(example.key)), *_sides(example))
+        console.print(table)
+
+
+def _sides(example: RowDifference) -> tuple[str, str]:
+    """Differing rows show only the changed fields; others the whole row."""
+
+    def shown(row: dict[str, Any] | None) -> str:
+        if row is None:
+            return "-"
+        fields = example.changed if example.changed and example.kind == "differing" else list(row)
+        return escape(", ".join(f"{name}={_text(row.get(name))}" for name in fields if name in row))
+
+    return shown(example.source), shown(example.sink)
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _render_summaries(summaries: SummariesAudit) -> None:
+    colour = {"ok": "green", "differences": "red"}.get(summaries.status, "yellow")
+    line = f"Summaries: [{colour}]{summaries.status}[/]"
+    if summaries.note:
+        line += f" - {escape(summaries.note)}"
+    console.print(line, soft_wrap=True)
+    check = summaries.check or {}
+    for table in check.get("tables", []):
+        if table.get("ok"):
+            continue
+        console.print(
+            f"  {escape(table['name'])}: {table['rows_differing']:,} differing, "
+            f"{table['missing_count']:,} missing, {table['unexpected_count']:,} unexpected",
+            soft_wrap=True,
+        )
+        for difference in table.get("differences", [])[:5]:
+            console.print(
+                f"    key {escape(_text(difference['key']))} {escape(difference['column'])}: "
+                f"expected {escape(_text(difference['expected']))}, "
+                f"found {escape(_text(difference['actual']))}",
+                soft_wrap=True,
+            )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("audit")(audit)

@@ -1,0 +1,175 @@
+"""`chariot sync`."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from chariot.cli.common import (
+    JsonOption,
+    console,
+    err_console,
+    global_options,
+    print_json,
+    reported_errors,
+    settings_from,
+)
+from chariot.errors import SinkWriteError
+from chariot.sync import Progress, SyncResult, sync
+
+
+def sync_command(
+    ctx: typer.Context,
+    tables: Annotated[
+        list[str] | None,
+        typer.Option("--table", "-t", help="Sync only this table (repeatable). Default: all."),
+    ] = None,
+    sinks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sink",
+            "-s",
+            help="Write only to this sink (repeatable). Default: CHARIOT_RUN__SINKS.",
+        ),
+    ] = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option("--full-refresh", help="Empty each selected table and checkpoint first."),
+    ] = False,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            max=1_000_000,
+            help="Rows per batch (default CHARIOT_RUN__BATCH_SIZE).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Show what would be read and written; change nothing."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy MySQL tables into PostgreSQL and Neo4j: each table read once, sinks in parallel.
+
+    Incremental: each sink resumes after its own checkpoint. Exits 5 when a sink failed
+    (the others finish their work), 4 when the source could not be read.
+    """
+    show_progress = not as_json and not dry_run and global_options(ctx).verbosity >= 0
+    with reported_errors(ctx, as_json=as_json):
+        settings = settings_from(ctx, batch_size=batch_size)
+        with live_progress(show_progress) as progress:
+            result = sync(
+                settings,
+                tables=tables,
+                sinks=sinks,
+                full_refresh=full_refresh,
+                dry_run=dry_run,
+                progress=progress,
+            )
+    if as_json:
+        print_json(result)
+    else:
+        render_result(result)
+    if not result.ok:
+        if not as_json:
+            for failure in result.failures:
+                err_console.print(f"[bold red]Error:[/] {escape(failure.line())}", soft_wrap=True)
+            err_console.print(
+                "[dim]Hint: the other sinks finished; fix the cause and re-run `chariot sync` "
+                "to resume from each sink's checkpoint[/]"
+            )
+        raise typer.Exit(SinkWriteError.exit_code)
+
+
+@contextmanager
+def live_progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress display on stderr fed by the library's callback (any thread)."""
+    if not enabled or not err_console.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import (
+        Progress as RichProgress,
+    )
+
+    display = RichProgress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>12}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+    tasks: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def report(event: Progress) -> None:
+        with lock:
+            key = (event.table, event.sink)
+            if key not in tasks:
+                label = f"{event.table:<8} -> {event.sink}"
+                tasks[key] = display.add_task(label, total=event.rows_expected, rate="")
+        rate = f"{event.rows_written / event.seconds:,.0f} rows/s" if event.seconds > 0 else ""
+        if event.state == "failed":
+            rate = "[red]failed[/]"
+        done = event.rows_written + event.rows_rejected
+        display.update(tasks[key], completed=done, rate=rate)
+
+    with display:
+        yield report
+
+
+def render_result(result: SyncResult) -> None:
+    title = "Sync (dry run: nothing written)" if result.dry_run else "Sync"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("table", "sink", "status"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("checkpoint", overflow="fold", min_width=12)
+    pending = "to write" if result.dry_run else "pending"
+    for column in (pending, "written", "rejected", "seconds", "rows/s"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for table_result in result.tables:
+        for part in table_result.sinks:
+            status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]"}.get(
+                part.status, part.status
+            )
+            mark = part.checkpoint_after if not result.dry_run else part.checkpoint_before
+            table.add_row(
+                part.table,
+                part.sink,
+                status,
+                escape(json.dumps(mark, ensure_ascii=False)) if mark else "-",
+                f"{part.rows_pending:,}",
+                f"{part.rows_written:,}",
+                f"{part.rows_rejected:,}",
+                f"{part.seconds:.1f}",
+                f"{part.rows_per_second:,.0f}",
+            )
+    console.print(table)
+    read = sum(t.rows_read for t in result.tables)
+    rejected = sum(t.rows_rejected for t in result.tables)
+    verb = "would read" if result.dry_run else "read"
+    console.print(
+        f"{verb} {read:,} rows from {escape(result.source)}, {rejected:,} rejected "
+        f"(see `chariot status`), {result.seconds:.1f}s",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sync")(sync_command)

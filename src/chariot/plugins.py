@@ -1,0 +1,63 @@
+"""Finding sources and sinks by name, through the ``chariot.sources`` / ``chariot.sinks``
+entry points (pyproject.toml). A package that declares one of these entry points adds a
+source or sink without touching Chariot.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
+
+from chariot.errors import PluginError
+
+if TYPE_CHECKING:
+    from chariot.sinks.base import Sink
+    from chariot.sources.base import Source
+
+SOURCE_GROUP = "chariot.sources"
+SINK_GROUP = "chariot.sinks"
+
+
+def installed(group: str) -> dict[str, EntryPoint]:
+    """Installed plugins of one group, by name."""
+    return {entry.name: entry for entry in entry_points(group=group)}
+
+
+def sink_names() -> list[str]:
+    return sorted(installed(SINK_GROUP))
+
+
+def source_names() -> list[str]:
+    return sorted(installed(SOURCE_GROUP))
+
+
+def load_sink(name: str) -> type[Sink]:
+    from chariot.sinks.base import Sink
+
+    return _load(SINK_GROUP, "sink", name, Sink)  # type: ignore[type-abstract]
+
+
+def load_source(name: str) -> type[Source]:
+    from chariot.sources.base import Source
+
+    return _load(SOURCE_GROUP, "source", name, Source)  # type: ignore[type-abstract]
+
+
+def _load(group: str, kind: str, name: str, base: type) -> type:
+    plugins = installed(group)
+    if name not in plugins:
+        known = ", ".join(sorted(plugins)) or "none"
+        raise PluginError(
+            f"unknown {kind} {name!r}; installed {kind}s: {known}",
+            hint=f"plugins register under the {group!r} entry point group",
+        )
+    try:
+        loaded = plugins[name].load()
+    except Exception as error:  # an ImportError or any error raised while importing it
+        raise PluginError(
+            f"{kind} {name!r} ({plugins[name].value}) could not be loaded: {error}",
+            hint="is the package providing it installed completely?",
+        ) from error
+    if not (isinstance(loaded, type) and issubclass(loaded, base)):
+        raise PluginError(f"{kind} {name!r} ({plugins[name].value}) is not a {base.__name__} class")
+    return loaded

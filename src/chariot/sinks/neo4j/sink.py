@@ -1,0 +1,247 @@
+"""The Neo4j sink: one explicit transaction per batch holds the rows, the rejects and the
+checkpoint node, so a crash at any instant leaves graph and checkpoint in step."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from chariot.batch import Batch, Key, Reject, WriteResult
+from chariot.config import Settings
+from chariot.connections import neo4j_driver
+from chariot.errors import SinkWriteError
+from chariot.sinks.base import RepairableSink
+from chariot.sinks.neo4j import graph
+from chariot.sinks.neo4j.retry import with_retries
+from chariot.streams import Stream
+
+if TYPE_CHECKING:
+    from neo4j import Driver, ManagedTransaction
+
+T = TypeVar("T")
+
+# Rows per inner transaction of a full refresh (CALL {} IN TRANSACTIONS OF n ROWS).
+REFRESH_ROWS_PER_TRANSACTION = 10_000
+
+
+def encode_key(key: Sequence[Any]) -> str:
+    """A key tuple as the JSON list stored in checkpoints and rejects (``[1, 31]``)."""
+    return json.dumps(list(key), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def decode_key(text: str) -> Key:
+    return tuple(json.loads(text))
+
+
+class Neo4jSink(RepairableSink):
+    """Writes the MovieLens streams as a graph; see ``graph.py`` for the model."""
+
+    name = "neo4j"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._driver: Driver | None = None
+        self._constraints_ready = False
+
+    # -- the sink contract -----------------------------------------------------------------
+
+    def prepare(self, stream: Stream, *, full_refresh: bool = False) -> None:
+        mapping = self._mapping(stream)
+        self._ensure_constraints()
+        if not full_refresh:
+            return
+        # The checkpoint goes first: a crash half-way through the deletes then leaves no
+        # high-water mark, and the next run reloads the stream from the start.
+        self._transact(
+            lambda tx: _clear_stream_state(tx, stream.name), what=self._what(stream, "full refresh")
+        )
+        for statement in mapping.refresh(REFRESH_ROWS_PER_TRANSACTION):
+            self._auto_commit(statement, what=self._what(stream, "full refresh"))
+
+    def checkpoint(self, stream: Stream) -> Key | None:
+        def read(tx: ManagedTransaction) -> Key | None:
+            record = tx.run(
+                "MATCH (c:ChariotCheckpoint {table: $table}) RETURN c.highWaterMark AS mark",
+                table=stream.name,
+            ).single()
+            return None if record is None or record["mark"] is None else decode_key(record["mark"])
+
+        return self._transact(read, what=self._what(stream, "reading the checkpoint"))
+
+    def write(self, batch: Batch) -> WriteResult:
+        mapping = self._mapping(batch.stream)
+        columns = mapping.parameters(batch.rows) if batch.rows else None
+        rejects = [[r.table, encode_key(r.key), r.reason] for r in batch.rejects]
+        mark = encode_key(batch.last_key) if batch.last_key else None
+
+        def work(tx: ManagedTransaction) -> None:
+            if columns is not None:
+                _write_rows(tx, mapping, columns)
+            if rejects:
+                tx.run(graph.WRITE_REJECTS, rejects=rejects).consume()
+            if mark is not None:
+                tx.run(
+                    graph.WRITE_CHECKPOINT,
+                    table=batch.stream.name,
+                    high_water_mark=mark,
+                    rows_written=len(batch.rows),
+                ).consume()
+
+        self._transact(work, what=self._what(batch.stream, "write"))
+        return WriteResult(written=len(batch.rows), rejected=list(batch.rejects))
+
+    # -- status -----------------------------------------------------------------------------
+
+    def stored_checkpoints(self) -> dict[str, Key]:
+        def read(tx: ManagedTransaction) -> dict[str, Key]:
+            result = tx.run(
+                "MATCH (c:ChariotCheckpoint) WHERE c.highWaterMark IS NOT NULL "
+                "RETURN c.table AS table, c.highWaterMark AS mark ORDER BY table"
+            )
+            return {record["table"]: decode_key(record["mark"]) for record in result}
+
+        return self._transact(read, what="neo4j sink: reading checkpoints")
+
+    def recorded_rejects(self, *, limit: int = 100) -> tuple[dict[str, int], list[Reject]]:
+        def read(tx: ManagedTransaction) -> tuple[dict[str, int], list[Reject]]:
+            counts = {
+                record["table"]: record["rejects"]
+                for record in tx.run(
+                    "MATCH (r:ChariotReject) "
+                    "RETURN r.table AS table, count(*) AS rejects ORDER BY table"
+                )
+            }
+            first = [
+                Reject(table=table, key=decode_key(key), reason=reason)
+                for table, key, reason in tx.run(
+                    "MATCH (r:ChariotReject) RETURN r.table, r.key, r.reason "
+                    "ORDER BY r.table, r.key LIMIT $limit",
+                    limit=limit,
+                )
+            ]
+            return counts, first
+
+        return self._transact(read, what="neo4j sink: reading rejects")
+
+    def describe(self) -> str:
+        return f"neo4j {self.settings.neo4j.display_url()}"
+
+    def close(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
+            self._driver = None
+
+    # -- audit --repair ---------------------------------------------------------------------
+
+    def upsert_rows(self, stream: Stream, rows: list[tuple[Any, ...]]) -> int:
+        mapping = self._mapping(stream)
+        self._ensure_constraints()
+        size = self.settings.run.batch_size
+        for start in range(0, len(rows), size):
+            chunk = mapping.parameters(rows[start : start + size])
+            self._transact(
+                lambda tx, chunk=chunk: _write_rows(tx, mapping, chunk),
+                what=self._what(stream, "repair upsert"),
+            )
+        return len(rows)
+
+    def delete_keys(self, stream: Stream, keys: list[Key]) -> int:
+        mapping = self._mapping(stream)
+        size = self.settings.run.batch_size
+        deleted = 0
+        for start in range(0, len(keys), size):
+            chunk = [list(key) for key in keys[start : start + size]]
+            deleted += self._transact(
+                lambda tx, chunk=chunk: _delete_with_orphans(tx, mapping, chunk),
+                what=self._what(stream, "repair delete"),
+            )
+        return deleted
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _mapping(self, stream: Stream) -> graph.GraphMapping:
+        try:
+            return graph.MAPPINGS[stream.name]
+        except KeyError:
+            raise SinkWriteError(
+                f"neo4j sink has no graph mapping for table {stream.name!r}",
+                hint=f"the graph knows: {', '.join(graph.MAPPINGS)}",
+            ) from None
+
+    def _what(self, stream: Stream, operation: str) -> str:
+        return f"neo4j sink, table {stream.name}: {operation}"
+
+    def _connected(self) -> Driver:
+        if self._driver is None:
+            self._driver = neo4j_driver(self.settings.neo4j)  # raises ConnectionFailed
+        return self._driver
+
+    def _ensure_constraints(self) -> None:
+        """Uniqueness constraints before the first load: MERGE then seeks an index."""
+        if self._constraints_ready:
+            return
+        for statement in graph.CONSTRAINTS:
+            self._auto_commit(statement, what="neo4j sink: creating constraints")
+        self._auto_commit("CALL db.awaitIndexes(300)", what="neo4j sink: waiting for indexes")
+        self._constraints_ready = True
+
+    def _transact(self, work: Callable[[ManagedTransaction], T], *, what: str) -> T:
+        """``work`` in one explicit transaction, committed once, retried when transient."""
+
+        def attempt() -> T:
+            database = self.settings.neo4j.database
+            with (
+                self._connected().session(database=database) as session,
+                session.begin_transaction() as tx,
+            ):
+                result = work(tx)
+                tx.commit()
+                return result
+
+        return with_retries(attempt, attempts=self.settings.run.max_attempts, what=what)
+
+    def _auto_commit(self, statement: str, *, what: str) -> None:
+        """Schema statements and ``CALL {} IN TRANSACTIONS`` must run outside an explicit
+        transaction. Each one here is idempotent, so a retry simply continues the work."""
+
+        def attempt() -> None:
+            with self._connected().session(database=self.settings.neo4j.database) as session:
+                session.run(statement).consume()
+
+        with_retries(attempt, attempts=self.settings.run.max_attempts, what=what)
+
+
+def _write_rows(
+    tx: ManagedTransaction, mapping: graph.GraphMapping, columns: graph.Columns
+) -> None:
+    tx.run(mapping.write, columns).consume()
+    for statement in mapping.after_write:
+        tx.run(statement).consume()
+
+
+def _clear_stream_state(tx: ManagedTransaction, table: str) -> None:
+    """Forget a stream's checkpoint and rejects: a full refresh re-reads (and re-rejects) all."""
+    tx.run("MATCH (c:ChariotCheckpoint {table: $table}) DELETE c", table=table).consume()
+    tx.run("MATCH (r:ChariotReject {table: $table}) DELETE r", table=table).consume()
+
+
+def _delete_with_orphans(
+    tx: ManagedTransaction, mapping: graph.GraphMapping, keys: list[list[Any]]
+) -> int:
+    """Delete the keys' rows, then the users, genres and placeholder movies they orphan."""
+    users: set[Any] = set()
+    genres: set[Any] = set()
+    if mapping.neighbours is not None:
+        record = tx.run(mapping.neighbours, keys=keys).single()
+        if record is not None:
+            users.update(record["users"])
+            genres.update(record["genres"])
+    if mapping.user_key is not None:
+        users.update(key[mapping.user_key] for key in keys)
+    movies = {key[mapping.movie_key] for key in keys} if mapping.movie_key is not None else set()
+    record = tx.run(mapping.delete, keys=keys).single()
+    deleted = int(record["deleted"]) if record is not None else 0
+    orphans = {"users": list(users), "genres": list(genres), "movies": list(movies)}
+    tx.run(graph.DELETE_ORPHANS, orphans).consume()
+    return deleted

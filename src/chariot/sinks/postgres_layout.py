@@ -1,0 +1,266 @@
+"""How a stream is laid out in PostgreSQL, and every statement the sink runs against it.
+
+The layout is derived from the stream's columns (snake_case names, ``kind`` -> type,
+``nullable`` -> NOT NULL), so a new stream needs no code here; ``TYPE_OVERRIDES`` and
+``DERIVED`` hold the MovieLens specifics (ratings ``numeric(2,1)``, the genres array and
+the year parsed from the title, see ``chariot.transforms``). Text key columns use the
+"C" collation: byte equality, like the source's binary collation, never a locale's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache, cached_property
+from typing import TYPE_CHECKING
+
+from chariot.streams import Stream
+from chariot.transforms import postgres_genres_sql, postgres_year_sql
+
+if TYPE_CHECKING:
+    from psycopg import sql
+
+CHECKPOINTS = "_chariot_checkpoints"
+REJECTS = "_chariot_rejects"
+
+STAGING_TYPES = {"int": "integer", "bigint": "bigint", "text": "text", "decimal": "numeric"}
+TYPE_OVERRIDES = {("ratings", "rating"): "numeric(2,1)"}
+
+
+@dataclass(frozen=True)
+class PgColumn:
+    name: str
+    type: str
+    not_null: bool
+    expression: str  # SQL over the staging table's columns
+
+
+# Sink columns computed from source columns: stream -> replaced/added columns.
+DERIVED: dict[str, tuple[PgColumn, ...]] = {
+    "movies": (
+        PgColumn("genres", "text[]", True, postgres_genres_sql('"genres"')),
+        PgColumn("year", "integer", False, postgres_year_sql('"title"')),
+    ),
+}
+
+CONTROL_TABLES = (
+    "CREATE TABLE IF NOT EXISTS {schema}." + CHECKPOINTS + " ("
+    " table_name text PRIMARY KEY, high_water_mark jsonb NOT NULL,"
+    " rows_written bigint, updated_at timestamptz)",
+    "CREATE TABLE IF NOT EXISTS {schema}." + REJECTS + " ("
+    " table_name text, row_key jsonb, reason text, first_seen timestamptz,"
+    " last_seen timestamptz, PRIMARY KEY (table_name, row_key))",
+)
+
+
+@dataclass(frozen=True)
+class PgTable:
+    stream: Stream
+    schema: str
+
+    @property
+    def name(self) -> str:
+        return self.stream.name
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.stream.key_columns)
+
+    @property
+    def staging_columns(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.stream.columns)
+
+    @cached_property
+    def columns(self) -> tuple[PgColumn, ...]:
+        derived = {column.name: column for column in DERIVED.get(self.name, ())}
+        columns = [
+            derived.pop(column.name, None) or self._plain(column) for column in self.stream.columns
+        ]
+        return (*columns, *derived.values())
+
+    def _plain(self, column: object) -> PgColumn:
+        from chariot.streams import Column
+
+        assert isinstance(column, Column)
+        type_ = TYPE_OVERRIDES.get((self.name, column.name), STAGING_TYPES[column.kind])
+        if column.kind == "text" and column.source in self.stream.key:
+            type_ += ' COLLATE "C"'
+        return PgColumn(column.name, type_, not column.nullable, _quote(column.name))
+
+    # -- DDL -----------------------------------------------------------------------------
+
+    def create_statements(self) -> list[sql.Composable]:
+        from psycopg import sql
+
+        schema = sql.Identifier(self.schema)
+        statements: list[sql.Composable] = [
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema)
+        ]
+        statements += [
+            sql.SQL(text.replace("{schema}", "{}")).format(schema) for text in CONTROL_TABLES
+        ]
+        definitions = [
+            sql.SQL(f"{_quote(c.name)} {c.type}{' NOT NULL' if c.not_null else ''}")
+            for c in self.columns
+        ]
+        definitions.append(sql.SQL("PRIMARY KEY ({})").format(_identifiers(self.keys)))
+        statements.append(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+                self.qualified, sql.SQL(", ").join(definitions)
+            )
+        )
+        return statements
+
+    def empty_statements(self) -> list[sql.Composable]:
+        from psycopg import sql
+
+        return [
+            sql.SQL("TRUNCATE {}").format(self.qualified),
+            sql.SQL("DELETE FROM {} WHERE table_name = {}").format(
+                self.control(CHECKPOINTS), sql.Literal(self.name)
+            ),
+            sql.SQL("DELETE FROM {} WHERE table_name = {}").format(
+                self.control(REJECTS), sql.Literal(self.name)
+            ),
+        ]
+
+    @cached_property
+    def qualified(self) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(self.name))
+
+    def control(self, name: str) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
+
+    @cached_property
+    def staging(self) -> sql.Composed:
+        from psycopg import sql
+
+        # Temporary: private to the connection, gone with it; emptied at every commit.
+        return sql.SQL("pg_temp.{}").format(sql.Identifier(f"_chariot_stage_{self.name}"))
+
+    # -- the write path --------------------------------------------------------------------
+
+    @cached_property
+    def create_staging(self) -> sql.Composed:
+        from psycopg import sql
+
+        definitions = sql.SQL(", ").join(
+            sql.SQL(f"{_quote(column.name)} {STAGING_TYPES[column.kind]}")
+            for column in self.stream.columns
+        )
+        return sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
+            self.staging, definitions
+        )
+
+    @cached_property
+    def copy_into_staging(self) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL("COPY {} ({}) FROM STDIN").format(
+            self.staging, _identifiers(self.staging_columns)
+        )
+
+    @cached_property
+    def upsert_from_staging(self) -> sql.Composed:
+        from psycopg import sql
+
+        columns = self.columns
+        values = [c for c in columns if c.name not in self.keys]
+        insert = sql.SQL(
+            "INSERT INTO {} AS target ({}) SELECT {} FROM {} ON CONFLICT ({}) "
+        ).format(
+            self.qualified,
+            _identifiers([c.name for c in columns]),
+            sql.SQL(", ").join(sql.SQL(c.expression) for c in columns),
+            self.staging,
+            _identifiers(self.keys),
+        )
+        if not values:
+            return insert + sql.SQL("DO NOTHING")
+        names = [c.name for c in values]
+        # Replays rewrite nothing that is already equal: no dead rows, no WAL for them.
+        return insert + sql.SQL(
+            "DO UPDATE SET ({}) = ROW({}) WHERE ({}) IS DISTINCT FROM ({})"
+        ).format(
+            _identifiers(names),
+            _prefixed("EXCLUDED", names),
+            _prefixed("target", names),
+            _prefixed("EXCLUDED", names),
+        )
+
+    @cached_property
+    def save_checkpoint(self) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL(
+            "INSERT INTO {0} AS c (table_name, high_water_mark, rows_written, updated_at)"
+            " VALUES (%s, %s::jsonb, %s, now()) ON CONFLICT (table_name) DO UPDATE SET"
+            " high_water_mark = EXCLUDED.high_water_mark,"
+            " rows_written = coalesce(c.rows_written, 0) + EXCLUDED.rows_written,"
+            " updated_at = EXCLUDED.updated_at"
+        ).format(self.control(CHECKPOINTS))
+
+    @cached_property
+    def save_reject(self) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL(
+            "INSERT INTO {} (table_name, row_key, reason, first_seen, last_seen)"
+            " VALUES (%s, %s::jsonb, %s, now(), now()) ON CONFLICT (table_name, row_key)"
+            " DO UPDATE SET reason = EXCLUDED.reason, last_seen = EXCLUDED.last_seen"
+        ).format(self.control(REJECTS))
+
+    @cached_property
+    def any_rejects(self) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE table_name = %s)").format(
+            self.control(REJECTS)
+        )
+
+    @cached_property
+    def delete_loaded_rejects(self) -> sql.Composed:
+        """A row rejected once and loadable now (fixed in the source) is no longer a reject."""
+        from psycopg import sql
+
+        return sql.SQL(
+            "DELETE FROM {} r USING {} s"
+            " WHERE r.table_name = %s AND r.row_key = jsonb_build_array({})"
+        ).format(self.control(REJECTS), self.staging, _prefixed("s", self.staging_key_columns))
+
+    @property
+    def staging_key_columns(self) -> tuple[str, ...]:
+        return self.keys
+
+    @cached_property
+    def delete_by_key(self) -> sql.Composed:
+        from psycopg import sql
+
+        condition = sql.SQL(" AND ").join(
+            sql.SQL("{} = %s").format(sql.Identifier(k)) for k in self.keys
+        )
+        return sql.SQL("DELETE FROM {} WHERE {}").format(self.qualified, condition)
+
+
+@cache
+def layout_for(stream: Stream, schema: str) -> PgTable:
+    return PgTable(stream, schema)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _identifiers(names: tuple[str, ...] | list[str]) -> sql.Composed:
+    from psycopg import sql
+
+    return sql.SQL(", ").join(sql.Identifier(name) for name in names)
+
+
+def _prefixed(prefix: str, names: tuple[str, ...] | list[str]) -> sql.Composed:
+    from psycopg import sql
+
+    return sql.SQL(", ").join(sql.SQL(prefix + ".") + sql.Identifier(name) for name in names)

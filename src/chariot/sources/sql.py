@@ -1,0 +1,256 @@
+"""Reading a stream from any SQLAlchemy database (MySQL/MariaDB by default), in keyset pages.
+
+Each page is ``WHERE key > after ORDER BY key LIMIT n``, with the tuple comparison expanded
+(``a > x OR (a = x AND b > y) ...``): MariaDB does not use the primary key for the row
+constructor form ``(a, b) > (x, y)`` and scans the whole prefix of the table for every page
+(46,496 index entries read to return 1,000 rows, measured), while both MariaDB and MySQL 8
+turn the expanded form into an index range (999 read). Ordering and comparison stay in the
+database, in its collation; Python only remembers the last key of a page.
+
+Rows come back as the driver's tuples and are handed on untouched. Rejects are found by a
+second query over the same key range, in the same snapshot, which returns only the rows that
+break a rule (usually none), so Python never inspects a good row.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from chariot.batch import Batch, Key, Reject
+from chariot.config import Settings
+from chariot.errors import SourceReadError
+from chariot.sources.base import Source
+from chariot.streams import Stream
+from chariot.validation import null_key_condition, reject_reason
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.sql import ColumnElement, Select, TableClause
+
+log = logging.getLogger(__name__)
+
+# MySQL server errors worth another attempt: lock wait timeout, deadlock.
+TRANSIENT_MYSQL_CODES = {1205, 1213}
+
+
+class SqlSource(Source):
+    name = "mysql"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from chariot.connections import source_engine
+
+            self._engine = source_engine(self.settings.mysql)
+        return self._engine
+
+    def describe(self) -> str:
+        return self.settings.mysql.display_url()
+
+    def read(self, stream: Stream, *, after: Key | None, batch_size: int) -> Iterator[Batch]:
+        reader = _PageReader(self, stream, batch_size)
+        yield from reader.batches(tuple(after) if after else None)
+
+    def count(self, stream: Stream, *, after: Key | None = None) -> int:
+        from sqlalchemy import func, select
+
+        table = source_table(stream)
+        query = select(func.count()).select_from(table)
+        if after:
+            query = query.where(after_key(key_columns(stream, table), tuple(after)))
+        rows = self._run(stream, lambda connection: _fetch(connection, query))
+        return int(rows[0][0])
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def _run(self, stream: Stream, work: Any) -> Any:
+        """Run ``work(connection)`` in one transaction; retry transient errors with backoff."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        attempts = self.settings.run.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.engine.connect() as connection, connection.begin():
+                    return work(connection)
+            except SQLAlchemyError as error:
+                if attempt < attempts and is_transient(error):
+                    log.warning(
+                        "source read failed, retrying",
+                        extra={
+                            "table": stream.name,
+                            "attempt": attempt,
+                            "error": _first_line(error),
+                        },
+                    )
+                    time.sleep(backoff_seconds(attempt))
+                    continue
+                raise SourceReadError(
+                    f"reading table {stream.source_table} from {self.describe()} failed: "
+                    f"{_first_line(error)}",
+                    hint="the sinks keep their checkpoints; re-run `chariot sync` to resume",
+                ) from error
+        raise AssertionError("unreachable")
+
+
+class _PageReader:
+    """The keyset walk over one stream: pages of good rows plus the rejects among them."""
+
+    def __init__(self, source: SqlSource, stream: Stream, batch_size: int) -> None:
+        self.source = source
+        self.stream = stream
+        self.batch_size = batch_size
+        self.table = source_table(stream)
+        self.keys = key_columns(stream, self.table)
+        self.columns = [self.table.c[name] for name in stream.source_columns]
+        self.dialect = source.engine.dialect.name
+
+    def batches(self, after: Key | None) -> Iterator[Batch]:
+        # Rows with a NULL key are invisible to key comparisons: report them up front.
+        pending: list[Reject] = self.source._run(self.stream, self._null_key_rejects)
+        while True:
+            rows, rejects = self.source._run(self.stream, lambda c, a=after: self._page(c, a))
+            if not rows:
+                break
+            page_length = len(rows)
+            after = tuple(rows[-1][i] for i in self.stream.key_positions)
+            if rejects:
+                rows = self._without(rows, rejects)
+            yield Batch(self.stream, rows, after, pending + rejects)
+            pending = []
+            if page_length < self.batch_size:
+                return
+        if pending:  # nothing else to carry them: a batch without rows, checkpoint unchanged
+            yield Batch(self.stream, [], after or (), pending)
+
+    def _page(self, connection: Connection, after: Key | None) -> tuple[list[Any], list[Reject]]:
+        from sqlalchemy import select
+
+        query = select(*self.columns).order_by(*self.keys).limit(self.batch_size)
+        query = query.where(self._after(after))
+        rows = _fetch(connection, query)
+        if not rows:
+            return rows, []
+        last = tuple(rows[-1][i] for i in self.stream.key_positions)
+        return rows, self._rejects_between(connection, after, last)
+
+    def _rejects_between(
+        self, connection: Connection, after: Key | None, last: Key
+    ) -> list[Reject]:
+        from sqlalchemy import and_, select
+
+        reason = reject_reason(self.stream, self.table, self.dialect)
+        query = (
+            select(*self.keys, reason)
+            .where(and_(self._after(after), up_to_key(self.keys, last), reason.is_not(None)))
+            .order_by(*self.keys)
+        )
+        return self._as_rejects(_fetch(connection, query))
+
+    def _null_key_rejects(self, connection: Connection) -> list[Reject]:
+        from sqlalchemy import select
+
+        reason = reject_reason(self.stream, self.table, self.dialect)
+        query = select(*self.keys, reason).distinct()  # a NULL key need not be unique
+        query = query.where(null_key_condition(self.stream, self.table))
+        return self._as_rejects(sorted(_fetch(connection, query), key=repr))
+
+    def _as_rejects(self, rows: list[Any]) -> list[Reject]:
+        """Rows of (key columns..., reason) as rejects."""
+        return [Reject(self.stream.name, tuple(row[:-1]), row[-1]) for row in rows]
+
+    def _after(self, after: Key | None) -> ColumnElement[bool]:
+        from sqlalchemy import and_
+
+        not_null = and_(*(key.is_not(None) for key in self.keys))
+        return and_(not_null, after_key(self.keys, after)) if after else not_null
+
+    def _without(self, rows: list[Any], rejects: list[Reject]) -> list[Any]:
+        # Only pages holding a reject pay for this; the values come from the same snapshot, so
+        # Python equality finds exactly those rows.
+        refused = {reject.key for reject in rejects}
+        positions = self.stream.key_positions
+        return [row for row in rows if tuple(row[i] for i in positions) not in refused]
+
+
+def source_table(stream: Stream) -> TableClause:
+    from sqlalchemy import column, table
+
+    return table(stream.source_table, *(column(name) for name in stream.source_columns))
+
+
+def key_columns(stream: Stream, table: TableClause) -> list[Any]:
+    return [table.c[name] for name in stream.key]
+
+
+def after_key(keys: Sequence[Any], values: Key) -> ColumnElement[bool]:
+    """``(k1, k2, ...) > (v1, v2, ...)`` written so that MariaDB and MySQL use the index:
+    ``k1 > v1 OR (k1 = v1 AND k2 > v2) OR (k1 = v1 AND k2 = v2 AND k3 > v3)``."""
+    return _expanded(keys, values, last_op=lambda key, value: key > value)
+
+
+def up_to_key(keys: Sequence[Any], values: Key) -> ColumnElement[bool]:
+    """``(k1, k2, ...) <= (v1, v2, ...)`` in the same index-friendly form."""
+    disjuncts = _prefix_disjuncts(keys, values, strict=lambda key, value: key < value)
+    from sqlalchemy import and_, or_
+
+    equal_all = and_(*(key == value for key, value in zip(keys, values, strict=True)))
+    return or_(*disjuncts, equal_all)
+
+
+def _expanded(keys: Sequence[Any], values: Key, last_op: Any) -> ColumnElement[bool]:
+    from sqlalchemy import or_
+
+    return or_(*_prefix_disjuncts(keys, values, strict=last_op))
+
+
+def _prefix_disjuncts(keys: Sequence[Any], values: Key, strict: Any) -> list[ColumnElement[bool]]:
+    from sqlalchemy import and_
+
+    if len(keys) != len(values):
+        raise SourceReadError(f"checkpoint {list(values)!r} does not match key {len(keys)} columns")
+    return [
+        and_(*(keys[j] == values[j] for j in range(i)), strict(keys[i], values[i]))
+        for i in range(len(keys))
+    ]
+
+
+def _fetch(connection: Connection, query: Select[Any]) -> list[Any]:
+    """The driver's own row tuples: SQLAlchemy builds and binds the query, the DBAPI cursor
+    returns the rows (no Row object per row on the hot path)."""
+    result = connection.execute(query)
+    try:
+        return list(result.cursor.fetchall())  # type: ignore[union-attr]
+    finally:
+        result.close()
+
+
+def is_transient(error: BaseException) -> bool:
+    """A dropped connection or a lock conflict: worth retrying, not worth failing the run."""
+    if getattr(error, "connection_invalidated", False):
+        return True
+    original = getattr(error, "orig", None)
+    args = getattr(original, "args", ())
+    return bool(args) and args[0] in TRANSIENT_MYSQL_CODES
+
+
+def backoff_seconds(attempt: int) -> float:
+    return min(0.25 * 2 ** (attempt - 1), 5.0)
+
+
+def _first_line(error: BaseException) -> str:
+    original = getattr(error, "orig", None) or error
+    args = getattr(original, "args", ())
+    if len(args) == 2 and isinstance(args[0], int):
+        return f"({args[0]}) {args[1]}"
+    text = str(original).strip()
+    return text.splitlines()[0] if text else type(original).__name__

@@ -1,0 +1,14 @@
+"""``chariot sync``: read each table from the source once, write it to every sink."""
+
+from chariot.sync.conductor import select_streams, sync
+from chariot.sync.results import Progress, SinkFailure, SinkTableResult, SyncResult, TableResult
+
+__all__ = [
+    "Progress",
+    "SinkFailure",
+    "SinkTableResult",
+    "SyncResult",
+    "TableResult",
+    "select_streams",
+    "sync",
+]

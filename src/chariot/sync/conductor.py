@@ -1,0 +1,274 @@
+"""The conductor: for each table, one reader, one writer thread per sink, bounded queues.
+
+Per table (in dependency order): every sink prepares and reports its checkpoint; the source
+counts the rows after each checkpoint (in its own ordering, never Python's), which also tells
+which checkpoint is the lowest; the reader starts there and hands each batch to every sink
+still working. A sink that is ahead rewrites rows it already has, which its idempotent
+upserts make harmless. A failed sink is skipped for the remaining tables; the others finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from chariot.batch import Key
+from chariot.config import Settings
+from chariot.errors import ChariotError, ConfigError, SourceReadError
+from chariot.plugins import load_sink, load_source
+from chariot.sinks.base import Sink
+from chariot.sources.base import Source
+from chariot.streams import MOVIELENS_STREAMS, Stream
+from chariot.sync.results import SinkTableResult, SyncResult, TableResult
+from chariot.sync.writer import ProgressCallback, SinkWriter, describe_error
+
+log = logging.getLogger(__name__)
+
+
+def sync(
+    settings: Settings,
+    *,
+    tables: list[str] | None = None,
+    sinks: list[str] | None = None,
+    full_refresh: bool = False,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+    source_name: str = "mysql",
+    streams: tuple[Stream, ...] = MOVIELENS_STREAMS,
+) -> SyncResult:
+    """Copy the selected tables from the source into every selected sink.
+
+    Returns the run's result even when sinks failed (``result.failures``; see
+    ``raise_for_failures``). Raises ``SourceReadError`` when the source cannot be read,
+    ``ConfigError``/``PluginError`` for unknown tables or sinks.
+    """
+    selected = select_streams(streams, tables)
+    sink_names = list(dict.fromkeys(sinks or settings.run.sinks))
+    if not sink_names:
+        raise ConfigError("no sink selected", hint="pass --sink or set CHARIOT_RUN__SINKS")
+    sink_classes = {name: load_sink(name) for name in sink_names}
+    started = time.perf_counter()
+    result = SyncResult(
+        source=settings.mysql.display_url(),
+        sinks=sink_names,
+        dry_run=dry_run,
+        full_refresh=full_refresh,
+        batch_size=settings.run.batch_size,
+    )
+    with load_source(source_name)(settings) as source:
+        writers = [_writer(cls(settings), settings) for cls in sink_classes.values()]
+        try:
+            for stream in selected:
+                conductor = _TableRun(stream, source, writers, settings, full_refresh, progress)
+                result.tables.append(conductor.plan() if dry_run else conductor.run())
+        finally:
+            for writer in writers:
+                _close_quietly(writer.sink)
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def select_streams(streams: tuple[Stream, ...], names: list[str] | None) -> list[Stream]:
+    """The named streams (all when None), ordered so that each comes after its dependencies."""
+    by_name = {stream.name: stream for stream in streams}
+    unknown = [name for name in names or [] if name not in by_name]
+    if unknown:
+        raise ConfigError(
+            f"unknown table {', '.join(map(repr, unknown))}; tables: {', '.join(by_name)}"
+        )
+    wanted = set(names) if names else set(by_name)
+    ordered: list[Stream] = []
+    visiting: set[str] = set()
+
+    def visit(stream: Stream) -> None:
+        if stream in ordered or stream.name in visiting:
+            return
+        visiting.add(stream.name)
+        for dependency in stream.depends_on:
+            if dependency in by_name:
+                visit(by_name[dependency])
+        visiting.discard(stream.name)
+        ordered.append(stream)
+
+    for stream in streams:
+        visit(stream)
+    return [stream for stream in ordered if stream.name in wanted]
+
+
+def _writer(sink: Sink, settings: Settings) -> SinkWriter:
+    return SinkWriter(
+        sink, queue_batches=settings.run.queue_batches, max_attempts=settings.run.max_attempts
+    )
+
+
+def _close_quietly(sink: Sink) -> None:
+    try:
+        sink.close()
+    except Exception:  # closing a broken connection must not hide the run's result
+        log.debug("closing sink failed", extra={"sink": sink.name}, exc_info=True)
+
+
+class _TableRun:
+    """One table: prepare the sinks, find where to read from, fan the batches out."""
+
+    def __init__(
+        self,
+        stream: Stream,
+        source: Source,
+        writers: list[SinkWriter],
+        settings: Settings,
+        full_refresh: bool,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.stream = stream
+        self.source = source
+        self.writers = writers
+        self.settings = settings
+        self.full_refresh = full_refresh
+        self.progress = progress
+        self.result = TableResult(table=stream.name)
+        self.parts: dict[str, SinkTableResult] = {}
+
+    def plan(self) -> TableResult:
+        """--dry-run: what each sink would receive, touching nothing."""
+        for writer in self._usable():
+            part = self._part(writer, "dry-run")
+            try:
+                checkpoint = None if self.full_refresh else writer.sink.checkpoint(self.stream)
+            except Exception as error:
+                self._fail(writer, part, error)
+                continue
+            part.checkpoint_before = _listed(checkpoint)
+            part.rows_pending = self.source.count(self.stream, after=checkpoint)
+        self.result.rows_read = max((p.rows_pending for p in self._ok_parts()), default=0)
+        return self.result
+
+    def run(self) -> TableResult:
+        started = time.perf_counter()
+        active = self._prepared_writers()
+        if active:
+            start, expected = self._lowest_checkpoint(active)
+            self.result.read_from = _listed(start)
+            if expected > 0:
+                self._fan_out(active, start, expected)
+        self.result.seconds = round(time.perf_counter() - started, 3)
+        log.info(
+            "table synced",
+            extra={
+                "table": self.stream.name,
+                "rows_read": self.result.rows_read,
+                "rows_rejected": self.result.rows_rejected,
+                "seconds": self.result.seconds,
+            },
+        )
+        return self.result
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _prepared_writers(self) -> list[SinkWriter]:
+        active = []
+        for writer in self._usable():
+            part = self._part(writer, "ok")
+            try:
+                writer.sink.prepare(self.stream, full_refresh=self.full_refresh)
+                checkpoint = writer.sink.checkpoint(self.stream)
+            except Exception as error:
+                self._fail(writer, part, error)
+                continue
+            part.checkpoint_before = part.checkpoint_after = _listed(checkpoint)
+            active.append(writer)
+        return active
+
+    def _lowest_checkpoint(self, active: list[SinkWriter]) -> tuple[Key | None, int]:
+        """The checkpoint with the most source rows after it is the lowest: the source
+        decides, in its own collation. Returns it and that row count."""
+        counted: dict[Any, int] = {}
+        lowest: tuple[Key | None, int] = (None, -1)
+        for writer in active:
+            part = self.parts[writer.name]
+            checkpoint = tuple(part.checkpoint_before) if part.checkpoint_before else None
+            if checkpoint not in counted:
+                counted[checkpoint] = self.source.count(self.stream, after=checkpoint)
+            part.rows_pending = counted[checkpoint]
+            if counted[checkpoint] > lowest[1]:
+                lowest = (checkpoint, counted[checkpoint])
+        return lowest
+
+    def _fan_out(self, active: list[SinkWriter], start: Key | None, expected: int) -> None:
+        with ThreadPoolExecutor(max_workers=len(active), thread_name_prefix="chariot-sink") as pool:
+            for writer in active:
+                writer.start_table(self.parts[writer.name])
+            futures = [
+                pool.submit(writer.run, self.stream, expected, self.progress) for writer in active
+            ]
+            try:
+                self._read_into(active, start)
+            except SourceReadError:
+                raise  # the batches already queued are good: let the writers finish them
+            except BaseException:
+                for writer in active:
+                    writer.stop.set()  # interrupted: drop what is queued, quickly
+                raise
+            finally:
+                for writer in active:
+                    writer.offer(None)
+                for future in futures:
+                    future.result()
+                for writer in active:
+                    writer.stop.clear()
+
+    def _read_into(self, active: list[SinkWriter], start: Key | None) -> None:
+        batch_size = self.settings.run.batch_size
+        for batch in self.source.read(self.stream, after=start, batch_size=batch_size):
+            self.result.rows_read += len(batch.rows) + len(batch.rejects)
+            self.result.rows_rejected += len(batch.rejects)
+            accepting = [writer for writer in active if writer.accepting]
+            if not accepting:
+                break  # every sink failed: reading on would only be thrown away
+            for writer in accepting:
+                writer.offer(batch)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _usable(self) -> list[SinkWriter]:
+        usable = []
+        for writer in self.writers:
+            if writer.failure is None:
+                usable.append(writer)
+            else:
+                part = self._part(writer, "skipped")
+                part.error = f"skipped after an earlier failure: {writer.failure}"
+        return usable
+
+    def _part(self, writer: SinkWriter, status: str) -> SinkTableResult:
+        part = SinkTableResult(table=self.stream.name, sink=writer.name, status=status)  # type: ignore[arg-type]
+        self.parts[writer.name] = part
+        self.result.sinks.append(part)
+        return part
+
+    def _ok_parts(self) -> list[SinkTableResult]:
+        return [part for part in self.result.sinks if part.status in ("ok", "dry-run")]
+
+    def _fail(self, writer: SinkWriter, part: SinkTableResult, error: BaseException) -> None:
+        if isinstance(error, ChariotError) or writer.sink.is_transient(error):
+            log.info(
+                "sink failed",
+                extra={
+                    "sink": writer.name,
+                    "table": self.stream.name,
+                    "error": describe_error(error),
+                },
+            )
+        else:
+            log.info(
+                "sink failed", extra={"sink": writer.name, "table": self.stream.name}, exc_info=True
+            )
+        writer.failure = describe_error(error)
+        part.status = "failed"
+        part.error = writer.failure
+
+
+def _listed(key: Key | None) -> list[Any] | None:
+    return list(key) if key else None

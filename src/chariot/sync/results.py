@@ -1,0 +1,101 @@
+"""What a sync reports: per table and sink, counts, durations, checkpoints and failures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, computed_field
+
+from chariot.errors import SinkWriteError
+
+SinkStatus = Literal["ok", "failed", "skipped", "dry-run"]
+
+
+class SinkTableResult(BaseModel):
+    """One sink's part of one table."""
+
+    table: str
+    sink: str
+    status: SinkStatus = "ok"
+    checkpoint_before: list[Any] | None = Field(
+        None, description="high-water mark (key values) before the run; null: nothing yet"
+    )
+    checkpoint_after: list[Any] | None = None
+    rows_pending: int = Field(0, description="source rows after checkpoint_before")
+    rows_written: int = 0
+    rows_rejected: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def rows_per_second(self) -> float:
+        return round(self.rows_written / self.seconds, 1) if self.seconds > 0 else 0.0
+
+
+class TableResult(BaseModel):
+    table: str
+    rows_read: int = Field(0, description="rows read from the source, rejects included")
+    rows_rejected: int = Field(0, description="rows no sink can take (key and reason kept)")
+    read_from: list[Any] | None = Field(None, description="the lowest checkpoint of the sinks")
+    seconds: float = 0.0
+    sinks: list[SinkTableResult] = Field(default_factory=list)
+
+
+class SinkFailure(BaseModel):
+    sink: str
+    table: str
+    error: str
+
+    def line(self) -> str:
+        return f"sink {self.sink} failed on table {self.table}: {self.error}"
+
+
+class SyncResult(BaseModel):
+    source: str
+    sinks: list[str]
+    dry_run: bool = False
+    full_refresh: bool = False
+    batch_size: int
+    tables: list[TableResult] = Field(default_factory=list)
+    seconds: float = 0.0
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failures(self) -> list[SinkFailure]:
+        """The first failure of each failed sink (later tables are skipped for it)."""
+        return [
+            SinkFailure(sink=part.sink, table=part.table, error=part.error or "failed")
+            for table in self.tables
+            for part in table.sinks
+            if part.status == "failed"
+        ]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def raise_for_failures(self) -> None:
+        """A ``SinkWriteError`` with one line per failed sink, if any failed."""
+        failures = self.failures
+        if failures:
+            raise SinkWriteError(
+                "; ".join(failure.line() for failure in failures),
+                hint="the other sinks finished; fix the cause and re-run `chariot sync` "
+                "to resume from each sink's checkpoint",
+            )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported to the progress callback from the writer threads (keep the callback quick)."""
+
+    table: str
+    sink: str
+    rows_written: int
+    rows_rejected: int
+    rows_expected: int  # rows the reader will hand over (at the start of the table)
+    seconds: float
+    state: Literal["started", "running", "done", "failed"]

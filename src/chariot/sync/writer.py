@@ -1,0 +1,155 @@
+"""One sink's writer: a bounded queue fed by the reader, drained by its own thread.
+
+A writer never blocks the reader for good: when its sink fails it keeps taking batches off
+its queue (and drops them, the checkpoint stays where the last good batch left it), and the
+reader's ``offer`` gives up waiting as soon as the writer thread has ended for any reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from chariot.batch import Batch
+from chariot.errors import ChariotError
+from chariot.sinks.base import Sink
+from chariot.streams import Stream
+from chariot.sync.results import Progress, SinkTableResult
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], None]
+_END = None  # the reader's "no more batches" marker
+
+
+class SinkWriter:
+    def __init__(self, sink: Sink, *, queue_batches: int, max_attempts: int) -> None:
+        self.sink = sink
+        self.max_attempts = max_attempts
+        self.queue: queue.Queue[Batch | None] = queue.Queue(maxsize=queue_batches)
+        self.finished = threading.Event()
+        self.stop = threading.Event()  # set by the conductor on interrupt: drop what is left
+        self.failure: str | None = None  # first failure; later tables are skipped
+        self.result: SinkTableResult | None = None
+
+    @property
+    def name(self) -> str:
+        return self.sink.name
+
+    # -- reader side ---------------------------------------------------------------------
+
+    def start_table(self, result: SinkTableResult) -> None:
+        self.result = result
+        self.finished.clear()
+        self.queue = queue.Queue(maxsize=self.queue.maxsize)
+
+    def offer(self, batch: Batch | None) -> None:
+        """Hand a batch (or the end marker) over; returns early if the thread is gone."""
+        while not self.finished.is_set():
+            try:
+                self.queue.put(batch, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    @property
+    def accepting(self) -> bool:
+        return self.failure is None and not self.finished.is_set()
+
+    # -- writer thread -------------------------------------------------------------------
+
+    def run(self, stream: Stream, expected: int, progress: ProgressCallback | None) -> None:
+        """The thread body for one table: write every batch until the end marker."""
+        result = self.result
+        assert result is not None
+        started = time.perf_counter()
+        self._report(progress, result, expected, started, "started")
+        try:
+            while (batch := self.queue.get()) is not _END:
+                if self.failure is not None or self.stop.is_set():
+                    continue  # keep draining so the reader never waits on us
+                try:
+                    self._write(batch, result)
+                except BaseException as error:  # any failure ends this sink only, not the run
+                    self._fail(result, stream, error)
+                    self._report(progress, result, expected, started, "failed")
+                    continue
+                self._report(progress, result, expected, started, "running")
+        finally:
+            result.seconds = round(time.perf_counter() - started, 3)
+            if self.failure is None:
+                self._report(progress, result, expected, started, "done")
+            self.finished.set()
+
+    def _write(self, batch: Batch, result: SinkTableResult) -> None:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                written = self.sink.write(batch)
+                break
+            except Exception as error:
+                if attempt >= self.max_attempts or not self.sink.is_transient(error):
+                    raise
+                delay = min(0.5 * 2 ** (attempt - 1), 8.0)
+                log.warning(
+                    "sink write failed, retrying",
+                    extra={
+                        "sink": self.name,
+                        "table": batch.stream.name,
+                        "attempt": attempt,
+                        "retry_in_s": delay,
+                        "error": describe_error(error),
+                    },
+                )
+                time.sleep(delay)
+        result.rows_written += written.written
+        result.rows_rejected += len(written.rejected)
+        if batch.last_key:
+            result.checkpoint_after = list(batch.last_key)
+
+    def _fail(self, result: SinkTableResult, stream: Stream, error: BaseException) -> None:
+        self.failure = describe_error(error)
+        result.status = "failed"
+        result.error = self.failure
+        log.info(
+            "sink failed",
+            extra={"sink": self.name, "table": stream.name, "error": self.failure},
+            exc_info=not isinstance(error, ChariotError),
+        )
+
+    def _report(
+        self,
+        progress: ProgressCallback | None,
+        result: SinkTableResult,
+        expected: int,
+        started: float,
+        state: str,
+    ) -> None:
+        if progress is None:
+            return
+        try:
+            progress(
+                Progress(
+                    table=result.table,
+                    sink=result.sink,
+                    rows_written=result.rows_written,
+                    rows_rejected=result.rows_rejected,
+                    rows_expected=expected,
+                    seconds=time.perf_counter() - started,
+                    state=state,  # type: ignore[arg-type]
+                )
+            )
+        except Exception:  # a broken progress display must not fail the sync
+            log.debug("progress callback failed", exc_info=True)
+
+
+def describe_error(error: BaseException) -> str:
+    """One line naming the cause; never a connection string (drivers do not print those)."""
+    if isinstance(error, ChariotError):
+        return str(error)
+    message = getattr(error, "message", None) or str(error)
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    name = type(error).__name__
+    return f"{name}: {first}" if first else name

@@ -1,0 +1,179 @@
+"""Settings: environment, .env, --env-file, nested keys, and errors that name the variable."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import SecretStr
+
+from chariot.config import MySQLSettings, Neo4jSettings, PostgresSettings, load_settings, redact_url
+from chariot.errors import ConfigError
+
+SECRET = "Wr0ng-Secret-123"
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No CHARIOT_* variables from the developer's shell, and a working directory of our own."""
+    for key in list(os.environ):
+        if key.startswith("CHARIOT_"):
+            monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def error_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.strip()]
+
+
+# -- errors through the CLI: one line naming the key, exit 2, no traceback ---------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CHARIOT_MYSQL__PORT", "abc"),  # not an int
+        ("CHARIOT_POSTGRES__PORT", "70000"),  # out of range
+        ("CHARIOT_NEO4J__URI", "http://127.0.0.1:7474"),  # bad URI scheme
+        ("CHARIOT_RUN__BATCH_SIZE", "0"),
+        ("CHARIOT_POSTGRES__SCHEMA_NAME", "bad-name; drop"),
+        ("CHARIOT_MYSQL", "not json"),  # a whole section must be JSON
+    ],
+)
+@pytest.mark.parametrize("command", [("status",), ("seed", "movielens", "--dir", ".")])
+def test_a_bad_setting_is_one_line_naming_the_key(
+    cli: Any, clean_env: Path, variable: str, value: str, command: tuple[str, ...]
+) -> None:
+    result = cli(*command, env={variable: value, "CHARIOT_MYSQL__PASSWORD": SECRET})
+    assert result.exit_code == 2
+    lines = error_lines(result.output)
+    assert len(lines) == 1, result.output
+    assert variable in lines[0]
+    assert "Traceback" not in result.output
+    assert SECRET not in result.output
+
+
+def test_a_bad_setting_as_json(cli: Any, clean_env: Path) -> None:
+    result = cli("status", "--json", env={"CHARIOT_MYSQL__PORT": "abc"})
+    assert result.exit_code == 2
+    payload = json.loads(result.stdout)
+    assert payload["exit_code"] == 2
+    assert "CHARIOT_MYSQL__PORT" in payload["error"]
+
+
+def test_several_bad_settings_are_counted(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHARIOT_MYSQL__PORT", "abc")
+    monkeypatch.setenv("CHARIOT_RUN__WORKERS", "0")
+    with pytest.raises(ConfigError, match=r"\(and 1 more invalid setting\)"):
+        load_settings()
+
+
+def test_a_missing_env_file_is_one_line(cli: Any, clean_env: Path) -> None:
+    result = cli("--env-file", str(clean_env / "missing.env"), "status")
+    assert result.exit_code == 2
+    lines = error_lines(result.output)
+    assert len(lines) == 1
+    assert "--env-file" in lines[0] and "missing.env" in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_the_env_file_option_is_read(cli: Any, clean_env: Path) -> None:
+    env_file = clean_env / "other.env"
+    env_file.write_text("CHARIOT_RUN__BATCH_SIZE=-5\n", encoding="utf-8")
+    result = cli("--env-file", str(env_file), "status")
+    assert result.exit_code == 2
+    assert "CHARIOT_RUN__BATCH_SIZE" in result.output
+
+
+# -- where values come from ------------------------------------------------------------
+
+
+def test_dotenv_in_the_working_directory_is_read(clean_env: Path) -> None:
+    (clean_env / ".env").write_text(
+        "CHARIOT_POSTGRES__SCHEMA_NAME=from_dotenv\nCHARIOT_MYSQL__PORT=3307\n", encoding="utf-8"
+    )
+    settings = load_settings()
+    assert settings.postgres.schema_name == "from_dotenv"
+    assert settings.mysql.port == 3307
+
+
+def test_an_environment_variable_beats_dotenv(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (clean_env / ".env").write_text("CHARIOT_POSTGRES__SCHEMA_NAME=from_dotenv\n", encoding="utf-8")
+    monkeypatch.setenv("CHARIOT_POSTGRES__SCHEMA_NAME", "from_env")
+    assert load_settings().postgres.schema_name == "from_env"
+
+
+def test_an_explicit_env_file_replaces_dotenv(clean_env: Path) -> None:
+    (clean_env / ".env").write_text("CHARIOT_RUN__WORKERS=3\n", encoding="utf-8")
+    other = clean_env / "prod.env"
+    other.write_text("CHARIOT_RUN__WORKERS=5\n", encoding="utf-8")
+    assert load_settings(other).run.workers == 5
+
+
+def test_nested_keys_use_double_underscores(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHARIOT_RUN__WORKERS", "7")
+    monkeypatch.setenv("CHARIOT_MYSQL__HOST", "db.example")
+    monkeypatch.setenv("CHARIOT_NEO4J__URI", "neo4j+s://graph.example:7687")
+    monkeypatch.setenv("CHARIOT_RUN__SINKS", "postgres, neo4j")
+    settings = load_settings()
+    assert settings.run.workers == 7
+    assert settings.mysql.host == "db.example"
+    assert settings.neo4j.uri == "neo4j+s://graph.example:7687"
+    assert settings.run.sinks == ["postgres", "neo4j"]
+
+
+def test_defaults_without_any_configuration(clean_env: Path) -> None:
+    settings = load_settings()
+    assert settings.mysql.port == 3306 and settings.postgres.schema_name == "chariot"
+    assert settings.run.sinks == ["postgres", "neo4j"]
+
+
+def test_the_example_env_file_is_valid(clean_env: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / ".env.example"
+    settings = load_settings(example)
+    assert settings.run.sinks == ["postgres", "neo4j"]
+    assert settings.neo4j.uri.startswith("bolt://")
+
+
+# -- secrets ----------------------------------------------------------------------------
+
+passwords = st.text(
+    alphabet=st.characters(min_codepoint=33, max_codepoint=0x2FF, exclude_characters="*"),
+    min_size=6,
+    max_size=24,
+).map(lambda text: "Pw" + text)
+
+
+@given(passwords)
+def test_display_urls_never_show_the_password(password: str) -> None:
+    secret = SecretStr(password)
+    mysql = MySQLSettings(password=secret)
+    postgres = PostgresSettings(password=secret)
+    neo4j = Neo4jSettings(password=secret)
+    for shown in (
+        mysql.display_url(),
+        postgres.display_url(),
+        neo4j.display_url(),
+        repr(mysql),
+        str(postgres),
+    ):
+        assert password not in shown
+    assert password not in redact_url(mysql.sqlalchemy_url())
+    assert "***" in redact_url(mysql.sqlalchemy_url())
+
+
+def test_redact_url_leaves_urls_without_password_alone() -> None:
+    assert redact_url("sqlite:///data.db") == "sqlite:///data.db"
+    assert (
+        redact_url("postgresql://user:s3cret@host:5432/db") == "postgresql://user:***@host:5432/db"
+    )

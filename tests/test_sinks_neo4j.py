@@ -1,0 +1,588 @@
+"""The Neo4j sink against a real Neo4j: graph model, idempotence, checkpoints, rejects,
+full refresh, repair deletes and the retry path."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chariot.batch import Batch, Reject
+from chariot.config import Neo4jSettings, RunSettings, Settings
+from chariot.connections import neo4j_session
+from chariot.errors import ConnectionFailed, SinkWriteError
+from chariot.sinks.neo4j import Neo4jSink
+from chariot.sinks.neo4j.graph import movie_columns, rating_columns, tag_columns
+from chariot.sinks.neo4j.retry import with_retries
+from chariot.sinks.neo4j.sink import decode_key, encode_key
+from chariot.streams import LINKS, MOVIES, RATINGS, TAGS, Stream
+from chariot.transforms import split_genres, title_year
+
+Row = tuple[Any, ...]
+
+SMALL = {
+    "movies": [
+        (1, "Toy Story (1995)", "Adventure|Animation"),
+        (2, "Jumanji (1995)", "Adventure|Fantasy"),
+        (3, "Nothing Listed", "(no genres listed)"),
+    ],
+    "links": [(1, "0114709", 862), (2, "0113497", None)],
+    "ratings": [
+        (1, 1, Decimal("4.0"), 964982703),
+        (1, 2, Decimal("3.5"), 964981247),
+        (2, 1, Decimal("0.5"), 1),
+    ],
+    "tags": [(1, 1, "Funny", 11), (1, 1, "funny", 10), (3, 2, "jungle", 12)],
+}
+STREAMS = {"movies": MOVIES, "links": LINKS, "ratings": RATINGS, "tags": TAGS}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def make_settings(neo4j: Neo4jSettings, **run: Any) -> Settings:
+    return Settings(neo4j=neo4j, run=RunSettings(**run))
+
+
+def batch(stream: Stream, rows: list[Row], rejects: list[Reject] | None = None) -> Batch:
+    last = rows[-1] if rows else None
+    key_positions = [stream.source_columns.index(name) for name in stream.key]
+    last_key = tuple(last[i] for i in key_positions) if last else ()
+    return Batch(stream, rows, last_key=last_key, rejects=rejects or [])
+
+
+def load(sink: Neo4jSink, stream: Stream, rows: list[Row], size: int = 10_000) -> None:
+    sink.prepare(stream)
+    for start in range(0, len(rows), size):
+        sink.write(batch(stream, rows[start : start + size]))
+
+
+def load_small(sink: Neo4jSink) -> None:
+    for name, rows in SMALL.items():
+        load(sink, STREAMS[name], rows)
+
+
+def query(settings: Neo4jSettings, cypher: str, **parameters: Any) -> list[dict[str, Any]]:
+    with neo4j_session(settings) as session:
+        return [record.data() for record in session.run(cypher, parameters)]
+
+
+def scalar(settings: Neo4jSettings, cypher: str, **parameters: Any) -> Any:
+    return next(iter(query(settings, cypher, **parameters)[0].values()))
+
+
+VOLATILE = {"updatedAt", "lastSeen", "rowsWritten"}
+
+
+def snapshot(settings: Neo4jSettings) -> tuple[list[str], list[str]]:
+    """Every node and relationship with its properties, ignoring bookkeeping timestamps."""
+    nodes = query(settings, "MATCH (n) RETURN labels(n) AS labels, properties(n) AS props")
+    relationships = query(
+        settings,
+        "MATCH (a)-[r]->(b) RETURN type(r) AS type, properties(r) AS props, "
+        "properties(a) AS start, properties(b) AS end",
+    )
+
+    def stable(record: dict[str, Any]) -> str:
+        cleaned = {
+            key: sorted((k, v) for k, v in value.items() if k not in VOLATILE)
+            if isinstance(value, dict) else value
+            for key, value in record.items()
+        }
+        return repr(sorted(cleaned.items()))
+
+    return sorted(map(stable, nodes)), sorted(map(stable, relationships))
+
+
+def read_movielens(directory: Path) -> dict[str, list[Row]]:
+    """The CSVs as the MySQL source driver would return them, in key order."""
+
+    def rows(name: str) -> list[list[str]]:
+        with open(directory / f"{name}.csv", newline="", encoding="utf-8") as handle:
+            return list(csv.reader(handle))[1:]
+
+    movies = [(int(m), title, genres) for m, title, genres in rows("movies")]
+    links = [(int(m), imdb, int(tmdb) if tmdb else None) for m, imdb, tmdb in rows("links")]
+    ratings = [(int(u), int(m), Decimal(r), int(t)) for u, m, r, t in rows("ratings")]
+    tags = [(int(u), int(m), tag, int(t)) for u, m, tag, t in rows("tags")]
+    return {
+        "movies": sorted(movies),
+        "links": sorted(links),
+        "ratings": sorted(ratings),
+        "tags": sorted(tags, key=lambda row: row[:3]),
+    }
+
+
+@pytest.fixture
+def sink(neo4j_settings: Neo4jSettings) -> Iterator[Neo4jSink]:
+    with Neo4jSink(make_settings(neo4j_settings)) as opened:
+        yield opened
+
+
+# -- the whole of ml-latest-small -------------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_movielens_graph_matches_the_csvs_exactly(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings, movielens_dir: Path
+) -> None:
+    data = read_movielens(movielens_dir)
+    for name in ("movies", "links", "ratings", "tags"):
+        load(sink, STREAMS[name], data[name], size=10_000)
+    db = neo4j_settings
+
+    expected_movies = {
+        movie_id: (title, title_year(title), sorted(split_genres(genres)))
+        for movie_id, title, genres in data["movies"]
+    }
+    expected_links = {movie_id: (imdb, tmdb) for movie_id, imdb, tmdb in data["links"]}
+    movies = query(
+        db,
+        "MATCH (m:Movie) OPTIONAL MATCH (m)-[:IN_GENRE]->(g:Genre) "
+        "RETURN m.movieId AS id, m.title AS title, m.year AS year, m.imdbId AS imdb, "
+        "m.tmdbId AS tmdb, keys(m) AS keys, collect(g.name) AS genres",
+    )
+    found = {m["id"]: (m["title"], m["year"], sorted(m["genres"])) for m in movies}
+    assert found == expected_movies
+    assert {m["id"]: (m["imdb"], m["tmdb"]) for m in movies} == expected_links
+    assert all(set(m["keys"]) <= {"movieId", "title", "year", "imdbId", "tmdbId"} for m in movies)
+
+    ratings = query(
+        db,
+        "MATCH (u:User)-[r:RATED]->(m:Movie) "
+        "RETURN u.userId AS u, m.movieId AS m, r.rating AS rating, r.timestamp AS ts",
+    )
+    assert len(ratings) == 100_836
+    assert {(r["u"], r["m"]): (r["rating"], r["ts"]) for r in ratings} == {
+        (u, m): (float(rating), ts) for u, m, rating, ts in data["ratings"]
+    }
+    assert all(type(r["rating"]) is float and type(r["ts"]) is int for r in ratings)
+
+    tags = query(
+        db,
+        "MATCH (u:User)-[t:TAGGED]->(m:Movie) "
+        "RETURN u.userId AS u, m.movieId AS m, t.tag AS tag, t.timestamp AS ts",
+    )
+    assert len(tags) == 3_683
+    assert {(t["u"], t["m"], t["tag"]): t["ts"] for t in tags} == {
+        (u, m, tag): ts for u, m, tag, ts in data["tags"]
+    }
+
+    users = {u for u, *_ in data["ratings"]} | {u for u, *_ in data["tags"]}
+    assert {r["id"] for r in query(db, "MATCH (u:User) RETURN u.userId AS id")} == users
+    genres = {name for _, _, value in data["movies"] for name in split_genres(value)}
+    assert {r["name"] for r in query(db, "MATCH (g:Genre) RETURN g.name AS name")} == genres
+    assert {r["type"] for r in query(db, "MATCH ()-[r]->() RETURN DISTINCT type(r) AS type")} == {
+        "IN_GENRE", "RATED", "TAGGED"
+    }
+
+    # The known quirks, each spelled out.
+    assert scalar(db, "MATCH (m:Movie) WHERE m.title IS NOT NULL RETURN count(m)") == 9_742
+    assert scalar(db, "MATCH (m:Movie) WHERE m.imdbId IS NOT NULL AND m.tmdbId IS NULL "
+                      "RETURN count(m)") == 8
+    assert scalar(db, "MATCH (m:Movie) WHERE NOT (m)-[:IN_GENRE]->() RETURN count(m)") == 34
+    assert scalar(db, "MATCH (m:Movie {movieId: 1}) RETURN m.imdbId") == "0114709"
+    title_7789 = scalar(db, "MATCH (m:Movie {movieId: 7789}) RETURN m.title")
+    assert title_7789 == '11\'09"01 - September 11 (2002)'
+    assert scalar(db, "MATCH (m:Movie {movieId: 73}) RETURN m.title") == "Misérables, Les (1995)"
+    # 12 titles without "(YYYY)" plus "Death Note: Desu nôto (2006–2007)" have no year.
+    assert scalar(db, "MATCH (m:Movie) WHERE m.year IS NULL RETURN count(m)") == 13
+    assert sink.stored_checkpoints() == {
+        "movies": (193609,),
+        "links": (193609,),
+        "ratings": (610, 170875),
+        "tags": data["tags"][-1][:3],
+    }
+
+
+# -- idempotence, checkpoints, placeholders ---------------------------------------------------
+
+
+@pytest.mark.integration
+def test_replaying_batches_changes_nothing(sink: Neo4jSink, neo4j_settings: Neo4jSettings) -> None:
+    load_small(sink)
+    before = snapshot(neo4j_settings)
+    load_small(sink)
+    assert snapshot(neo4j_settings) == before
+    assert scalar(neo4j_settings, "MATCH ()-[r:TAGGED]->() RETURN count(r)") == 3  # Funny != funny
+
+
+@pytest.mark.integration
+def test_checkpoint_is_stored_with_the_batch(sink: Neo4jSink) -> None:
+    sink.prepare(TAGS)
+    assert sink.checkpoint(TAGS) is None
+    rows = [(7, 1, "Zürich, \"quoted\"", 5), (7, 2, "ünïcode", 6)]
+    result = sink.write(batch(TAGS, rows))
+    assert result.written == 2
+    assert sink.checkpoint(TAGS) == (7, 2, "ünïcode")
+    assert sink.checkpoint(RATINGS) is None
+    assert sink.stored_checkpoints() == {"tags": (7, 2, "ünïcode")}
+
+
+@pytest.mark.integration
+def test_a_failing_batch_commits_neither_rows_nor_checkpoint(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    load(sink, RATINGS, SMALL["ratings"][:1])
+    # A NULL key makes MERGE fail half-way through the batch: a client error, not retried.
+    bad = Batch(RATINGS, [(5, 5, Decimal("1.0"), 1), (5, None, Decimal("1.0"), 2)], last_key=(5, 6))
+    started = time.monotonic()
+    with pytest.raises(SinkWriteError, match=r"^neo4j sink, table ratings: write failed: "):
+        sink.write(bad)
+    assert time.monotonic() - started < 10
+    assert sink.checkpoint(RATINGS) == (1, 1)
+    assert scalar(neo4j_settings, "MATCH ()-[r:RATED]->() RETURN count(r)") == 1
+    assert scalar(neo4j_settings, "MATCH (u:User {userId: 5}) RETURN count(u)") == 0
+
+
+@pytest.mark.integration
+def test_rating_for_an_unknown_movie_creates_a_placeholder(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    load(sink, RATINGS, [(9, 424242, Decimal("2.5"), 3)])
+    placeholder = query(neo4j_settings, "MATCH (m:Movie) RETURN properties(m) AS p")
+    assert placeholder == [{"p": {"movieId": 424242}}]
+    assert scalar(neo4j_settings, "MATCH (m:Movie) WHERE m.title IS NOT NULL RETURN count(m)") == 0
+    load(sink, MOVIES, [(424242, "Late Arrival (2001)", "Drama")])
+    movie = query(neo4j_settings, "MATCH (m:Movie) RETURN properties(m) AS p")
+    assert movie == [{"p": {"movieId": 424242, "title": "Late Arrival (2001)", "year": 2001}}]
+    rating = scalar(neo4j_settings, "MATCH (:User {userId: 9})-[r:RATED]->(:Movie) RETURN r.rating")
+    assert rating == 2.5
+
+
+@pytest.mark.integration
+def test_changed_genres_replace_in_genre(sink: Neo4jSink, neo4j_settings: Neo4jSettings) -> None:
+    def genres() -> list[str]:
+        cypher = "MATCH (:Movie {movieId: 1})-[:IN_GENRE]->(g) RETURN g.name AS n"
+        rows = query(neo4j_settings, cypher)
+        return sorted(row["n"] for row in rows)
+
+    load(sink, MOVIES, [(1, "Heat (1995)", "Action|Crime")])
+    assert genres() == ["Action", "Crime"]
+    load(sink, MOVIES, [(1, "Heat (1995)", "Crime|Thriller")])
+    assert genres() == ["Crime", "Thriller"]
+    # "Action" is used by no movie any more: its node goes too.
+    assert sorted(r["n"] for r in query(neo4j_settings, "MATCH (g:Genre) RETURN g.name AS n")) == [
+        "Crime", "Thriller"
+    ]
+    load(sink, MOVIES, [(1, "Heat", "(no genres listed)")])
+    assert genres() == []
+    assert query(neo4j_settings, "MATCH (m:Movie) RETURN properties(m) AS p") == [
+        {"p": {"movieId": 1, "title": "Heat"}}
+    ]
+
+
+# -- rejects ---------------------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_rejects_are_recorded_with_the_batch(sink: Neo4jSink) -> None:
+    rejects = [
+        Reject("ratings", (3, 77), "rating 7.5 is outside 0.5..5.0"),
+        Reject("ratings", (3, 78), "timestamp is NULL"),
+    ]
+    sink.prepare(RATINGS)
+    result = sink.write(batch(RATINGS, [(3, 76, Decimal("4.5"), 1)], rejects))
+    assert result.rejected == rejects
+    sink.write(batch(RATINGS, [(3, 76, Decimal("4.5"), 1)], rejects[:1]))  # seen again: no dup
+    tag_reject = Reject("tags", (3, 1, "naïve \"tag\""), "tag longer than 255 characters")
+    sink.prepare(TAGS)
+    sink.write(Batch(TAGS, [], last_key=(3, 1, "naïve \"tag\""), rejects=[tag_reject]))
+    counts, first = sink.recorded_rejects()
+    assert counts == {"ratings": 2, "tags": 1}
+    assert first == [*rejects, tag_reject]
+    assert sink.recorded_rejects(limit=1)[1] == rejects[:1]
+    assert sink.checkpoint(TAGS) == (3, 1, "naïve \"tag\"")
+
+
+# -- full refresh and repair -------------------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_full_refresh_of_ratings_keeps_the_other_streams(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    load_small(sink)
+    sink.write(batch(RATINGS, [], [Reject("ratings", (9, 9), "bad")]))
+    sink.prepare(RATINGS, full_refresh=True)
+    db = neo4j_settings
+    assert sink.checkpoint(RATINGS) is None
+    assert sink.recorded_rejects() == ({}, [])
+    assert scalar(db, "MATCH ()-[r:RATED]->() RETURN count(r)") == 0
+    # User 2 only rated: orphaned and gone. User 1 and 3 still tag.
+    assert sorted(r["id"] for r in query(db, "MATCH (u:User) RETURN u.userId AS id")) == [1, 3]
+    assert scalar(db, "MATCH ()-[r:TAGGED]->() RETURN count(r)") == 3
+    assert scalar(db, "MATCH (m:Movie) WHERE m.title IS NOT NULL RETURN count(m)") == 3
+    assert sink.checkpoint(TAGS) == (3, 2, "jungle")
+
+
+@pytest.mark.integration
+def test_full_refresh_of_movies_and_links(sink: Neo4jSink, neo4j_settings: Neo4jSettings) -> None:
+    load_small(sink)
+    db = neo4j_settings
+    sink.prepare(MOVIES, full_refresh=True)
+    assert sink.checkpoint(MOVIES) is None
+    assert scalar(db, "MATCH (m:Movie) WHERE m.title IS NOT NULL OR m.year IS NOT NULL "
+                      "RETURN count(m)") == 0
+    assert scalar(db, "MATCH (g:Genre) RETURN count(g)") == 0
+    # Ratings and tags still stand on their (now placeholder) movies; movie 3 had nothing.
+    assert scalar(db, "MATCH ()-[r:RATED]->() RETURN count(r)") == 3
+    assert sorted(r["id"] for r in query(db, "MATCH (m:Movie) RETURN m.movieId AS id")) == [1, 2]
+    sink.prepare(LINKS, full_refresh=True)
+    assert scalar(db, "MATCH (m:Movie) WHERE m.imdbId IS NOT NULL OR m.tmdbId IS NOT NULL "
+                      "RETURN count(m)") == 0
+    load(sink, MOVIES, SMALL["movies"])
+    load(sink, LINKS, SMALL["links"])
+    fresh = snapshot(db)
+    load_small(sink)
+    assert snapshot(db) == fresh
+
+
+@pytest.mark.integration
+def test_delete_keys_removes_rows_and_orphans(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    load_small(sink)
+    db = neo4j_settings
+    assert sink.delete_keys(RATINGS, [(2, 1), (99, 99)]) == 1
+    assert scalar(db, "MATCH (u:User {userId: 2}) RETURN count(u)") == 0  # orphaned user
+    assert sink.delete_keys(TAGS, [(1, 1, "funny")]) == 1
+    tags = query(db, "MATCH ()-[t:TAGGED]->(:Movie {movieId: 1}) RETURN t.tag AS t")
+    assert [r["t"] for r in tags] == ["Funny"]
+    assert sink.delete_keys(LINKS, [(2,)]) == 1
+    assert query(db, "MATCH (m:Movie {movieId: 2}) RETURN m.imdbId AS i, m.tmdbId AS t") == [
+        {"i": None, "t": None}
+    ]
+    # Movie 2: DETACH removes its rating and tag; user 3 (only tagged movie 2) and the
+    # genre Fantasy (only movie 2's) are orphaned and go; Adventure stays with movie 1.
+    assert sink.delete_keys(MOVIES, [(2,)]) == 1
+    assert scalar(db, "MATCH (m:Movie {movieId: 2}) RETURN count(m)") == 0
+    assert sorted(r["id"] for r in query(db, "MATCH (u:User) RETURN u.userId AS id")) == [1]
+    assert sorted(r["n"] for r in query(db, "MATCH (g:Genre) RETURN g.name AS n")) == [
+        "Adventure", "Animation"
+    ]
+    # A rating that made a placeholder movie: deleting it leaves no bare Movie behind.
+    sink.upsert_rows(RATINGS, [(1, 555, Decimal("1.0"), 4)])
+    assert sink.delete_keys(RATINGS, [(1, 555)]) == 1
+    assert scalar(db, "MATCH (m:Movie {movieId: 555}) RETURN count(m)") == 0
+    assert sink.checkpoint(RATINGS) == (2, 1)  # repair never moves a checkpoint
+
+
+@pytest.mark.integration
+def test_upsert_rows_writes_without_moving_the_checkpoint(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    load(sink, MOVIES, SMALL["movies"][:1])
+    assert sink.upsert_rows(MOVIES, SMALL["movies"]) == 3
+    assert scalar(neo4j_settings, "MATCH (m:Movie) WHERE m.title IS NOT NULL RETURN count(m)") == 3
+    assert sink.checkpoint(MOVIES) == (1,)
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_unreachable_server_fails_fast_with_a_clear_message() -> None:
+    settings = make_settings(Neo4jSettings(uri=f"bolt://127.0.0.1:{free_port()}"))
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailed) as failure, Neo4jSink(settings) as sink:
+        sink.prepare(RATINGS)
+    assert time.monotonic() - started < 30
+    message = str(failure.value)
+    assert message.startswith("Neo4j sink at bolt://127.0.0.1:") and "\n" not in message
+    assert settings.neo4j.password.get_secret_value() not in message
+
+
+class FlakyProxy:
+    """A loopback TCP proxy in front of Neo4j that can cut every connection and refuse the
+    next few (or all), to drive the sink's retry path with real network failures."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.refuse_next = 0
+        self.refuse_all = False
+        self.refused = 0
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def cut(self, *, refuse_next: int = 0, refuse_all: bool = False) -> None:
+        with self.lock:
+            self.refuse_next, self.refuse_all = refuse_next, refuse_all
+            for sock in self.sockets:
+                sock.close()
+            self.sockets.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                if self.refuse_all or self.refuse_next > 0:
+                    self.refuse_next -= 1
+                    self.refused += 1
+                    client.close()
+                    continue
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+                self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+@pytest.fixture
+def proxy(neo4j_settings: Neo4jSettings) -> Iterator[FlakyProxy]:
+    from urllib.parse import urlsplit
+
+    address = urlsplit(neo4j_settings.uri)
+    flaky = FlakyProxy((address.hostname or "127.0.0.1", address.port or 7687))
+    try:
+        yield flaky
+    finally:
+        flaky.close()
+
+
+@pytest.mark.integration
+def test_transient_network_failures_are_retried(
+    proxy: FlakyProxy, neo4j_settings: Neo4jSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    through_proxy = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{proxy.port}"})
+    with Neo4jSink(make_settings(through_proxy, max_attempts=6)) as sink:
+        load(sink, RATINGS, SMALL["ratings"][:1])
+        proxy.cut(refuse_next=2)
+        with caplog.at_level(logging.WARNING, logger="chariot.sinks.neo4j.retry"):
+            sink.write(batch(RATINGS, SMALL["ratings"][1:]))
+        assert proxy.refused == 2
+        assert any("transient error, retrying" in r.getMessage() for r in caplog.records)
+        assert sink.checkpoint(RATINGS) == (2, 1)
+    assert scalar(neo4j_settings, "MATCH ()-[r:RATED]->() RETURN count(r)") == 3
+
+
+@pytest.mark.integration
+def test_exhausted_retries_raise_a_sink_write_error(
+    proxy: FlakyProxy, neo4j_settings: Neo4jSettings
+) -> None:
+    through_proxy = neo4j_settings.model_copy(update={"uri": f"bolt://127.0.0.1:{proxy.port}"})
+    with Neo4jSink(make_settings(through_proxy, max_attempts=3)) as sink:
+        load(sink, RATINGS, SMALL["ratings"][:1])
+        proxy.cut(refuse_all=True)
+        started = time.monotonic()
+        with pytest.raises(SinkWriteError) as failure:
+            sink.write(batch(RATINGS, SMALL["ratings"][1:]))
+        assert time.monotonic() - started < 30
+    message = str(failure.value)
+    assert message.startswith("neo4j sink, table ratings: write failed after 3 attempts: ")
+    assert "\n" not in message and failure.value.hint
+    assert proxy.refused >= 2
+
+
+# -- pure logic ----------------------------------------------------------------------------------
+
+keys = st.lists(
+    st.one_of(st.integers(-(2**63), 2**63 - 1), st.text()), min_size=1, max_size=4
+).map(tuple)
+
+
+@given(keys)
+def test_keys_survive_the_json_round_trip(key: tuple[Any, ...]) -> None:
+    assert decode_key(encode_key(key)) == key
+
+
+halves = st.integers(1, 10).map(lambda n: Decimal(n) / 2)
+rating_rows = st.lists(
+    st.tuples(st.integers(1, 10**6), st.integers(1, 10**6), halves, st.integers(0, 2**31)),
+    min_size=1, max_size=50,
+)
+
+
+@given(rating_rows)
+def test_rating_columns_keep_row_order_and_exact_values(rows: list[Row]) -> None:
+    columns = rating_columns(rows)
+    names = ("userId", "movieId", "rating", "timestamp")
+    rebuilt = list(zip(*(columns[name] for name in names), strict=True))
+    assert rebuilt == [(u, m, float(r), t) for u, m, r, t in rows]
+    assert all(Decimal(value) == row[2] for value, row in zip(columns["rating"], rows, strict=True))
+
+
+@given(st.lists(st.tuples(st.integers(), st.text(), st.text()), min_size=1, max_size=30))
+def test_movie_and_tag_columns_apply_the_shared_transforms(rows: list[Row]) -> None:
+    movies = movie_columns(rows)
+    assert movies["movieId"] == [row[0] for row in rows]
+    assert movies["year"] == [title_year(row[1]) for row in rows]
+    assert movies["genres"] == [split_genres(row[2]) for row in rows]
+    tags = tag_columns([(*row, 1) for row in rows])
+    assert tags["tag"] == [row[2] for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("failures", "attempts", "succeeds"), [(0, 1, True), (2, 3, True), (3, 3, False)]
+)
+def test_retries_are_bounded(
+    failures: int, attempts: int, succeeds: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from neo4j.exceptions import ServiceUnavailable
+
+    monkeypatch.setattr("chariot.sinks.neo4j.retry.time.sleep", lambda seconds: None)
+    calls = []
+
+    def work() -> str:
+        calls.append(1)
+        if len(calls) <= failures:
+            raise ServiceUnavailable("connection reset")
+        return "done"
+
+    if succeeds:
+        assert with_retries(work, attempts=attempts, what="neo4j sink, table t: write") == "done"
+    else:
+        with pytest.raises(SinkWriteError, match="after 3 attempts: connection reset"):
+            with_retries(work, attempts=attempts, what="neo4j sink, table t: write")
+    assert len(calls) == min(failures + 1, attempts)
+
+
+def test_non_transient_errors_are_not_retried() -> None:
+    calls = []
+
+    def work() -> None:
+        calls.append(1)
+        raise ValueError("bad parameter")
+
+    with pytest.raises(SinkWriteError, match=r"^neo4j sink, table t: write failed: bad parameter$"):
+        with_retries(work, attempts=5, what="neo4j sink, table t: write")
+    assert len(calls) == 1

@@ -1,0 +1,267 @@
+"""The PostgreSQL sink: the layout other parts code against, idempotent upserts, the
+checkpoint in the same transaction as the rows, rejects, repair abilities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from chariot.batch import Batch, Reject
+from chariot.config import PostgresSettings, Settings
+from chariot.connections import postgres_connection
+from chariot.errors import SinkWriteError
+from chariot.sinks.postgres import PostgresSink
+from chariot.streams import LINKS, MOVIELENS_STREAMS, MOVIES, RATINGS, TAGS
+from tests.sync_support import checkpoints, postgres_rows, postgres_scalar, rejects
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sink(postgres_settings: PostgresSettings) -> Iterator[PostgresSink]:
+    with PostgresSink(Settings(postgres=postgres_settings)) as opened:
+        yield opened
+
+
+def _columns(postgres: PostgresSettings, table: str) -> list[tuple[Any, ...]]:
+    with postgres_connection(postgres) as connection:
+        return connection.execute(
+            "SELECT column_name, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+            " coalesce(c.collation_name, '')"
+            " FROM information_schema.columns c JOIN pg_attribute a"
+            "   ON a.attrelid = format('%%I.%%I', c.table_schema, c.table_name)::regclass"
+            "  AND a.attname = c.column_name"
+            " WHERE c.table_schema = %s AND c.table_name = %s ORDER BY c.ordinal_position",
+            (postgres.schema_name, table),
+        ).fetchall()
+
+
+def _primary_key(postgres: PostgresSettings, table: str) -> list[str]:
+    with postgres_connection(postgres) as connection:
+        rows = connection.execute(
+            "SELECT a.attname FROM pg_index i"
+            " JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+            " WHERE i.indrelid = format('%%I.%%I', %s::text, %s::text)::regclass"
+            " AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)",
+            (postgres.schema_name, table),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def test_layout_is_the_documented_contract(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    for stream in MOVIELENS_STREAMS:
+        sink.prepare(stream)
+    assert _columns(postgres_settings, "movies") == [
+        ("movie_id", "integer", True, ""),
+        ("title", "text", True, ""),
+        ("genres", "text[]", True, ""),
+        ("year", "integer", False, ""),
+    ]
+    assert _columns(postgres_settings, "links") == [
+        ("movie_id", "integer", True, ""),
+        ("imdb_id", "text", True, ""),
+        ("tmdb_id", "integer", False, ""),
+    ]
+    assert _columns(postgres_settings, "ratings") == [
+        ("user_id", "integer", True, ""),
+        ("movie_id", "integer", True, ""),
+        ("rating", "numeric(2,1)", True, ""),
+        ("timestamp", "bigint", True, ""),
+    ]
+    assert _columns(postgres_settings, "tags") == [
+        ("user_id", "integer", True, ""),
+        ("movie_id", "integer", True, ""),
+        ("tag", "text", True, "C"),
+        ("timestamp", "bigint", True, ""),
+    ]
+    assert [c[:2] for c in _columns(postgres_settings, "_chariot_checkpoints")] == [
+        ("table_name", "text"),
+        ("high_water_mark", "jsonb"),
+        ("rows_written", "bigint"),
+        ("updated_at", "timestamp with time zone"),
+    ]
+    assert [c[:2] for c in _columns(postgres_settings, "_chariot_rejects")] == [
+        ("table_name", "text"),
+        ("row_key", "jsonb"),
+        ("reason", "text"),
+        ("first_seen", "timestamp with time zone"),
+        ("last_seen", "timestamp with time zone"),
+    ]
+    assert _primary_key(postgres_settings, "movies") == ["movie_id"]
+    assert _primary_key(postgres_settings, "ratings") == ["user_id", "movie_id"]
+    assert _primary_key(postgres_settings, "tags") == ["user_id", "movie_id", "tag"]
+    assert _primary_key(postgres_settings, "_chariot_rejects") == ["table_name", "row_key"]
+    foreign_keys = postgres_scalar(
+        postgres_settings,
+        "SELECT count(*) FROM information_schema.table_constraints"
+        " WHERE table_schema = %s AND constraint_type = 'FOREIGN KEY'",
+        (postgres_settings.schema_name,),
+    )
+    assert foreign_keys == 0  # ratings may arrive before their movie
+
+
+def test_transforms_are_applied_in_sql(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    sink.prepare(MOVIES)
+    sink.prepare(LINKS)
+    movies = [
+        (1, "Toy Story (1995)", "Adventure|Animation|Children|Comedy|Fantasy"),
+        (2, "Babylon 5 ", "(no genres listed)"),  # trailing space kept, no year
+        (3, "Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)", "Comedy|Romance"),
+        (4, '"Great Performances" Cats (1998)', None),
+        (5, "Year in the middle (1999) of it", "Drama"),
+    ]
+    sink.write(Batch(MOVIES, movies, (5,)))
+    sink.write(Batch(LINKS, [(1, "0114709", 862), (2, "0000012", None)], (2,)))
+    assert postgres_rows(postgres_settings, "movies") == sorted(
+        [
+            (
+                1,
+                "Toy Story (1995)",
+                ["Adventure", "Animation", "Children", "Comedy", "Fantasy"],
+                1995,
+            ),
+            (2, "Babylon 5 ", [], None),
+            (
+                3,
+                "Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)",
+                ["Comedy", "Romance"],
+                2001,
+            ),
+            (4, '"Great Performances" Cats (1998)', [], 1998),
+            (5, "Year in the middle (1999) of it", ["Drama"], None),
+        ],
+        key=repr,
+    )
+    assert postgres_rows(postgres_settings, "links") == [(1, "0114709", 862), (2, "0000012", None)]
+
+
+def test_replaying_batches_is_harmless(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    sink.prepare(RATINGS)
+    first = Batch(RATINGS, [(1, 1, Decimal("4.0"), 10), (1, 2, Decimal("3.5"), 11)], (1, 2))
+    second = Batch(RATINGS, [(2, 1, Decimal("1.0"), 12)], (2, 1))
+    for batch in (first, second, first, second, second):
+        assert sink.write(batch).written == len(batch)
+    assert postgres_rows(postgres_settings, "ratings") == [
+        (1, 1, Decimal("4.0"), 10),
+        (1, 2, Decimal("3.5"), 11),
+        (2, 1, Decimal("1.0"), 12),
+    ]
+    assert sink.checkpoint(RATINGS) == (2, 1)
+    changed = Batch(RATINGS, [(1, 2, Decimal("5.0"), 99)], (1, 2))
+    sink.write(changed)  # a replay with newer source values updates them
+    assert (1, 2, Decimal("5.0"), 99) in postgres_rows(postgres_settings, "ratings")
+    assert sink.checkpoint(RATINGS) == (1, 2)  # the checkpoint follows the batch written
+
+
+def test_a_failed_batch_leaves_rows_and_checkpoint_untouched(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    sink.prepare(RATINGS)
+    sink.write(Batch(RATINGS, [(1, 1, Decimal("4.0"), 10)], (1, 1)))
+    broken = Batch(RATINGS, [(1, 2, Decimal("4.0"), 10), (1, 3, "not a number", 10)], (1, 3))
+    with pytest.raises(Exception, match="numeric"):
+        sink.write(broken)
+    assert postgres_rows(postgres_settings, "ratings") == [(1, 1, Decimal("4.0"), 10)]
+    assert checkpoints(postgres_settings) == {"ratings": [1, 1]}
+    sink.write(Batch(RATINGS, [(1, 2, Decimal("4.5"), 10)], (1, 2)))  # and the sink goes on
+    assert sink.checkpoint(RATINGS) == (1, 2)
+
+
+def test_a_dropped_connection_is_transient_and_the_next_write_reconnects(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    sink.prepare(TAGS)
+    sink.write(Batch(TAGS, [(1, 1, "a", 1)], (1, 1, "a")))
+    backend = sink.connection.info.backend_pid
+    with postgres_connection(postgres_settings, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+    batch = Batch(TAGS, [(1, 1, "B", 2), (1, 1, "b", 3)], (1, 1, "b"))
+    with pytest.raises(Exception) as failure:
+        sink.write(batch)
+    assert sink.is_transient(failure.value)
+    sink.write(batch)
+    assert postgres_rows(postgres_settings, "tags") == [
+        (1, 1, "B", 2),
+        (1, 1, "a", 1),
+        (1, 1, "b", 3),
+    ]
+    assert sink.checkpoint(TAGS) == (1, 1, "b")
+
+
+def test_rejects_are_recorded_and_forgotten_once_the_row_loads(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    sink.prepare(RATINGS)
+    bad = [
+        Reject("ratings", (1, 2), "rating outside 0.5-5.0"),
+        Reject("ratings", (1, 3), "NULL timestamp"),
+    ]
+    result = sink.write(Batch(RATINGS, [(1, 1, Decimal("4.0"), 1)], (1, 3), bad))
+    assert result.rejected == bad
+    counts, first = sink.recorded_rejects()
+    assert counts == {"ratings": 2}
+    assert set(first) == set(bad)
+    sink.write(Batch(RATINGS, [(1, 1, Decimal("4.0"), 1)], (1, 3), bad))  # replayed: same two
+    assert rejects(postgres_settings) == {
+        ("ratings", "[1, 2]"): "rating outside 0.5-5.0",
+        ("ratings", "[1, 3]"): "NULL timestamp",
+    }
+    sink.write(Batch(RATINGS, [(1, 2, Decimal("4.5"), 1)], (1, 2)))  # fixed in the source
+    assert rejects(postgres_settings) == {("ratings", "[1, 3]"): "NULL timestamp"}
+
+
+def test_full_refresh_empties_the_table_its_checkpoint_and_rejects(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    for stream in (MOVIES, RATINGS):
+        sink.prepare(stream)
+    sink.write(
+        Batch(MOVIES, [(1, "A (2000)", "Drama")], (1,), [Reject("movies", (2,), "NULL title")])
+    )
+    sink.write(
+        Batch(RATINGS, [(1, 1, Decimal("4.0"), 1)], (1, 1), [Reject("ratings", (1, 2), "x")])
+    )
+    sink.prepare(MOVIES, full_refresh=True)
+    assert postgres_rows(postgres_settings, "movies") == []
+    assert sink.checkpoint(MOVIES) is None
+    assert sink.recorded_rejects()[0] == {"ratings": 1}
+    assert sink.checkpoint(RATINGS) == (1, 1)  # other tables untouched
+
+
+def test_repair_writes_and_deletes_rows_without_moving_the_checkpoint(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    sink.prepare(TAGS)
+    sink.write(Batch(TAGS, [(1, 1, "a", 1), (1, 1, "b", 2)], (1, 1, "b")))
+    assert sink.upsert_rows(TAGS, [(1, 1, "a", 5), (2, 2, "z", 6)]) == 2
+    assert sink.delete_keys(TAGS, [(1, 1, "b"), (9, 9, "missing")]) == 1
+    assert postgres_rows(postgres_settings, "tags") == [(1, 1, "a", 5), (2, 2, "z", 6)]
+    assert sink.checkpoint(TAGS) == (1, 1, "b")
+
+
+def test_one_writer_per_table_at_a_time(postgres_settings: PostgresSettings) -> None:
+    settings = Settings(postgres=postgres_settings)
+    with PostgresSink(settings) as first, PostgresSink(settings) as second:
+        second.lock_wait_seconds = 0.2
+        first.prepare(RATINGS)
+        with pytest.raises(SinkWriteError, match="another chariot sync is writing"):
+            second.prepare(RATINGS)
+        second.prepare(TAGS)  # other tables are free
+    with PostgresSink(settings) as third:
+        third.prepare(RATINGS)  # a closed (or killed) writer frees the table
+
+
+def test_status_abilities_on_an_empty_schema(sink: PostgresSink) -> None:
+    assert sink.stored_checkpoints() == {}
+    assert sink.recorded_rejects() == ({}, [])
+    assert sink.checkpoint(RATINGS) is None
+    assert "***" in sink.describe() and "chariot-postgres" not in sink.describe()
