@@ -14,10 +14,19 @@ import pytest
 from typer.testing import CliRunner
 
 from chariot.config import MySQLSettings, Neo4jSettings, PostgresSettings, RunSettings, Settings
-from tests.servers import Servers, docker_available, from_environment, from_testcontainers, unavailable
+from tests.servers import (
+    Servers,
+    docker_available,
+    from_environment,
+    from_testcontainers,
+    unavailable,
+)
 
 MOVIELENS_DIR = Path(
-    os.environ.get("CHARIOT_MOVIELENS_DIR", Path(__file__).resolve().parents[1].parent / "shared/data/ml-latest-small")
+    os.environ.get(
+        "CHARIOT_MOVIELENS_DIR",
+        Path(__file__).resolve().parents[1].parent / "shared/data/ml-latest-small",
+    )
 )
 
 NEO4J_LOCK_PATH = Path(tempfile.gettempdir()) / "chariot-neo4j-tests.lock"
@@ -48,7 +57,9 @@ def mysql_settings(servers: Servers) -> Iterator[MySQLSettings]:
     admin = mysql_connect(servers.mysql)
     try:
         with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+            cursor.execute(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
         yield servers.mysql.model_copy(update={"database": name})
     finally:
         with admin.cursor() as cursor:
@@ -104,7 +115,9 @@ def neo4j_settings(servers: Servers) -> Iterator[Neo4jSettings]:
 
 @pytest.fixture
 def settings(
-    mysql_settings: MySQLSettings, postgres_settings: PostgresSettings, neo4j_settings: Neo4jSettings
+    mysql_settings: MySQLSettings,
+    postgres_settings: PostgresSettings,
+    neo4j_settings: Neo4jSettings,
 ) -> Settings:
     """Settings pointing at this test's own database, schema and a clean graph."""
     return Settings(
@@ -124,7 +137,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
                 value = value.get_secret_value()
             env[f"CHARIOT_{section.upper()}__{key.upper()}"] = str(value)
     for key, value in settings.run.model_dump().items():
-        env[f"CHARIOT_RUN__{key.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
+        env[f"CHARIOT_RUN__{key.upper()}"] = (
+            ",".join(value) if isinstance(value, list) else str(value)
+        )
     return env
 
 
@@ -133,7 +148,9 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Any]:
     """Run ``chariot ARGS`` in-process with the given settings as environment variables."""
     from chariot.cli.app import app
 
-    def invoke(*args: str, settings: Settings | None = None, env: dict[str, str] | None = None) -> Any:
+    def invoke(
+        *args: str, settings: Settings | None = None, env: dict[str, str] | None = None
+    ) -> Any:
         monkeypatch.chdir(tmp_path)  # no stray ./.env from the developer's checkout
         variables = settings_env(settings) if settings is not None else {}
         variables.update(env or {})
@@ -147,7 +164,9 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def movielens_dir() -> Path:
     if not (MOVIELENS_DIR / "ratings.csv").is_file():
-        pytest.fail(f"MovieLens ml-latest-small not found at {MOVIELENS_DIR} (set CHARIOT_MOVIELENS_DIR)")
+        pytest.fail(
+            f"MovieLens ml-latest-small not found at {MOVIELENS_DIR} (set CHARIOT_MOVIELENS_DIR)"
+        )
     return MOVIELENS_DIR
 
 
@@ -156,4 +175,6 @@ def sql_settings(
     mysql_settings: MySQLSettings, postgres_settings: PostgresSettings, servers: Servers
 ) -> Settings:
     """Like ``settings`` for tests that never touch Neo4j: no graph lock, no wipe."""
-    return Settings(mysql=mysql_settings, postgres=postgres_settings, neo4j=servers.neo4j, run=RunSettings())
+    return Settings(
+        mysql=mysql_settings, postgres=postgres_settings, neo4j=servers.neo4j, run=RunSettings()
+    )

@@ -34,7 +34,10 @@ def unavailable(reason: str) -> None:
 
 def from_environment() -> Servers | None:
     """Servers named by CHARIOT_* variables (what `make test` and CI export)."""
-    if not any(key in os.environ for key in ("CHARIOT_MYSQL__HOST", "CHARIOT_POSTGRES__HOST", "CHARIOT_NEO4J__URI")):
+    if not any(
+        key in os.environ
+        for key in ("CHARIOT_MYSQL__HOST", "CHARIOT_POSTGRES__HOST", "CHARIOT_NEO4J__URI")
+    ):
         return None
     from chariot.config import load_settings
 
@@ -58,22 +61,34 @@ def from_testcontainers(stack: list[object]) -> Servers:
     from testcontainers.neo4j import Neo4jContainer
     from testcontainers.postgres import PostgresContainer
 
-    mysql = MySqlContainer("mysql:8.4", username="root", password="chariot-mysql", dbname="movielens")
+    mysql = MySqlContainer(
+        "mysql:8.4", username="root", password="chariot-mysql", dbname="movielens"
+    )
     mysql.with_command("--local-infile=1")
-    postgres = PostgresContainer("postgres:16", username="chariot", password="chariot-postgres", dbname="chariot")
+    postgres = PostgresContainer(
+        "postgres:16", username="chariot", password="chariot-postgres", dbname="chariot"
+    )
     neo4j = Neo4jContainer("neo4j:5.26-community", password="chariot-neo4j")
     for container in (mysql, postgres, neo4j):
         container.start()
         stack.append(container)
     return Servers(
         MySQLSettings(
-            host=mysql.get_container_host_ip(), port=int(mysql.get_exposed_port(3306)),
-            user="root", password=SecretStr("chariot-mysql"), database="movielens",
+            host=mysql.get_container_host_ip(),
+            port=int(mysql.get_exposed_port(3306)),
+            user="root",
+            password=SecretStr("chariot-mysql"),
+            database="movielens",
         ),
         PostgresSettings(
-            host=postgres.get_container_host_ip(), port=int(postgres.get_exposed_port(5432)),
-            user="chariot", password=SecretStr("chariot-postgres"), database="chariot",
+            host=postgres.get_container_host_ip(),
+            port=int(postgres.get_exposed_port(5432)),
+            user="chariot",
+            password=SecretStr("chariot-postgres"),
+            database="chariot",
         ),
-        Neo4jSettings(uri=neo4j.get_connection_url(), user="neo4j", password=SecretStr("chariot-neo4j")),
+        Neo4jSettings(
+            uri=neo4j.get_connection_url(), user="neo4j", password=SecretStr("chariot-neo4j")
+        ),
         origin="testcontainers",
     )

@@ -55,7 +55,9 @@ def source_engine(settings: MySQLSettings) -> sqlalchemy.engine.Engine:
             connection.exec_driver_sql("SELECT 1")
         return engine
     except sqlalchemy.exc.ArgumentError as error:
-        raise ConnectionFailed(f"source URL {settings.display_url()} is not valid: {error}") from None
+        raise ConnectionFailed(
+            f"source URL {settings.display_url()} is not valid: {error}"
+        ) from None
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
         cause = getattr(error, "orig", None) or error
         raise ConnectionFailed(
@@ -78,7 +80,9 @@ def postgres_connect(settings: PostgresSettings, **kwargs: Any) -> psycopg.Conne
 
 
 @contextmanager
-def postgres_connection(settings: PostgresSettings, **kwargs: Any) -> Iterator[psycopg.Connection[Any]]:
+def postgres_connection(
+    settings: PostgresSettings, **kwargs: Any
+) -> Iterator[psycopg.Connection[Any]]:
     connection = postgres_connect(settings, **kwargs)
     try:
         yield connection
@@ -130,15 +134,26 @@ def _driver_message(error: BaseException) -> str:
     message = getattr(error, "message", None) or str(error) or type(error).__name__
     if isinstance(error.args, tuple) and len(error.args) == 2 and isinstance(error.args[0], int):
         message = str(error.args[1])  # pymysql: (code, message)
-    first_line = message.strip().splitlines()[0] if message.strip() else type(error).__name__
-    return first_line.removeprefix("connection failed: ")
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    text = lines[0]
+    # The Neo4j driver ends its first line with ":" and gives the cause on the next one.
+    if text.endswith(":") and len(lines) > 1:
+        text = f"{text} {lines[1]}"
+    return text.removeprefix("connection failed: ")
 
 
 def _hint_for(message: str, prefix: str) -> str | None:
     lowered = message.lower()
-    if any(word in lowered for word in ("password", "access denied", "unauthorized", "authentication")):
+    if any(
+        word in lowered for word in ("password", "access denied", "unauthorized", "authentication")
+    ):
         return f"check {prefix}__USER and {prefix}__PASSWORD"
-    if any(word in lowered for word in ("refused", "unavailable", "timed out", "can't connect", "couldn't connect")):
+    if any(
+        word in lowered
+        for word in ("refused", "unavailable", "timed out", "can't connect", "couldn't connect")
+    ):
         return "is the server running? `make services` starts local ones"
     if "unknown database" in lowered or "does not exist" in lowered:
         return f"check {prefix}__DATABASE"

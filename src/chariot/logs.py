@@ -60,3 +60,6 @@ def configure_logging(*, verbosity: int = 0, log_format: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # The Neo4j driver logs every dropped connection at ERROR; Chariot reports those
+    # failures itself, once, so the driver's own lines only show with -vv.
+    logging.getLogger("neo4j").setLevel(logging.DEBUG if verbosity >= 2 else logging.CRITICAL)

@@ -23,7 +23,8 @@ class EndpointStatus(BaseModel):
     version: str | None = None
     error: str | None = None
     row_counts: dict[str, int | None] = Field(
-        default_factory=dict, description="rows per MovieLens table; null where the table does not exist"
+        default_factory=dict,
+        description="rows per MovieLens table; null where the table does not exist",
     )
 
 
@@ -74,7 +75,9 @@ class StatusReport(BaseModel):
 def collect_status(settings: Settings) -> StatusReport:
     endpoints = [
         _probe("mysql", "source", settings.mysql.display_url(), lambda: _mysql_facts(settings)),
-        _probe("postgres", "sink", settings.postgres.display_url(), lambda: _postgres_facts(settings)),
+        _probe(
+            "postgres", "sink", settings.postgres.display_url(), lambda: _postgres_facts(settings)
+        ),
         _probe("neo4j", "sink", settings.neo4j.display_url(), lambda: _neo4j_facts(settings)),
     ]
     report = StatusReport(endpoints=endpoints)
@@ -104,7 +107,9 @@ def _probe(name: str, role: str, address: str, facts: Any) -> EndpointStatus:
     try:
         version, counts = facts()
     except ChariotError as error:
-        return EndpointStatus(name=name, role=role, address=address, reachable=False, error=str(error))
+        return EndpointStatus(
+            name=name, role=role, address=address, reachable=False, error=str(error)
+        )
     return EndpointStatus(
         name=name, role=role, address=address, reachable=True, version=version, row_counts=counts
     )
@@ -141,7 +146,8 @@ def _postgres_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
         existing = {
             str(row[0])
             for row in connection.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (schema,)
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (schema,),
             )
         }
         counts: dict[str, int | None] = {}
@@ -172,6 +178,7 @@ def _neo4j_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
         ).single()
         version = str(record["version"]) if record else "unknown"
         counts: dict[str, int | None] = {
-            table: int(session.run(query).single()[0]) for table, query in NEO4J_COUNT_QUERIES.items()
+            table: int(session.run(query).single()[0])
+            for table, query in NEO4J_COUNT_QUERIES.items()
         }
     return version, counts

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from chariot import __version__
 from chariot.cli import aggregate as aggregate_command
 from chariot.cli import audit as audit_command
+from chariot.cli import run as run_command
 from chariot.cli import seed as seed_command
 from chariot.cli import status as status_command
 from chariot.cli import sync as sync_command
@@ -19,9 +20,10 @@ from chariot.cli.common import GlobalOptions
 from chariot.logs import configure_logging
 
 
-class LogFormat(str, Enum):
+class LogFormat(StrEnum):
     text = "text"
     json = "json"
+
 
 # Help lists commands in the order a user needs them. Typer would put sub-apps (`seed`)
 # after all plain commands, whatever the order of registration below.
@@ -56,22 +58,37 @@ def main_options(
     ctx: typer.Context,
     env_file: Annotated[
         Path | None,
-        typer.Option("--env-file", help="Read settings from this file instead of ./.env.", envvar="CHARIOT_ENV_FILE"),
+        typer.Option(
+            "--env-file",
+            help="Read settings from this file instead of ./.env.",
+            envvar="CHARIOT_ENV_FILE",
+        ),
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output (repeatable).")] = 0,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback on errors.")
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log output (repeatable).")
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
     log_format: Annotated[
         LogFormat,
-        typer.Option("--log-format", help="Log lines on stderr as 'text' or 'json' (one object per line)."),
+        typer.Option(
+            "--log-format", help="Log lines on stderr as 'text' or 'json' (one object per line)."
+        ),
     ] = LogFormat.text,
     version: Annotated[
-        bool, typer.Option("--version", help="Show the version and exit.", callback=_show_version, is_eager=True)
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_show_version, is_eager=True
+        ),
     ] = False,
 ) -> None:
     """Keep an analytics PostgreSQL and a Neo4j graph exactly in step with a MySQL source."""
     verbosity = -1 if quiet else verbose
-    ctx.obj = GlobalOptions(env_file=env_file, debug=debug, verbosity=verbosity, log_format=log_format.value)
+    ctx.obj = GlobalOptions(
+        env_file=env_file, debug=debug, verbosity=verbosity, log_format=log_format.value
+    )
     configure_logging(verbosity=verbosity, log_format=log_format.value)
 
 
@@ -79,6 +96,7 @@ seed_command.register(app)
 sync_command.register(app)
 aggregate_command.register(app)
 audit_command.register(app)
+run_command.register(app)
 status_command.register(app)
 
 

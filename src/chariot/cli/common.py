@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
 from chariot.config import Settings, load_settings
-from chariot.errors import ChariotError
+from chariot.errors import ChariotError, ConfigError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,18 +48,28 @@ def settings_from(ctx: typer.Context, **run_overrides: Any) -> Settings:
     settings = load_settings(options.env_file)
     overrides = {key: value for key, value in run_overrides.items() if value is not None}
     if overrides:
-        run = settings.run.model_copy(update=overrides)
-        # Re-validate so an option like --batch-size 0 fails exactly like the env var would.
-        settings = settings.model_copy(update={"run": type(run).model_validate(run.model_dump())})
+        # Validate the merged values so an option like --batch-size 0 fails exactly like the
+        # environment variable would: one line naming the setting.
+        try:
+            run = type(settings.run).model_validate({**settings.run.model_dump(), **overrides})
+        except ValidationError as error:
+            first = error.errors()[0]
+            option = "--" + str(first["loc"][0]).replace("_", "-")
+            raise ConfigError(f"invalid {option}: {first['msg']}") from None
+        settings = settings.model_copy(update={"run": run})
     return settings
 
 
-def fail(message: str, *, exit_code: int = 1, hint: str | None = None, as_json: bool = False) -> NoReturn:
+def fail(
+    message: str, *, exit_code: int = 1, hint: str | None = None, as_json: bool = False
+) -> NoReturn:
     """Print one error line (or a JSON error object) and exit."""
     if as_json:
         print_json({"error": message, "hint": hint, "exit_code": exit_code})
     else:
-        err_console.print(f"[bold red]Error:[/] {_escape(message)}", highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]Error:[/] {_escape(message)}", highlight=False, soft_wrap=True
+        )
         if hint:
             err_console.print(f"[dim]Hint: {_escape(hint)}[/]", highlight=False, soft_wrap=True)
     raise typer.Exit(exit_code)
@@ -82,7 +92,11 @@ def reported_errors(ctx: typer.Context, *, as_json: bool = False) -> Iterator[No
 
 
 def print_json(result: BaseModel | dict[str, Any] | list[Any]) -> None:
-    text = result.model_dump_json(indent=2) if isinstance(result, BaseModel) else json.dumps(result, indent=2, default=str)
+    text = (
+        result.model_dump_json(indent=2)
+        if isinstance(result, BaseModel)
+        else json.dumps(result, indent=2, default=str)
+    )
     # Plain write: rich would re-wrap long lines and colour numbers, which breaks `jq`.
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

@@ -92,18 +92,25 @@ def render_aggregation_runs(report: StatusReport) -> None:
     states = ("pending", "running", "done", "failed")
     for run in report.aggregation_runs:
         table.add_row(
-            str(run.run_id), run.status, run.graph_status, f"{run.created_at:%m-%d %H:%M:%S}",
+            str(run.run_id),
+            run.status,
+            run.graph_status,
+            f"{run.created_at:%m-%d %H:%M:%S}",
             f"{run.promoted_at:%m-%d %H:%M:%S}" if run.promoted_at else "-",
             *(f"{run.partitions.get(state, 0):,}" for state in states),
         )
     console.print(table)
     latest = report.aggregation_runs[0]
     if latest.status == "running" and latest.last_error:  # an open run: why it stopped
-        console.print(f"[yellow]run {latest.run_id} last partition error:[/] "
-                      f"{escape(latest.last_error)}", soft_wrap=True)
+        console.print(
+            f"[yellow]run {latest.run_id} last partition error:[/] {escape(latest.last_error)}",
+            soft_wrap=True,
+        )
     if latest.graph_error:
-        console.print(f"[yellow]run {latest.run_id} graph error:[/] {escape(latest.graph_error)}",
-                      soft_wrap=True)
+        console.print(
+            f"[yellow]run {latest.run_id} graph error:[/] {escape(latest.graph_error)}",
+            soft_wrap=True,
+        )
 
 
 def render_last_audit(report: StatusReport) -> None:

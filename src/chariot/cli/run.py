@@ -1,0 +1,113 @@
+"""`chariot run`: the whole pipeline in one command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from chariot.cli.common import (
+    JsonOption,
+    console,
+    err_console,
+    fail,
+    global_options,
+    print_json,
+    reported_errors,
+    settings_from,
+)
+from chariot.pipeline import PipelineResult, run_pipeline
+
+STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "not run": "dim"}
+
+
+def run(
+    ctx: typer.Context,
+    sinks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sink", "-s", help="Only these sinks (repeatable). Default: CHARIOT_RUN__SINKS."
+        ),
+    ] = None,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh", help="Sync stage: rebuild every table in the selected sinks."
+        ),
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            "-w",
+            min=1,
+            max=256,
+            help="Aggregate stage: worker processes (default CHARIOT_RUN__WORKERS).",
+        ),
+    ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option("--repair", help="Audit stage: fix the differences found, then audit again."),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run sync → aggregate → audit, stopping at the first failing stage.
+
+    Exits 0 when every stage is ok; otherwise with the failing stage's code
+    (sync 4/5, aggregate 6, audit 1 for differences or 7 when it could not run).
+    """
+    quiet = as_json or global_options(ctx).verbosity < 0
+    with reported_errors(ctx, as_json=as_json):
+        settings = settings_from(ctx)
+
+        def announce(stage: str) -> None:
+            if not quiet:
+                err_console.print(f"[bold]→ {stage}[/]")
+
+        result = run_pipeline(
+            settings,
+            sinks=sinks,
+            full_refresh=full_refresh,
+            workers=workers,
+            repair=repair,
+            progress=announce,
+        )
+    if as_json:
+        print_json(result)
+    else:
+        render_pipeline(result)
+    failed = result.failed_stage
+    if failed is not None:
+        if as_json:
+            raise typer.Exit(failed.exit_code or 1)
+        fail(f"stage {failed.stage} failed: {failed.detail}", exit_code=failed.exit_code or 1)
+
+
+def render_pipeline(result: PipelineResult) -> None:
+    table = Table(title="Pipeline", title_justify="left", box=box.SIMPLE_HEAD)
+    for column, justify in (
+        ("stage", "left"),
+        ("status", "left"),
+        ("rows", "right"),
+        ("seconds", "right"),
+        ("detail", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for stage in result.stages:
+        style = STATUS_STYLE[stage.status]
+        table.add_row(
+            stage.stage,
+            f"[{style}]{stage.status}[/]",
+            f"{stage.rows:,}",
+            f"{stage.seconds:.1f}",
+            escape(stage.detail or ""),
+        )
+    console.print(table)
+    console.print(f"total {result.seconds:.1f} s")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)

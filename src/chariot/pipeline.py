@@ -1,0 +1,186 @@
+"""`chariot run`: sync, then aggregate, then audit, stopping at the first failing stage.
+
+Each stage is the same library call its own command makes; this module only orders them,
+decides what a stage's failure is, and collects one summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from chariot.config import Settings
+from chariot.errors import ChariotError
+
+log = logging.getLogger(__name__)
+
+StageName = Literal["sync", "aggregate", "audit"]
+STAGES: tuple[StageName, ...] = ("sync", "aggregate", "audit")
+
+# Exit code of a stage that finished but found a problem it reports as data.
+SYNC_SINK_FAILED = 5
+AGGREGATE_GRAPH_FAILED = 6
+AUDIT_DIFFERENCES = 1
+
+
+class StageResult(BaseModel):
+    stage: StageName
+    status: Literal["ok", "failed", "skipped", "not run"]
+    rows: int = Field(0, description="sync: rows read; aggregate: ratings; audit: rows compared")
+    seconds: float = 0.0
+    detail: str | None = Field(None, description="why it failed or was skipped")
+    exit_code: int = 0
+    result: dict[str, Any] | None = Field(None, description="the stage command's own --json result")
+
+
+class PipelineResult(BaseModel):
+    stages: list[StageResult]
+    seconds: float = 0.0
+
+    @property
+    def failed_stage(self) -> StageResult | None:
+        return next((stage for stage in self.stages if stage.status == "failed"), None)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed_stage is None
+
+
+Progress = Callable[[str], None]  # told the name of each stage as it starts
+
+
+def run_pipeline(
+    settings: Settings,
+    *,
+    sinks: list[str] | None = None,
+    full_refresh: bool = False,
+    workers: int | None = None,
+    repair: bool = False,
+    progress: Progress | None = None,
+) -> PipelineResult:
+    """Run sync → aggregate → audit; a stage that fails stops the pipeline."""
+    sink_names = list(dict.fromkeys(sinks or settings.run.sinks))
+    stages = {
+        "sync": lambda: _sync(settings, sink_names, full_refresh),
+        "aggregate": lambda: _aggregate(settings, sink_names, workers),
+        "audit": lambda: _audit(settings, sink_names, repair),
+    }
+    started = time.perf_counter()
+    results: list[StageResult] = []
+    for name in STAGES:
+        if results and results[-1].status == "failed":
+            results.append(
+                StageResult(stage=name, status="not run", detail="an earlier stage failed")
+            )
+            continue
+        if progress:
+            progress(name)
+        results.append(_timed(name, stages[name]))
+        log.info(
+            "stage finished",
+            extra={
+                "stage": name,
+                "status": results[-1].status,
+                "rows": results[-1].rows,
+                "seconds": results[-1].seconds,
+            },
+        )
+    return PipelineResult(stages=results, seconds=round(time.perf_counter() - started, 3))
+
+
+def _timed(name: StageName, stage: Callable[[], StageResult]) -> StageResult:
+    started = time.perf_counter()
+    try:
+        result = stage()
+    except ChariotError as error:
+        result = StageResult(
+            stage=name, status="failed", detail=_one_line(error), exit_code=error.exit_code
+        )
+    result.seconds = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _sync(settings: Settings, sinks: list[str], full_refresh: bool) -> StageResult:
+    from chariot.sync import sync
+
+    result = sync(settings, sinks=sinks, full_refresh=full_refresh)
+    rows = sum(table.rows_read for table in result.tables)
+    payload = result.model_dump(mode="json")
+    if not result.ok:
+        detail = "; ".join(failure.line() for failure in result.failures)
+        return StageResult(
+            stage="sync",
+            status="failed",
+            rows=rows,
+            detail=detail,
+            exit_code=SYNC_SINK_FAILED,
+            result=payload,
+        )
+    return StageResult(stage="sync", status="ok", rows=rows, result=payload)
+
+
+def _aggregate(settings: Settings, sinks: list[str], workers: int | None) -> StageResult:
+    if "postgres" not in sinks:
+        return StageResult(
+            stage="aggregate",
+            status="skipped",
+            detail="aggregation reads the ratings in the postgres sink, which is not selected",
+        )
+    from chariot.aggregate.runner import run_aggregation
+
+    result = run_aggregation(settings, workers=workers, graph="neo4j" in sinks)
+    payload = result.model_dump(mode="json")
+    if result.graph_status == "failed":
+        return StageResult(
+            stage="aggregate",
+            status="failed",
+            rows=result.ratings,
+            detail="summaries promoted in PostgreSQL but not written to Neo4j: "
+            f"{result.graph_error}",
+            exit_code=AGGREGATE_GRAPH_FAILED,
+            result=payload,
+        )
+    return StageResult(stage="aggregate", status="ok", rows=result.ratings, result=payload)
+
+
+def _audit(settings: Settings, sinks: list[str], repair: bool) -> StageResult:
+    from chariot.audit import AuditOptions, run_audit
+    from chariot.audit.tables import AUDITABLE_SINKS
+
+    audited = [sink for sink in sinks if sink in AUDITABLE_SINKS]
+    if not audited:
+        return StageResult(
+            stage="audit", status="skipped", detail="no selected sink can be audited"
+        )
+    report = run_audit(settings, AuditOptions(sinks=tuple(audited), repair=repair))
+    rows = sum(result.rows_compared for result in report.results)
+    payload = report.model_dump(mode="json")
+    if not report.clean:
+        return StageResult(
+            stage="audit",
+            status="failed",
+            rows=rows,
+            exit_code=AUDIT_DIFFERENCES,
+            detail=_audit_detail(report),
+            result=payload,
+        )
+    return StageResult(stage="audit", status="ok", rows=rows, result=payload)
+
+
+def _audit_detail(report: Any) -> str:
+    parts = [
+        f"{r.table}/{r.sink}: {r.missing} missing, {r.extra} extra, {r.differing} differing"
+        for r in report.results
+        if not r.clean
+    ]
+    if not report.summaries.clean:
+        parts.append(f"summaries: {report.summaries.status}")
+    return "differences found: " + "; ".join(parts) + " (run `chariot audit` for the rows)"
+
+
+def _one_line(error: ChariotError) -> str:
+    return str(error) + (f" (hint: {error.hint})" if error.hint else "")
