@@ -58,6 +58,13 @@ def test_run_stops_at_the_first_failing_stage_with_its_exit_code(
         assert line in result.stdout
     assert "not run" in result.stdout
 
+    as_json = cli("run", "--json", settings=unreachable_graph)
+
+    assert as_json.exit_code == 5
+    stages = json.loads(as_json.stdout)["stages"]
+    assert [stage["status"] for stage in stages] == ["failed", "not run", "not run"]
+    assert stages[0]["exit_code"] == 5 and "neo4j" in stages[0]["detail"]
+
 
 def test_run_json_reports_skipped_stages_for_a_postgres_only_pipeline(
     cli: Any, sql_settings: Settings, movielens_dir: Path

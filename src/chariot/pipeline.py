@@ -72,7 +72,7 @@ def run_pipeline(
     started = time.perf_counter()
     results: list[StageResult] = []
     for name in STAGES:
-        if results and results[-1].status == "failed":
+        if any(result.status == "failed" for result in results):
             results.append(
                 StageResult(stage=name, status="not run", detail="an earlier stage failed")
             )
