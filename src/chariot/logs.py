@@ -49,12 +49,27 @@ class TextFormatter(logging.Formatter):
         return f"{line}  [{context}]" if context else line
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record (test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def configure_logging(*, verbosity: int = 0, log_format: str = "text") -> None:
     """-q (verbosity -1): errors only; default: warnings; -v: info; -vv: debug."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     if log_format == "json" and verbosity == 0:
         level = logging.INFO  # asking for structured logs means wanting the run's events
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger("chariot")
     root.handlers[:] = [handler]

@@ -8,6 +8,7 @@ command promotes first wins, the other reports the run as promoted by another pr
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ from chariot.aggregate.worker import WorkerReport
 from chariot.config import Settings
 from chariot.connections import postgres_connection
 from chariot.errors import AggregationError, ChariotError
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (partitions done, partitions total)
 
@@ -143,6 +146,17 @@ def _run(
     if graph and (result.promoted_now or result.action == "graph-only"):
         _write_graph(settings, result)
     result.seconds = round(time.perf_counter() - started, 3)
+    log.info(
+        "aggregation finished",
+        extra={
+            "agg_run_id": result.run_id,
+            "partitions": result.partitions_total,
+            "partitions_done_now": result.partitions_done_now,
+            "ratings": result.ratings,
+            "graph_status": result.graph_status,
+            "seconds": result.seconds,
+        },
+    )
     return result
 
 
