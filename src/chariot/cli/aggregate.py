@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -13,7 +13,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from chariot.aggregate.runner import AggregationResult, run_aggregation
 from chariot.cli.common import (
     JsonOption,
     console,
@@ -24,6 +23,9 @@ from chariot.cli.common import (
     settings_from,
 )
 from chariot.errors import AggregationError
+
+if TYPE_CHECKING:  # the runner imports numpy and the drivers: keep `--help` instant
+    from chariot.aggregate.runner import AggregationResult
 
 
 class Executor(StrEnum):
@@ -87,6 +89,8 @@ def aggregate(
     with reported_errors(ctx, as_json=as_json):
         settings = settings_from(ctx, partition_rows=partition_rows)
         with partition_progress(show_progress) as progress:
+            from chariot.aggregate.runner import run_aggregation
+
             result = run_aggregation(
                 settings,
                 workers=workers,
