@@ -244,19 +244,10 @@ def test_auto_falls_back_when_the_server_refuses_local_infile(
     mysql_settings: MySQLSettings, movielens_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A client without the LOCAL INFILE capability: the server really refuses LOAD DATA LOCAL."""
-    import pymysql
+    from chariot.connections import mysql_connect
 
     def connect_without_local_infile(settings: MySQLSettings, **_: Any) -> Any:
-        return pymysql.connect(
-            host=settings.host,
-            port=settings.port,
-            user=settings.user,
-            password=settings.password.get_secret_value(),
-            database=settings.database,
-            charset="utf8mb4",
-            local_infile=False,
-            autocommit=False,
-        )
+        return mysql_connect(settings, local_infile=False)
 
     monkeypatch.setattr("chariot.seed.staged.mysql_connect", connect_without_local_infile)
     with pytest.raises(DataError, match="refuses LOAD DATA LOCAL INFILE"):

@@ -25,19 +25,19 @@ def mysql_connect(settings: MySQLSettings, **kwargs: Any) -> pymysql.connections
     """A pymysql connection to the MySQL source (utf8mb4, LOCAL INFILE allowed)."""
     import pymysql
 
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "user": settings.user,
+        "password": settings.password.get_secret_value(),
+        "database": settings.database,
+        "charset": "utf8mb4",
+        "local_infile": True,
+        "connect_timeout": 10,
+        "autocommit": False,
+    }
     try:
-        return pymysql.connect(
-            host=settings.host,
-            port=settings.port,
-            user=settings.user,
-            password=settings.password.get_secret_value(),
-            database=settings.database,
-            charset="utf8mb4",
-            local_infile=True,
-            connect_timeout=10,
-            autocommit=False,
-            **kwargs,
-        )
+        return pymysql.connect(**{**options, **kwargs})  # callers may override any default
     except pymysql.err.MySQLError as error:
         raise ConnectionFailed(
             f"MySQL source at {settings.display_url()}: {_driver_message(error)}",
