@@ -100,7 +100,9 @@ def test_kill_9_of_the_whole_command_then_rerun_finishes_exactly(big_settings: S
         big_settings.postgres,
         "SELECT count(*) FROM {schema}._chariot_agg_partitions WHERE attempts > 1",
     )
-    assert retried[0][0] >= 1  # the partitions that were running when killed
+    # Every partition that was running when killed was attempted again. (The kill can land
+    # just after the running ones finished, so the count may be zero: that race is harmless.)
+    assert retried[0][0] >= interrupted.get("running", 0)
 
 
 @pytest.mark.slow
