@@ -9,7 +9,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
-PIP_EXTRAS ?= test,dask
+PIP_EXTRAS ?= test,dask,lint
 PYTEST_ARGS ?=
 MOVIELENS_DIR ?= ../shared/data/ml-latest-small
 
@@ -26,7 +26,7 @@ help:
 	@echo "make test             services + pytest (PYTEST_ARGS='-k foo -x' to pass arguments)"
 	@echo "make demo             services + seed MovieLens ($(MOVIELENS_DIR)) + chariot run + chariot status"
 	@echo "make bench            services + bench/run_all.py"
-	@echo "make lint             ruff check src tests"
+	@echo "make lint             ruff check, ruff format --check, mypy src (pinned versions)"
 	@echo "make clean            remove caches and build artefacts (keeps .venv and .services)"
 	@echo "make distclean        clean + stop services + remove .services/ (all server data) and .venv"
 
@@ -68,8 +68,9 @@ bench: services
 	else echo "make bench: bench/run_all.py does not exist yet, nothing to run"; fi
 
 lint: venv
-	@test -x $(VENV)/bin/ruff || $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check ruff
-	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/mypy src
 
 clean:
 	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache .hypothesis .cache src/*.egg-info

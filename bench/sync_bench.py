@@ -74,8 +74,11 @@ def _arguments() -> argparse.Namespace:
         "--movielens", type=Path, default=ROOT.parent / "shared/data/ml-latest-small"
     )
     parser.add_argument("--skip-movielens", action="store_true")
-    parser.add_argument("--cases", default="postgres,neo4j,both",
-                        type=lambda text: [c for c in text.split(",") if c in CASES])
+    parser.add_argument(
+        "--cases",
+        default="postgres,neo4j,both",
+        type=lambda text: [c for c in text.split(",") if c in CASES],
+    )
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--json", help="also write the figures to this file")
     return parser.parse_args()
@@ -103,23 +106,41 @@ def _source_only(settings: Settings, label: str) -> dict[str, Any]:
     """The reader alone: keyset pages of ratings, rejects check included, nothing written."""
     with SqlSource(settings) as source:
         started = time.perf_counter()
-        rows = sum(len(batch) for batch in source.read(RATINGS, after=None,
-                                                       batch_size=settings.run.batch_size))
+        rows = sum(
+            len(batch)
+            for batch in source.read(RATINGS, after=None, batch_size=settings.run.batch_size)
+        )
         seconds = time.perf_counter() - started
-    return {"dataset": label, "case": "source read only", "table": "ratings", "sink": "-",
-            "rows": rows, "seconds": round(seconds, 2), "rows_per_second": round(rows / seconds)}
+    return {
+        "dataset": label,
+        "case": "source read only",
+        "table": "ratings",
+        "sink": "-",
+        "rows": rows,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(rows / seconds),
+    }
 
 
 def _run_case(settings: Settings, label: str, case: str) -> dict[str, Any]:
     _reset_sinks(settings)
     result = sync(settings, sinks=CASES[case])
     ratings = next(table for table in result.tables if table.table == "ratings")
-    figures = {"dataset": label, "case": case, "table": "ratings", "rows": ratings.rows_read,
-               "seconds": ratings.seconds, "run_seconds": result.seconds,
-               "failures": [f.line() for f in result.failures]}
+    figures = {
+        "dataset": label,
+        "case": case,
+        "table": "ratings",
+        "rows": ratings.rows_read,
+        "seconds": ratings.seconds,
+        "run_seconds": result.seconds,
+        "failures": [f.line() for f in result.failures],
+    }
     figures["per_sink"] = {
-        part.sink: {"rows_written": part.rows_written, "seconds": part.seconds,
-                    "rows_per_second": part.rows_per_second}
+        part.sink: {
+            "rows_written": part.rows_written,
+            "seconds": part.seconds,
+            "rows_per_second": part.rows_per_second,
+        }
         for part in ratings.sinks
     }
     seconds = ratings.seconds or float("inf")
@@ -181,11 +202,14 @@ def _drop(settings: Settings) -> None:
 def _print(report: list[dict[str, Any]]) -> None:
     print(f"{'dataset':<28} {'case':<17} {'ratings':>10} {'s':>7} {'rows/s':>9}  per sink (rows/s)")
     for item in report:
-        sinks = ", ".join(f"{name} {f['rows_per_second']:,.0f}"
-                          for name, f in item.get("per_sink", {}).items())
+        sinks = ", ".join(
+            f"{name} {f['rows_per_second']:,.0f}" for name, f in item.get("per_sink", {}).items()
+        )
         failed = f"  FAILED: {item['failures']}" if item.get("failures") else ""
-        print(f"{item['dataset']:<28} {item['case']:<17} {item['rows']:>10,} "
-              f"{item['seconds']:>7.2f} {item['rows_per_second']:>9,}  {sinks}{failed}")
+        print(
+            f"{item['dataset']:<28} {item['case']:<17} {item['rows']:>10,} "
+            f"{item['seconds']:>7.2f} {item['rows_per_second']:>9,}  {sinks}{failed}"
+        )
 
 
 if __name__ == "__main__":

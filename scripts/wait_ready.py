@@ -18,7 +18,6 @@ import argparse
 import os
 import sys
 import time
-from urllib.parse import urlsplit
 
 
 class AuthFailed(Exception):
@@ -83,9 +82,12 @@ def probe_neo4j() -> None:
     uri = _env("CHARIOT_NEO4J__URI", "bolt://127.0.0.1:7687")
     auth = (_env("CHARIOT_NEO4J__USER", "neo4j"), _env("CHARIOT_NEO4J__PASSWORD"))
     try:
-        with GraphDatabase.driver(uri, auth=auth, connection_timeout=5) as driver:
-            with driver.session(database=_env("CHARIOT_NEO4J__DATABASE", "neo4j")) as session:
-                assert session.run("RETURN 1 AS one").single()["one"] == 1
+        database = _env("CHARIOT_NEO4J__DATABASE", "neo4j")
+        with (
+            GraphDatabase.driver(uri, auth=auth, connection_timeout=5) as driver,
+            driver.session(database=database) as session,
+        ):
+            assert session.run("RETURN 1 AS one").single()["one"] == 1
     except AuthError as exc:
         raise AuthFailed(str(exc)) from exc
 

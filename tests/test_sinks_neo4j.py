@@ -97,7 +97,8 @@ def snapshot(settings: Neo4jSettings) -> tuple[list[str], list[str]]:
     def stable(record: dict[str, Any]) -> str:
         cleaned = {
             key: sorted((k, v) for k, v in value.items() if k not in VOLATILE)
-            if isinstance(value, dict) else value
+            if isinstance(value, dict)
+            else value
             for key, value in record.items()
         }
         return repr(sorted(cleaned.items()))
@@ -185,17 +186,23 @@ def test_movielens_graph_matches_the_csvs_exactly(
     genres = {name for _, _, value in data["movies"] for name in split_genres(value)}
     assert {r["name"] for r in query(db, "MATCH (g:Genre) RETURN g.name AS name")} == genres
     assert {r["type"] for r in query(db, "MATCH ()-[r]->() RETURN DISTINCT type(r) AS type")} == {
-        "IN_GENRE", "RATED", "TAGGED"
+        "IN_GENRE",
+        "RATED",
+        "TAGGED",
     }
 
     # The known quirks, each spelled out.
     assert scalar(db, "MATCH (m:Movie) WHERE m.title IS NOT NULL RETURN count(m)") == 9_742
-    assert scalar(db, "MATCH (m:Movie) WHERE m.imdbId IS NOT NULL AND m.tmdbId IS NULL "
-                      "RETURN count(m)") == 8
+    assert (
+        scalar(
+            db, "MATCH (m:Movie) WHERE m.imdbId IS NOT NULL AND m.tmdbId IS NULL RETURN count(m)"
+        )
+        == 8
+    )
     assert scalar(db, "MATCH (m:Movie) WHERE NOT (m)-[:IN_GENRE]->() RETURN count(m)") == 34
     assert scalar(db, "MATCH (m:Movie {movieId: 1}) RETURN m.imdbId") == "0114709"
     title_7789 = scalar(db, "MATCH (m:Movie {movieId: 7789}) RETURN m.title")
-    assert title_7789 == '11\'09"01 - September 11 (2002)'
+    assert title_7789 == "11'09\"01 - September 11 (2002)"
     assert scalar(db, "MATCH (m:Movie {movieId: 73}) RETURN m.title") == "Misérables, Les (1995)"
     # 12 titles without "(YYYY)" plus "Death Note: Desu nôto (2006–2007)" have no year.
     assert scalar(db, "MATCH (m:Movie) WHERE m.year IS NULL RETURN count(m)") == 13
@@ -223,7 +230,7 @@ def test_replaying_batches_changes_nothing(sink: Neo4jSink, neo4j_settings: Neo4
 def test_checkpoint_is_stored_with_the_batch(sink: Neo4jSink) -> None:
     sink.prepare(TAGS)
     assert sink.checkpoint(TAGS) is None
-    rows = [(7, 1, "Zürich, \"quoted\"", 5), (7, 2, "ünïcode", 6)]
+    rows = [(7, 1, 'Zürich, "quoted"', 5), (7, 2, "ünïcode", 6)]
     result = sink.write(batch(TAGS, rows))
     assert result.written == 2
     assert sink.checkpoint(TAGS) == (7, 2, "ünïcode")
@@ -275,7 +282,8 @@ def test_changed_genres_replace_in_genre(sink: Neo4jSink, neo4j_settings: Neo4jS
     assert genres() == ["Crime", "Thriller"]
     # "Action" is used by no movie any more: its node goes too.
     assert sorted(r["n"] for r in query(neo4j_settings, "MATCH (g:Genre) RETURN g.name AS n")) == [
-        "Crime", "Thriller"
+        "Crime",
+        "Thriller",
     ]
     load(sink, MOVIES, [(1, "Heat", "(no genres listed)")])
     assert genres() == []
@@ -297,14 +305,14 @@ def test_rejects_are_recorded_with_the_batch(sink: Neo4jSink) -> None:
     result = sink.write(batch(RATINGS, [(3, 76, Decimal("4.5"), 1)], rejects))
     assert result.rejected == rejects
     sink.write(batch(RATINGS, [(3, 76, Decimal("4.5"), 1)], rejects[:1]))  # seen again: no dup
-    tag_reject = Reject("tags", (3, 1, "naïve \"tag\""), "tag longer than 255 characters")
+    tag_reject = Reject("tags", (3, 1, 'naïve "tag"'), "tag longer than 255 characters")
     sink.prepare(TAGS)
-    sink.write(Batch(TAGS, [], last_key=(3, 1, "naïve \"tag\""), rejects=[tag_reject]))
+    sink.write(Batch(TAGS, [], last_key=(3, 1, 'naïve "tag"'), rejects=[tag_reject]))
     counts, first = sink.recorded_rejects()
     assert counts == {"ratings": 2, "tags": 1}
     assert first == [*rejects, tag_reject]
     assert sink.recorded_rejects(limit=1)[1] == rejects[:1]
-    assert sink.checkpoint(TAGS) == (3, 1, "naïve \"tag\"")
+    assert sink.checkpoint(TAGS) == (3, 1, 'naïve "tag"')
 
 
 # -- full refresh and repair -------------------------------------------------------------------
@@ -334,15 +342,23 @@ def test_full_refresh_of_movies_and_links(sink: Neo4jSink, neo4j_settings: Neo4j
     db = neo4j_settings
     sink.prepare(MOVIES, full_refresh=True)
     assert sink.checkpoint(MOVIES) is None
-    assert scalar(db, "MATCH (m:Movie) WHERE m.title IS NOT NULL OR m.year IS NOT NULL "
-                      "RETURN count(m)") == 0
+    assert (
+        scalar(
+            db, "MATCH (m:Movie) WHERE m.title IS NOT NULL OR m.year IS NOT NULL RETURN count(m)"
+        )
+        == 0
+    )
     assert scalar(db, "MATCH (g:Genre) RETURN count(g)") == 0
     # Ratings and tags still stand on their (now placeholder) movies; movie 3 had nothing.
     assert scalar(db, "MATCH ()-[r:RATED]->() RETURN count(r)") == 3
     assert sorted(r["id"] for r in query(db, "MATCH (m:Movie) RETURN m.movieId AS id")) == [1, 2]
     sink.prepare(LINKS, full_refresh=True)
-    assert scalar(db, "MATCH (m:Movie) WHERE m.imdbId IS NOT NULL OR m.tmdbId IS NOT NULL "
-                      "RETURN count(m)") == 0
+    assert (
+        scalar(
+            db, "MATCH (m:Movie) WHERE m.imdbId IS NOT NULL OR m.tmdbId IS NOT NULL RETURN count(m)"
+        )
+        == 0
+    )
     load(sink, MOVIES, SMALL["movies"])
     load(sink, LINKS, SMALL["links"])
     fresh = snapshot(db)
@@ -371,7 +387,8 @@ def test_delete_keys_removes_rows_and_orphans(
     assert scalar(db, "MATCH (m:Movie {movieId: 2}) RETURN count(m)") == 0
     assert sorted(r["id"] for r in query(db, "MATCH (u:User) RETURN u.userId AS id")) == [1]
     assert sorted(r["n"] for r in query(db, "MATCH (g:Genre) RETURN g.name AS n")) == [
-        "Adventure", "Animation"
+        "Adventure",
+        "Animation",
     ]
     # A rating that made a placeholder movie: deleting it leaves no bare Movie behind.
     sink.upsert_rows(RATINGS, [(1, 555, Decimal("1.0"), 4)])
@@ -515,9 +532,9 @@ def test_exhausted_retries_raise_a_sink_write_error(
 
 # -- pure logic ----------------------------------------------------------------------------------
 
-keys = st.lists(
-    st.one_of(st.integers(-(2**63), 2**63 - 1), st.text()), min_size=1, max_size=4
-).map(tuple)
+keys = st.lists(st.one_of(st.integers(-(2**63), 2**63 - 1), st.text()), min_size=1, max_size=4).map(
+    tuple
+)
 
 
 @given(keys)
@@ -528,7 +545,8 @@ def test_keys_survive_the_json_round_trip(key: tuple[Any, ...]) -> None:
 halves = st.integers(1, 10).map(lambda n: Decimal(n) / 2)
 rating_rows = st.lists(
     st.tuples(st.integers(1, 10**6), st.integers(1, 10**6), halves, st.integers(0, 2**31)),
-    min_size=1, max_size=50,
+    min_size=1,
+    max_size=50,
 )
 
 

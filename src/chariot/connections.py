@@ -79,6 +79,13 @@ def postgres_connect(settings: PostgresSettings, **kwargs: Any) -> psycopg.Conne
         ) from error
 
 
+def first_value(row: Any) -> Any:
+    """The first column of a row that a query always returns (a count, a catalog lookup)."""
+    if row is None:
+        raise RuntimeError("query returned no row")  # a bug, not a user error
+    return row[0]
+
+
 @contextmanager
 def postgres_connection(
     settings: PostgresSettings, **kwargs: Any

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from chariot.aggregate.report import AggregationRunStatus, aggregation_runs
 from chariot.audit.report import LastAudit
 from chariot.config import Settings
-from chariot.connections import mysql_connect, neo4j_session, postgres_connection
+from chariot.connections import first_value, mysql_connect, neo4j_session, postgres_connection
 from chariot.errors import ChariotError
 from chariot.streams import MOVIELENS_STREAMS
 
@@ -142,7 +142,7 @@ def _postgres_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
 
     schema = settings.postgres.schema_name
     with postgres_connection(settings.postgres) as connection:
-        version = str(connection.execute("SHOW server_version").fetchone()[0])
+        version = str(first_value(connection.execute("SHOW server_version").fetchone()))
         existing = {
             str(row[0])
             for row in connection.execute(
@@ -156,7 +156,7 @@ def _postgres_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
                 query = sql.SQL("SELECT COUNT(*) FROM {}.{}").format(
                     sql.Identifier(schema), sql.Identifier(stream.name)
                 )
-                counts[stream.name] = int(connection.execute(query).fetchone()[0])
+                counts[stream.name] = int(first_value(connection.execute(query).fetchone()))
             else:
                 counts[stream.name] = None
     return f"PostgreSQL {version}", counts

@@ -132,8 +132,8 @@ def _dask(
                 if future.status == "finished":
                     result.reports.append(future.result())
                 else:  # a task that errored, or lost its worker more often than allowed
-                    error = future.exception()
-                    result.errors.append(f"{type(error).__name__}: {error}")
+                    failure = future.exception()
+                    result.errors.append(f"{type(failure).__name__}: {failure}")
             pending = [f for f in pending if not f.done()]
             tick()
     finally:

@@ -7,7 +7,7 @@ from typing import Any
 
 from chariot.audit.report import AuditReport, LastAudit
 from chariot.config import Settings
-from chariot.connections import postgres_connection
+from chariot.connections import first_value, postgres_connection
 from chariot.errors import ChariotError
 
 AUDITS = "_chariot_audits"
@@ -63,7 +63,7 @@ def store_audit(settings: Settings, report: AuditReport) -> int:
                 json.dumps(per_table),
             ),
         ).fetchone()
-    return int(row[0])
+    return int(first_value(row))
 
 
 def last_audit(settings: Settings) -> LastAudit | None:
@@ -72,7 +72,8 @@ def last_audit(settings: Settings) -> LastAudit | None:
     table = _table(settings)
     try:
         with postgres_connection(settings.postgres, autocommit=True) as connection:
-            if connection.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
+            found = connection.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+            if first_value(found) is None:
                 return None
             row = connection.execute(
                 f"""SELECT audit_id, started_at, seconds, mode, clean, differences, repaired,

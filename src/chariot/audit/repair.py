@@ -49,8 +49,8 @@ def repair(settings: Settings, audits: list[StreamAudit]) -> list[RepairAction]:
                 action.upserted = _upsert(settings, sink, audit)
     finally:
         factory.close()
-        for sink in sinks.values():
-            sink.close()
+        for opened in sinks.values():
+            opened.close()
     return [actions[(a.stream.name, a.sink)] for a in work]
 
 

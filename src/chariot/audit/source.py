@@ -201,7 +201,7 @@ class SourceSide(HashingSide):
 
 
 def _mysql_message(error: BaseException) -> str:
-    args = getattr(error, "args", ())
+    args: tuple[Any, ...] = getattr(error, "args", ())
     if len(args) == 2 and isinstance(args[0], int):
         return f"{args[1]} (MySQL error {args[0]})"
     return str(error) or type(error).__name__

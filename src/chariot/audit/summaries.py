@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chariot.audit.report import SummariesAudit
 from chariot.config import Settings
-from chariot.connections import postgres_connection
+from chariot.connections import first_value, postgres_connection
 
 
 def audit_summaries(settings: Settings, *, neo4j: bool) -> SummariesAudit:
@@ -29,7 +29,7 @@ def _aggregation_promoted(settings: Settings) -> bool:
 
     runs = f'"{settings.postgres.schema_name}"."{schema.RUNS}"'
     with postgres_connection(settings.postgres, autocommit=True) as connection:
-        if connection.execute("SELECT to_regclass(%s)", (runs,)).fetchone()[0] is None:
+        if first_value(connection.execute("SELECT to_regclass(%s)", (runs,)).fetchone()) is None:
             return False
         row = connection.execute(
             f"SELECT count(*) FROM {runs} WHERE promoted_at IS NOT NULL"

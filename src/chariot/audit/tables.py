@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from chariot.audit.canonical import Canonical, canonical_for
@@ -113,11 +114,11 @@ def audit_stream(
     # pool has a thread per task, so a waiting comparison never starves a checksum.
     with ThreadPoolExecutor(max_workers=2 + 2 * len(scope.sinks)) as pool:
         source_sums = {
-            id(c): pool.submit(_checksums, lambda c=c: factory.source(c), chosen)
+            id(c): pool.submit(_checksums, partial(factory.source, c), chosen)
             for c in {id(c): c for c in canonicals.values()}.values()
         }
         sink_sums = {
-            sink: pool.submit(_checksums, lambda s=sink: factory.sink(s, canonicals[s]), chosen)
+            sink: pool.submit(_checksums, partial(factory.sink, sink, canonicals[sink]), chosen)
             for sink in scope.sinks
         }
         audits = {

@@ -31,7 +31,7 @@ COMMAND_ORDER = ("seed", "sync", "aggregate", "audit", "run", "status")
 
 
 class _OrderedGroup(TyperGroup):
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # type: ignore[override]
         rank = {name: position for position, name in enumerate(COMMAND_ORDER)}
         return sorted(self.commands, key=lambda name: rank.get(name, len(rank)))
 

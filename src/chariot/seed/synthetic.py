@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
@@ -156,7 +156,7 @@ T = TypeVar("T")
 _DONE: Any = object()
 
 
-def prefetched(items: Iterator[T]) -> Iterator[T]:
+def prefetched(items: Iterator[T]) -> Generator[T, None, None]:
     """Yield from ``items`` while a worker thread already produces the next one, so numpy
     generation overlaps the server's load (the GIL is released in both)."""
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chariot-generate") as pool:

@@ -71,11 +71,11 @@ class PgTable:
 
     @cached_property
     def columns(self) -> tuple[PgColumn, ...]:
-        derived = {column.name: column for column in DERIVED.get(self.name, ())}
+        derived: dict[str, PgColumn | None] = {c.name: c for c in DERIVED.get(self.name, ())}
         columns = [
             derived.pop(column.name, None) or self._plain(column) for column in self.stream.columns
         ]
-        return (*columns, *derived.values())
+        return (*columns, *(c for c in derived.values() if c is not None))
 
     def _plain(self, column: object) -> PgColumn:
         from chariot.streams import Column
@@ -88,17 +88,15 @@ class PgTable:
 
     # -- DDL -----------------------------------------------------------------------------
 
-    def create_statements(self) -> list[sql.Composable]:
+    def create_statements(self) -> list[sql.Composed]:
         from psycopg import sql
 
         schema = sql.Identifier(self.schema)
-        statements: list[sql.Composable] = [
-            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema)
-        ]
+        statements: list[sql.Composed] = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema)]
         statements += [
             sql.SQL(text.replace("{schema}", "{}")).format(schema) for text in CONTROL_TABLES
         ]
-        definitions = [
+        definitions: list[sql.Composable] = [
             sql.SQL(f"{_quote(c.name)} {c.type}{' NOT NULL' if c.not_null else ''}")
             for c in self.columns
         ]
@@ -110,7 +108,7 @@ class PgTable:
         )
         return statements
 
-    def empty_statements(self) -> list[sql.Composable]:
+    def empty_statements(self) -> list[sql.Composed]:
         from psycopg import sql
 
         return [

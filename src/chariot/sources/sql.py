@@ -239,7 +239,7 @@ def is_transient(error: BaseException) -> bool:
     if getattr(error, "connection_invalidated", False):
         return True
     original = getattr(error, "orig", None)
-    args = getattr(original, "args", ())
+    args: tuple[Any, ...] = getattr(original, "args", ())
     return bool(args) and args[0] in TRANSIENT_MYSQL_CODES
 
 
@@ -249,7 +249,7 @@ def backoff_seconds(attempt: int) -> float:
 
 def _first_line(error: BaseException) -> str:
     original = getattr(error, "orig", None) or error
-    args = getattr(original, "args", ())
+    args: tuple[Any, ...] = getattr(original, "args", ())
     if len(args) == 2 and isinstance(args[0], int):
         return f"({args[0]}) {args[1]}"
     text = str(original).strip()

@@ -249,8 +249,11 @@ MAPPINGS: dict[str, GraphMapping] = {
         delete=DELETE_MOVIES,
         refresh=_refresh(
             ("MATCH (:Movie)-[g:IN_GENRE]->(:Genre)", "g", "DELETE g"),
-            ("MATCH (m:Movie) WHERE m.title IS NOT NULL OR m.year IS NOT NULL", "m",
-             "REMOVE m.title, m.year"),
+            (
+                "MATCH (m:Movie) WHERE m.title IS NOT NULL OR m.year IS NOT NULL",
+                "m",
+                "REMOVE m.title, m.year",
+            ),
         ),
         neighbours=MOVIE_NEIGHBOURS,
         after_write=(DELETE_UNUSED_GENRES,),
@@ -260,8 +263,11 @@ MAPPINGS: dict[str, GraphMapping] = {
         parameters=link_columns,
         delete=DELETE_LINKS,
         refresh=_refresh(
-            ("MATCH (m:Movie) WHERE m.imdbId IS NOT NULL OR m.tmdbId IS NOT NULL", "m",
-             "REMOVE m.imdbId, m.tmdbId"),
+            (
+                "MATCH (m:Movie) WHERE m.imdbId IS NOT NULL OR m.tmdbId IS NOT NULL",
+                "m",
+                "REMOVE m.imdbId, m.tmdbId",
+            ),
         ),
         movie_key=0,
     ),

@@ -75,7 +75,11 @@ def with_retries(work: Callable[[], T], *, attempts: int, what: str) -> T:
             delay = backoff_seconds(attempt)
             log.warning(
                 "%s: transient error, retrying in %.1f s (attempt %d of %d): %s",
-                what, delay, attempt + 1, attempts, _driver_message(error),
+                what,
+                delay,
+                attempt + 1,
+                attempts,
+                _driver_message(error),
                 extra={"sink": "neo4j", "attempt": attempt},
             )
             time.sleep(delay)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chariot.batch import Batch, Key, Reject, WriteResult
@@ -141,7 +142,7 @@ class Neo4jSink(RepairableSink):
         for start in range(0, len(rows), size):
             chunk = mapping.parameters(rows[start : start + size])
             self._transact(
-                lambda tx, chunk=chunk: _write_rows(tx, mapping, chunk),
+                partial(_write_rows, mapping=mapping, columns=chunk),
                 what=self._what(stream, "repair upsert"),
             )
         return len(rows)
@@ -153,7 +154,7 @@ class Neo4jSink(RepairableSink):
         for start in range(0, len(keys), size):
             chunk = [list(key) for key in keys[start : start + size]]
             deleted += self._transact(
-                lambda tx, chunk=chunk: _delete_with_orphans(tx, mapping, chunk),
+                partial(_delete_with_orphans, mapping=mapping, keys=chunk),
                 what=self._what(stream, "repair delete"),
             )
         return deleted
@@ -195,7 +196,7 @@ class Neo4jSink(RepairableSink):
                 self._connected().session(database=database) as session,
                 session.begin_transaction() as tx,
             ):
-                result = work(tx)
+                result = work(tx)  # type: ignore[arg-type]  # an explicit tx runs the same
                 tx.commit()
                 return result
 
