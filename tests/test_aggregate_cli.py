@@ -79,7 +79,7 @@ def test_missing_input_tables_is_one_clear_line(
     assert "no ratings and no movies table" in result.stderr and "chariot sync" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     as_json = json.loads(cli("aggregate", "--no-graph", "--json", settings=sql_settings).stdout)
-    assert as_json["exit_code"] == 6 and "chariot sync" in as_json["hint"]
+    assert as_json["error"]["exit_code"] == 6 and "chariot sync" in as_json["error"]["hint"]
 
 
 @pytest.mark.integration

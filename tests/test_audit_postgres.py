@@ -205,7 +205,7 @@ def test_sample_mode_is_labelled_and_bad_options_are_refused(
     ):
         refused = cli("audit", *args, "--json", settings=sql_settings)
         assert refused.exit_code == 2, (args, refused.output)
-        assert json.loads(refused.stdout)["error"]
+        assert json.loads(refused.stdout)["error"]["message"]
 
 
 def test_status_shows_the_last_audit_and_a_missing_source_is_an_audit_error(
@@ -213,8 +213,8 @@ def test_status_shows_the_last_audit_and_a_missing_source_is_an_audit_error(
 ) -> None:
     failed = cli("audit", "--sink", "postgres", "--json", settings=sql_settings)
     assert failed.exit_code == 7, failed.output
-    error = json.loads(failed.stdout)
-    assert "movies does not exist" in error["error"] and "seed" in error["hint"]
+    error = json.loads(failed.stdout)["error"]
+    assert "movies does not exist" in error["message"] and "seed" in error["hint"]
     assert sql_settings.mysql.password.get_secret_value() not in failed.output
     assert last_audit(sql_settings) is None
 

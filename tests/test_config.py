@@ -63,8 +63,9 @@ def test_a_bad_setting_as_json(cli: Any, clean_env: Path) -> None:
     result = cli("status", "--json", env={"CHARIOT_MYSQL__PORT": "abc"})
     assert result.exit_code == 2
     payload = json.loads(result.stdout)
-    assert payload["exit_code"] == 2
-    assert "CHARIOT_MYSQL__PORT" in payload["error"]
+    assert payload["ok"] is False and payload["error"]["exit_code"] == 2
+    assert payload["error"]["kind"] == "usage"
+    assert "CHARIOT_MYSQL__PORT" in payload["error"]["message"]
 
 
 def test_several_bad_settings_are_counted(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -190,11 +190,8 @@ def test_seed_with_a_wrong_mysql_password(
     assert "Traceback" not in result.output
     assert_no_secret(result, WRONG_PASSWORD)
     if as_json:
-        payload = json.loads(result.stdout)
-        assert (
-            "MySQL source" in payload["error"]
-            and payload["exit_code"] == ConnectionFailed.exit_code
-        )
+        error = json.loads(result.stdout)["error"]
+        assert "MySQL source" in error["message"] and error["exit_code"] == 3
     else:
         errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
         assert len(errors) == 1 and "MySQL source" in errors[0]

@@ -15,16 +15,12 @@ from pydantic import BaseModel, Field
 
 from chariot.config import Settings
 from chariot.errors import ChariotError
+from chariot.exit_codes import ExitCode
 
 log = logging.getLogger(__name__)
 
 StageName = Literal["sync", "aggregate", "audit"]
 STAGES: tuple[StageName, ...] = ("sync", "aggregate", "audit")
-
-# Exit code of a stage that finished but found a problem it reports as data.
-SYNC_SINK_FAILED = 5
-AGGREGATE_GRAPH_FAILED = 6
-AUDIT_DIFFERENCES = 1
 
 
 class StageResult(BaseModel):
@@ -117,7 +113,7 @@ def _sync(settings: Settings, sinks: list[str], full_refresh: bool) -> StageResu
             status="failed",
             rows=rows,
             detail=detail,
-            exit_code=SYNC_SINK_FAILED,
+            exit_code=ExitCode.SINK_WRITE,
             result=payload,
         )
     return StageResult(stage="sync", status="ok", rows=rows, result=payload)
@@ -141,7 +137,7 @@ def _aggregate(settings: Settings, sinks: list[str], workers: int | None) -> Sta
             rows=result.ratings,
             detail="summaries promoted in PostgreSQL but not written to Neo4j: "
             f"{result.graph_error}",
-            exit_code=AGGREGATE_GRAPH_FAILED,
+            exit_code=ExitCode.AGGREGATION,
             result=payload,
         )
     return StageResult(stage="aggregate", status="ok", rows=result.ratings, result=payload)
@@ -164,7 +160,7 @@ def _audit(settings: Settings, sinks: list[str], repair: bool) -> StageResult:
             stage="audit",
             status="failed",
             rows=rows,
-            exit_code=AUDIT_DIFFERENCES,
+            exit_code=ExitCode.DIFFERENCES,
             detail=_audit_detail(report),
             result=payload,
         )

@@ -17,12 +17,12 @@ from chariot.cli.common import (
     JsonOption,
     console,
     err_console,
+    finish,
     global_options,
-    print_json,
     reported_errors,
     settings_from,
 )
-from chariot.errors import AggregationError
+from chariot.exit_codes import ExitCode
 
 if TYPE_CHECKING:  # the runner imports numpy and the drivers: keep `--help` instant
     from chariot.aggregate.runner import AggregationResult
@@ -100,19 +100,12 @@ def aggregate(
                 graph=graph,
                 progress=progress,
             )
-    if as_json:
-        print_json(result)
-    else:
-        render_result(result)
-    if result.graph_error:
-        if not as_json:
-            err_console.print(
-                f"[bold red]Error:[/] PostgreSQL summaries of run {result.run_id} are "
-                f"promoted, but the Neo4j write failed: {escape(result.graph_error)}",
-                soft_wrap=True,
-            )
-            err_console.print("[dim]Hint: re-run `chariot aggregate` to finish the graph write.[/]")
-        raise typer.Exit(AggregationError.exit_code)
+    finish(
+        result,
+        exit_code=ExitCode.AGGREGATION if result.graph_error else ExitCode.OK,
+        as_json=as_json,
+        render=lambda: render_result(result),
+    )
 
 
 @contextmanager
@@ -143,6 +136,13 @@ def render_result(result: AggregationResult) -> None:
     for label, value in _result_rows(result):
         table.add_row(label, value)
     console.print(table)
+    if result.graph_error:
+        err_console.print(
+            f"[bold red]Error:[/] PostgreSQL summaries of run {result.run_id} are "
+            f"promoted, but the Neo4j write failed: {escape(result.graph_error)}",
+            soft_wrap=True,
+        )
+        err_console.print("[dim]Hint: re-run `chariot aggregate` to finish the graph write.[/]")
     if result.worker_reports:
         workers = Table(title="Workers", title_justify="left", box=box.SIMPLE)
         for column in (

@@ -17,6 +17,7 @@ from chariot.cli import seed as seed_command
 from chariot.cli import status as status_command
 from chariot.cli import sync as sync_command
 from chariot.cli.common import GlobalOptions
+from chariot.exit_codes import ExitCode
 from chariot.logs import configure_logging
 
 
@@ -40,7 +41,6 @@ app = typer.Typer(
     name="chariot",
     cls=_OrderedGroup,
     help="Keep an analytics PostgreSQL and a Neo4j graph exactly in step with a MySQL source.",
-    no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -53,7 +53,7 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def main_options(
     ctx: typer.Context,
     env_file: Annotated[
@@ -90,6 +90,9 @@ def main_options(
         env_file=env_file, debug=debug, verbosity=verbosity, log_format=log_format.value
     )
     configure_logging(verbosity=verbosity, log_format=log_format.value)
+    if ctx.invoked_subcommand is None:  # bare `chariot`: the help, and success
+        typer.echo(ctx.get_help())
+        raise typer.Exit(ExitCode.OK)
 
 
 seed_command.register(app)

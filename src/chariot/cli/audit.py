@@ -11,9 +11,8 @@ from rich.table import Table
 
 from chariot.audit import AuditOptions, run_audit
 from chariot.audit.report import AuditReport, RowDifference, SummariesAudit, TableAudit
-from chariot.cli.common import JsonOption, console, print_json, reported_errors, settings_from
-
-EXIT_DIFFERENCES = 1
+from chariot.cli.common import JsonOption, console, finish, reported_errors, settings_from
+from chariot.exit_codes import ExitCode
 
 
 def audit(
@@ -92,12 +91,12 @@ def audit(
     )
     with reported_errors(ctx, as_json=as_json):
         report = run_audit(settings_from(ctx), options)
-    if as_json:
-        print_json(report)
-    else:
-        render_audit(report)
-    if not report.clean:
-        raise typer.Exit(EXIT_DIFFERENCES)
+    finish(
+        report,
+        exit_code=ExitCode.OK if report.clean else ExitCode.DIFFERENCES,
+        as_json=as_json,
+        render=lambda: render_audit(report),
+    )
 
 
 def render_audit(report: AuditReport) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +16,8 @@ from rich.console import Console
 
 from chariot.config import Settings, load_settings
 from chariot.errors import ChariotError, ConfigError
+from chariot.exit_codes import ExitCode
+from chariot.redaction import redact
 
 console = Console()
 err_console = Console(stderr=True)
@@ -61,34 +63,72 @@ def settings_from(ctx: typer.Context, **run_overrides: Any) -> Settings:
 
 
 def fail(
-    message: str, *, exit_code: int = 1, hint: str | None = None, as_json: bool = False
+    message: str,
+    *,
+    exit_code: ExitCode = ExitCode.INTERNAL,
+    hint: str | None = None,
+    as_json: bool = False,
 ) -> NoReturn:
-    """Print one error line (or a JSON error object) and exit."""
+    """Print one error line and a hint (or the JSON error object) and exit with the code."""
+    message, hint = redact(message), redact(hint) if hint else None
     if as_json:
-        print_json({"error": message, "hint": hint, "exit_code": exit_code})
+        error = {"exit_code": int(exit_code), "kind": exit_code.kind, "message": message}
+        print_json({"ok": False, "error": {**error, "hint": hint}})
     else:
         err_console.print(
             f"[bold red]Error:[/] {_escape(message)}", highlight=False, soft_wrap=True
         )
         if hint:
             err_console.print(f"[dim]Hint: {_escape(hint)}[/]", highlight=False, soft_wrap=True)
-    raise typer.Exit(exit_code)
+    raise typer.Exit(int(exit_code))
 
 
 @contextmanager
 def reported_errors(ctx: typer.Context, *, as_json: bool = False) -> Iterator[None]:
-    """Turn library errors into one clear line and the error's exit code."""
+    """Turn every error into one clear line and its documented exit code.
+
+    ``--debug`` adds the traceback on stderr; the exit code stays the documented one.
+    """
     debug = global_options(ctx).debug
     try:
         yield
+    except typer.Exit:
+        raise
     except ChariotError as error:
-        if debug:
-            raise
+        _traceback(debug)
         fail(str(error), exit_code=error.exit_code, hint=error.hint, as_json=as_json)
     except KeyboardInterrupt:
-        if debug:
-            raise
-        fail("interrupted; re-run the same command to resume", exit_code=130, as_json=as_json)
+        _traceback(debug)
+        fail(
+            "interrupted; re-run the same command to resume",
+            exit_code=ExitCode.INTERRUPTED,
+            as_json=as_json,
+        )
+    except Exception as error:  # a bug: still one line, never a bare traceback
+        _traceback(debug)
+        fail(
+            f"internal error: {type(error).__name__}: {error}",
+            exit_code=ExitCode.INTERNAL,
+            hint="re-run with --debug for the traceback and report it",
+            as_json=as_json,
+        )
+
+
+def finish(
+    result: BaseModel, *, exit_code: ExitCode, as_json: bool, render: Callable[[], None]
+) -> None:
+    """Show a command's result (table, or JSON with ``ok`` first) and exit with its code."""
+    if as_json:
+        print_json({"ok": exit_code == ExitCode.OK, **result.model_dump(mode="json")})
+    else:
+        render()
+    if exit_code != ExitCode.OK:
+        raise typer.Exit(int(exit_code))
+
+
+def _traceback(debug: bool) -> None:
+    if debug:
+        err_console.print_exception()
 
 
 def print_json(result: BaseModel | dict[str, Any] | list[Any]) -> None:

@@ -14,11 +14,12 @@ from chariot.cli.common import (
     console,
     err_console,
     fail,
+    finish,
     global_options,
-    print_json,
     reported_errors,
     settings_from,
 )
+from chariot.exit_codes import ExitCode
 from chariot.pipeline import PipelineResult, run_pipeline
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "not run": "dim"}
@@ -75,15 +76,12 @@ def run(
             repair=repair,
             progress=announce,
         )
-    if as_json:
-        print_json(result)
-    else:
-        render_pipeline(result)
     failed = result.failed_stage
-    if failed is not None:
-        if as_json:
-            raise typer.Exit(failed.exit_code or 1)
-        fail(f"stage {failed.stage} failed: {failed.detail}", exit_code=failed.exit_code or 1)
+    if failed is not None and not as_json:
+        render_pipeline(result)
+        fail(f"stage {failed.stage} failed: {failed.detail}", exit_code=ExitCode(failed.exit_code))
+    code = ExitCode(failed.exit_code) if failed is not None else ExitCode.OK
+    finish(result, exit_code=code, as_json=as_json, render=lambda: render_pipeline(result))
 
 
 def render_pipeline(result: PipelineResult) -> None:

@@ -8,7 +8,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from chariot.cli.common import JsonOption, console, print_json, reported_errors, settings_from
+from chariot.cli.common import JsonOption, console, finish, reported_errors, settings_from
+from chariot.exit_codes import ExitCode
 from chariot.status import StatusReport, collect_status
 from chariot.streams import MOVIELENS_STREAMS
 
@@ -20,12 +21,12 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """
     with reported_errors(ctx, as_json=as_json):
         report = collect_status(settings_from(ctx))
-    if as_json:
-        print_json(report)
-    else:
-        render_status(report)
-    if not report.all_reachable:
-        raise typer.Exit(3)
+    finish(
+        report,
+        exit_code=ExitCode.OK if report.all_reachable else ExitCode.CONNECTION,
+        as_json=as_json,
+        render=lambda: render_status(report),
+    )
 
 
 def render_status(report: StatusReport) -> None:

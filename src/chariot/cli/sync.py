@@ -17,12 +17,13 @@ from chariot.cli.common import (
     JsonOption,
     console,
     err_console,
+    finish,
     global_options,
-    print_json,
     reported_errors,
     settings_from,
 )
-from chariot.errors import SinkWriteError
+from chariot.exit_codes import ExitCode
+from chariot.redaction import redact
 from chariot.sync import Progress, SyncResult, sync
 
 
@@ -76,19 +77,26 @@ def sync_command(
                 dry_run=dry_run,
                 progress=progress,
             )
-    if as_json:
-        print_json(result)
-    else:
-        render_result(result)
-    if not result.ok:
-        if not as_json:
-            for failure in result.failures:
-                err_console.print(f"[bold red]Error:[/] {escape(failure.line())}", soft_wrap=True)
-            err_console.print(
-                "[dim]Hint: the other sinks finished; fix the cause and re-run `chariot sync` "
-                "to resume from each sink's checkpoint[/]"
-            )
-        raise typer.Exit(SinkWriteError.exit_code)
+    finish(
+        result,
+        exit_code=ExitCode.OK if result.ok else ExitCode.SINK_WRITE,
+        as_json=as_json,
+        render=lambda: render_result(result),
+    )
+
+
+def render_result(result: SyncResult) -> None:
+    render_table(result)
+    for failure in result.failures:
+        err_console.print(f"[bold red]Error:[/] {escape(redact(failure.line()))}", soft_wrap=True)
+    if result.failures:
+        failed = {failure.sink for failure in result.failures}
+        finished = [name for name in result.sinks if name not in failed]
+        others = f"{', '.join(finished)} finished" if finished else "no sink finished"
+        err_console.print(
+            f"[dim]Hint: {others}; fix the cause and re-run `chariot sync` "
+            "to resume from each sink's checkpoint[/]"
+        )
 
 
 @contextmanager
@@ -134,7 +142,7 @@ def live_progress(enabled: bool) -> Iterator[Any]:
         yield report
 
 
-def render_result(result: SyncResult) -> None:
+def render_table(result: SyncResult) -> None:
     title = "Sync (dry run: nothing written)" if result.dry_run else "Sync"
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("table", "sink", "status"):
