@@ -94,7 +94,7 @@ def checkpoints(postgres: PostgresSettings) -> dict[str, list[Any]]:
         rows = connection.execute(
             f'SELECT table_name, high_water_mark FROM "{postgres.schema_name}"._chariot_checkpoints'
         ).fetchall()
-    return {name: mark for name, mark in rows}
+    return {name: json.loads(mark) for name, mark in rows}
 
 
 def rejects(postgres: PostgresSettings) -> dict[tuple[str, str], str]:
@@ -103,7 +103,7 @@ def rejects(postgres: PostgresSettings) -> dict[tuple[str, str], str]:
         rows = connection.execute(
             f'SELECT table_name, row_key, reason FROM "{postgres.schema_name}"._chariot_rejects'
         ).fetchall()
-    return {(table, json.dumps(key)): reason for table, key, reason in rows}
+    return {(table, json.dumps(json.loads(key))): reason for table, key, reason in rows}
 
 
 def assert_postgres_equals_source(

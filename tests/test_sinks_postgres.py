@@ -81,13 +81,13 @@ def test_layout_is_the_documented_contract(
     ]
     assert [c[:2] for c in _columns(postgres_settings, "_chariot_checkpoints")] == [
         ("table_name", "text"),
-        ("high_water_mark", "jsonb"),
+        ("high_water_mark", "text"),
         ("rows_written", "bigint"),
         ("updated_at", "timestamp with time zone"),
     ]
     assert [c[:2] for c in _columns(postgres_settings, "_chariot_rejects")] == [
         ("table_name", "text"),
-        ("row_key", "jsonb"),
+        ("row_key", "text"),
         ("reason", "text"),
         ("first_seen", "timestamp with time zone"),
         ("last_seen", "timestamp with time zone"),

@@ -92,21 +92,23 @@ class PostgresSink(RepairableSink):
     def write(self, batch: Batch) -> WriteResult:
         table = layout_for(batch.stream, self.schema)
         connection = self.connection
+        rejects = list(batch.rejects)
         try:
             with connection.transaction():
-                if batch.rows:
-                    self._upsert(table, batch.rows)
-                if batch.rejects:
-                    self._record_rejects(table, batch.rejects)
+                unstorable = self._upsert_storable(table, batch.rows) if batch.rows else []
+                rejects += unstorable
+                if rejects:
+                    self._record_rejects(table, rejects)
                 if batch.last_key:
+                    written = len(batch.rows) - len(unstorable)
                     connection.execute(
                         table.save_checkpoint,
-                        (batch.stream.name, key_json(batch.last_key), len(batch.rows)),
+                        (batch.stream.name, key_json(batch.last_key), written),
                     )
         except BaseException:
             self._staged.discard(table.name)  # its creation may have been rolled back
             raise
-        return WriteResult(written=len(batch.rows), rejected=list(batch.rejects))
+        return WriteResult(written=len(batch.rows) - len(unstorable), rejected=rejects)
 
     # -- status ------------------------------------------------------------------------
 
@@ -118,7 +120,7 @@ class PostgresSink(RepairableSink):
         query = sql.SQL("SELECT table_name, high_water_mark FROM {}").format(
             self._control(CHECKPOINTS)
         )
-        return {str(name): tuple(mark) for name, mark in self.connection.execute(query)}
+        return {str(name): key_from_json(mark) for name, mark in self.connection.execute(query)}
 
     def recorded_rejects(self, *, limit: int = 100) -> tuple[dict[str, int], list[Reject]]:
         if not self._exists(REJECTS):
@@ -134,7 +136,7 @@ class PostgresSink(RepairableSink):
         connection = self.connection
         counts = {str(t): int(n) for t, n in connection.execute(counts_query.format(rejects))}
         first = [
-            Reject(str(t), tuple(key), str(reason))
+            Reject(str(t), key_from_json(key), str(reason))
             for t, key, reason in connection.execute(first_query.format(rejects), (limit,))
         ]
         return counts, first
@@ -145,11 +147,13 @@ class PostgresSink(RepairableSink):
         table = layout_for(stream, self.schema)
         try:
             with self.connection.transaction():
-                self._upsert(table, rows)
+                unstorable = self._upsert_storable(table, rows)
+                if unstorable:
+                    self._record_rejects(table, unstorable)
         except BaseException:
             self._staged.discard(table.name)
             raise
-        return len(rows)
+        return len(rows) - len(unstorable)
 
     def delete_keys(self, stream: Stream, keys: list[Key]) -> int:
         """Delete rows by source key (the PostgreSQL tables have nothing that depends on them)."""
@@ -161,6 +165,28 @@ class PostgresSink(RepairableSink):
             return max(cursor.rowcount, 0)
 
     # -- internals ---------------------------------------------------------------------
+
+    def _upsert_storable(self, table: PgTable, rows: list[tuple[Any, ...]]) -> list[Reject]:
+        """Upsert ``rows``; a value PostgreSQL cannot store (a NUL in text, a number out of
+        range) makes its row a reject instead of failing the batch. The happy path costs one
+        savepoint; a failing batch is bisected, so k bad rows cost O(k log n) attempts."""
+        import psycopg
+
+        try:
+            with self.connection.transaction():  # a savepoint inside the batch's transaction
+                self._upsert(table, rows)
+            return []
+        except psycopg.DataError as error:
+            self._staged.discard(table.name)  # created inside the savepoint, maybe
+            if len(rows) == 1:
+                key = tuple(rows[0][i] for i in table.stream.key_positions)
+                return [
+                    Reject(table.name, key, f"PostgreSQL cannot store it: {_first_line(error)}")
+                ]
+            middle = len(rows) // 2
+            return self._upsert_storable(table, rows[:middle]) + self._upsert_storable(
+                table, rows[middle:]
+            )
 
     def _upsert(self, table: PgTable, rows: list[tuple[Any, ...]]) -> None:
         connection = self.connection
@@ -227,6 +253,17 @@ class PostgresSink(RepairableSink):
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def key_json(key: Key) -> str:
-    """A key as the JSON array stored in ``high_water_mark`` / ``row_key``."""
+    """A key as the JSON text stored in ``high_water_mark`` / ``row_key``: the same text
+    PostgreSQL renders for ``jsonb_build_array(...)::text`` (", " between items, control
+    characters escaped, everything else as is)."""
     return json.dumps(list(key), default=str, ensure_ascii=False)
+
+
+def key_from_json(text: str | list[Any]) -> Key:
+    return tuple(json.loads(text) if isinstance(text, str) else text)

@@ -42,14 +42,19 @@ DERIVED: dict[str, tuple[PgColumn, ...]] = {
     ),
 }
 
+# Keys are stored as JSON *text*, not jsonb: jsonb cannot hold U+0000, and a key with a NUL
+# in it (a rejected row's) must still be recorded. The text is exactly jsonb's own rendering
+# (``key_json``), so ``jsonb_build_array(...)::text`` compares equal to it.
 CONTROL_TABLES = (
     "CREATE TABLE IF NOT EXISTS {schema}." + CHECKPOINTS + " ("
-    " table_name text PRIMARY KEY, high_water_mark jsonb NOT NULL,"
+    " table_name text PRIMARY KEY, high_water_mark text NOT NULL,"
     " rows_written bigint, updated_at timestamptz)",
     "CREATE TABLE IF NOT EXISTS {schema}." + REJECTS + " ("
-    " table_name text, row_key jsonb, reason text, first_seen timestamptz,"
+    " table_name text, row_key text, reason text, first_seen timestamptz,"
     " last_seen timestamptz, PRIMARY KEY (table_name, row_key))",
 )
+# Schemas written by 0.1.0 keep their keys in jsonb: convert once, in place.
+JSONB_KEY_COLUMNS = ((CHECKPOINTS, "high_water_mark"), (REJECTS, "row_key"))
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,9 @@ class PgTable:
         statements: list[sql.Composed] = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema)]
         statements += [
             sql.SQL(text.replace("{schema}", "{}")).format(schema) for text in CONTROL_TABLES
+        ]
+        statements += [
+            _jsonb_to_text(self.schema, table, column) for table, column in JSONB_KEY_COLUMNS
         ]
         definitions: list[sql.Composable] = [
             sql.SQL(f"{_quote(c.name)} {c.type}{' NOT NULL' if c.not_null else ''}")
@@ -195,7 +203,7 @@ class PgTable:
 
         return sql.SQL(
             "INSERT INTO {0} AS c (table_name, high_water_mark, rows_written, updated_at)"
-            " VALUES (%s, %s::jsonb, %s, now()) ON CONFLICT (table_name) DO UPDATE SET"
+            " VALUES (%s, %s, %s, now()) ON CONFLICT (table_name) DO UPDATE SET"
             " high_water_mark = EXCLUDED.high_water_mark,"
             " rows_written = coalesce(c.rows_written, 0) + EXCLUDED.rows_written,"
             " updated_at = EXCLUDED.updated_at"
@@ -207,7 +215,7 @@ class PgTable:
 
         return sql.SQL(
             "INSERT INTO {} (table_name, row_key, reason, first_seen, last_seen)"
-            " VALUES (%s, %s::jsonb, %s, now(), now()) ON CONFLICT (table_name, row_key)"
+            " VALUES (%s, %s, %s, now(), now()) ON CONFLICT (table_name, row_key)"
             " DO UPDATE SET reason = EXCLUDED.reason, last_seen = EXCLUDED.last_seen"
         ).format(self.control(REJECTS))
 
@@ -226,7 +234,7 @@ class PgTable:
 
         return sql.SQL(
             "DELETE FROM {} r USING {} s"
-            " WHERE r.table_name = %s AND r.row_key = jsonb_build_array({})"
+            " WHERE r.table_name = %s AND r.row_key = jsonb_build_array({})::text"
         ).format(self.control(REJECTS), self.staging, _prefixed("s", self.staging_key_columns))
 
     @property
@@ -246,6 +254,19 @@ class PgTable:
 @cache
 def layout_for(stream: Stream, schema: str) -> PgTable:
     return PgTable(stream, schema)
+
+
+def _jsonb_to_text(schema: str, table: str, column: str) -> sql.Composed:
+    from psycopg import sql
+
+    target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+    alter = sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE text USING {}::text").format(
+        target, sql.Identifier(column), sql.Identifier(column)
+    )
+    return sql.SQL(
+        "DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = {}"
+        " AND table_name = {} AND column_name = {} AND data_type = 'jsonb') THEN {}; END IF; END $$"
+    ).format(sql.Literal(schema), sql.Literal(table), sql.Literal(column), alter)
 
 
 def _quote(name: str) -> str:
