@@ -49,7 +49,8 @@ def test_run_stops_at_the_first_failing_stage_with_its_exit_code(
 
     result = cli("run", settings=unreachable_graph)
 
-    assert result.exit_code == 5
+    # The graph could not be reached: a connection failure (3), not a write failure (5).
+    assert result.exit_code == 3
     assert "stage sync failed" in result.stderr
     assert "neo4j" in result.stderr
     assert "Wr0ng-Secret-123" not in result.output + result.stderr
@@ -60,10 +61,10 @@ def test_run_stops_at_the_first_failing_stage_with_its_exit_code(
 
     as_json = cli("run", "--json", settings=unreachable_graph)
 
-    assert as_json.exit_code == 5
+    assert as_json.exit_code == 3
     stages = json.loads(as_json.stdout)["stages"]
     assert [stage["status"] for stage in stages] == ["failed", "not run", "not run"]
-    assert stages[0]["exit_code"] == 5 and "neo4j" in stages[0]["detail"]
+    assert stages[0]["exit_code"] == 3 and "neo4j" in stages[0]["detail"]
 
 
 def test_run_json_reports_skipped_stages_for_a_postgres_only_pipeline(

@@ -12,7 +12,7 @@ import pytest
 from chariot.batch import Batch, Reject
 from chariot.config import PostgresSettings, Settings
 from chariot.connections import postgres_connection
-from chariot.errors import SinkWriteError
+from chariot.errors import Busy
 from chariot.sinks.postgres import PostgresSink
 from chariot.streams import LINKS, MOVIELENS_STREAMS, MOVIES, RATINGS, TAGS
 from tests.sync_support import checkpoints, postgres_rows, postgres_scalar, rejects
@@ -167,13 +167,29 @@ def test_a_failed_batch_leaves_rows_and_checkpoint_untouched(
 ) -> None:
     sink.prepare(RATINGS)
     sink.write(Batch(RATINGS, [(1, 1, Decimal("4.0"), 10)], (1, 1)))
-    broken = Batch(RATINGS, [(1, 2, Decimal("4.0"), 10), (1, 3, "not a number", 10)], (1, 3))
-    with pytest.raises(Exception, match="numeric"):
+    # A NULL key violates the primary key: not a value problem, the whole batch fails.
+    broken = Batch(RATINGS, [(1, 2, Decimal("4.0"), 10), (1, None, Decimal("3.0"), 10)], (1, 3))
+    with pytest.raises(Exception, match="null value"):
         sink.write(broken)
     assert postgres_rows(postgres_settings, "ratings") == [(1, 1, Decimal("4.0"), 10)]
     assert checkpoints(postgres_settings) == {"ratings": [1, 1]}
     sink.write(Batch(RATINGS, [(1, 2, Decimal("4.5"), 10)], (1, 2)))  # and the sink goes on
     assert sink.checkpoint(RATINGS) == (1, 2)
+
+
+def test_a_value_postgres_cannot_store_is_a_reject_and_its_batch_lands(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    sink.prepare(TAGS)
+    rows = [(1, 1, "fine", 1), (1, 2, "nul\x00here", 2), (1, 3, "also fine", 3)]
+    rows += [(1, 4, "ok", 10**20)]  # beyond bigint
+    written = sink.write(Batch(TAGS, rows, (1, 4, "ok")))
+    assert written.written == 2
+    assert {reject.key for reject in written.rejected} == {(1, 2, "nul\x00here"), (1, 4, "ok")}
+    assert all("PostgreSQL cannot store it" in r.reason for r in written.rejected)
+    assert postgres_rows(postgres_settings, "tags") == [(1, 1, "fine", 1), (1, 3, "also fine", 3)]
+    assert sink.checkpoint(TAGS) == (1, 4, "ok")
+    assert len(rejects(postgres_settings)) == 2
 
 
 def test_a_dropped_connection_is_transient_and_the_next_write_reconnects(
@@ -251,9 +267,8 @@ def test_repair_writes_and_deletes_rows_without_moving_the_checkpoint(
 def test_one_writer_per_table_at_a_time(postgres_settings: PostgresSettings) -> None:
     settings = Settings(postgres=postgres_settings)
     with PostgresSink(settings) as first, PostgresSink(settings) as second:
-        second.lock_wait_seconds = 0.2
         first.prepare(RATINGS)
-        with pytest.raises(SinkWriteError, match="another chariot sync is writing"):
+        with pytest.raises(Busy, match="is held by chariot sync"):
             second.prepare(RATINGS)
         second.prepare(TAGS)  # other tables are free
     with PostgresSink(settings) as third:

@@ -107,6 +107,9 @@ class RunSettings(BaseModel):
     workers: int = Field(2, ge=1, le=256)
     partition_rows: int = Field(50_000, gt=0)
     lease_seconds: int = Field(120, ge=5)
+    lease_wait_seconds: float = Field(
+        0.0, ge=0, le=86_400, description="how long a writer waits for a busy lease (--wait)"
+    )
     partition_attempts: int = Field(3, ge=1, le=100)
     bayes_prior_weight: float = Field(10.0, ge=0)
     bayes_prior_mean: float = Field(3.5, ge=0.5, le=5.0)

@@ -113,7 +113,7 @@ def _sync(settings: Settings, sinks: list[str], full_refresh: bool) -> StageResu
             status="failed",
             rows=rows,
             detail=detail,
-            exit_code=ExitCode.SINK_WRITE,
+            exit_code=ExitCode[(result.failure_kind or "sink_write").upper()],
             result=payload,
         )
     return StageResult(stage="sync", status="ok", rows=rows, result=payload)

@@ -23,12 +23,16 @@ from chariot.aggregate.statistics import MOVIE_COLUMNS, NEO4J_PROPERTIES, NEO4J_
 from chariot.config import Settings
 from chariot.connections import neo4j_driver, postgres_connection
 from chariot.errors import AggregationError, ChariotError
+from chariot.lease import LeaseOwner
+from chariot.sinks.neo4j.lease import CONSTRAINT as LEASE_CONSTRAINT
+from chariot.sinks.neo4j.lease import GraphLease
 
 BATCH_MOVIES = 5_000
 MOVIE_CONSTRAINT = (  # the same statement (and name) as the Neo4j sink's
     "CREATE CONSTRAINT chariot_movie_id IF NOT EXISTS FOR (m:Movie) REQUIRE m.movieId IS UNIQUE"
 )
 _SCALARS = [c for c in MOVIE_COLUMNS if c.kind != "array"]
+LEASED = ("Movie",)  # the writer lease it shares with the sync of movies, links, ratings, tags
 
 
 @dataclass(frozen=True)
@@ -43,17 +47,25 @@ def write_graph(settings: Settings, run_id: int) -> GraphWrite:
     started = time.perf_counter()
     columns = _read_movie_stats(settings)
     driver = neo4j_driver(settings.neo4j)  # ConnectionFailed when unreachable
+    lease = GraphLease(
+        driver,
+        settings.neo4j.database,
+        LeaseOwner("aggregate"),
+        ttl_seconds=settings.run.lease_seconds,
+    )
     try:
         with driver.session(database=settings.neo4j.database) as session:
             session.run(MOVIE_CONSTRAINT).consume()
+            session.run(LEASE_CONSTRAINT).consume()
+            lease.acquire(LEASED, wait_seconds=settings.run.lease_wait_seconds)
             total = len(columns["movieId"])
             for start in range(0, total, BATCH_MOVIES):
                 batch = {
                     name: values[start : start + BATCH_MOVIES] for name, values in columns.items()
                 }
-                session.execute_write(_write_batch, batch, run_id)
+                session.execute_write(_write_batch, batch, run_id, lease)
             cleared = 0
-            while count := session.execute_write(_clear_stale, run_id):
+            while count := session.execute_write(_clear_stale, run_id, lease):
                 cleared += count
     except ChariotError:
         raise
@@ -63,6 +75,7 @@ def write_graph(settings: Settings, run_id: int) -> GraphWrite:
             f"{type(error).__name__}: {error}"
         ) from error
     finally:
+        lease.release()
         driver.close()
     return GraphWrite(total, cleared, round(time.perf_counter() - started, 3))
 
@@ -86,7 +99,8 @@ def _read_movie_stats(settings: Settings) -> dict[str, list[Any]]:
     return columns
 
 
-def _write_batch(tx: Any, batch: dict[str, list[Any]], run_id: int) -> None:
+def _write_batch(tx: Any, batch: dict[str, list[Any]], run_id: int, lease: GraphLease) -> None:
+    lease.check(tx, LEASED)
     assignments = []
     for name in batch:
         if name == "movieId":
@@ -104,7 +118,8 @@ def _write_batch(tx: Any, batch: dict[str, list[Any]], run_id: int) -> None:
     ).consume()
 
 
-def _clear_stale(tx: Any, run_id: int) -> int:
+def _clear_stale(tx: Any, run_id: int, lease: GraphLease) -> int:
+    lease.check(tx, LEASED)
     removed = ", ".join(f"m.{name}" for name in NEO4J_PROPERTIES)
     record = tx.run(
         f"MATCH (m:Movie) WHERE m.{NEO4J_RUN_PROPERTY} IS NOT NULL "

@@ -17,13 +17,13 @@ was taken over cannot commit, so no partition is ever counted twice.
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chariot.aggregate import schema
+from chariot.lease import is_dead_local_process
 
 PARTITION_KINDS = ("movie", "user")
 KEY_COLUMNS = {"movie": "movie_id", "user": "user_id"}
@@ -47,11 +47,6 @@ class OpenRun:
     partitions_total: int
     partitions_done_before: int
     partitions_reset: int  # failed partitions given a fresh set of attempts
-
-
-def worker_id() -> str:
-    """``host:pid`` - lets a later run on the same host see that a lease holder is dead."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class JobControl:
@@ -274,34 +269,10 @@ class JobControl:
         ).fetchall()
         released = 0
         for partition_id, holder, token in rows:
-            if _is_dead_local_process(holder, host):
+            if is_dead_local_process(holder, host):
                 released += self.execute(
                     f"UPDATE {self.partitions} SET lease_expires_at = now() - interval '1 second' "
                     "WHERE run_id = %s AND partition_id = %s AND lease_token = %s::uuid",
                     (run_id, partition_id, token),
                 ).rowcount
         return released
-
-
-def _is_dead_local_process(holder: str | None, host: str) -> bool:
-    if not holder or ":" not in holder:
-        return False
-    holder_host, _, pid_text = holder.rpartition(":")
-    if holder_host != host or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # exists, owned by someone else
-        return False
-    return _is_zombie(int(pid_text))
-
-
-def _is_zombie(pid: int) -> bool:
-    """A killed child not yet reaped by its parent still answers ``kill 0``."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rpartition(")")[2].split()[0] == "Z"
-    except OSError:
-        return False

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -25,12 +26,14 @@ from chariot.aggregate.executors import (
     run_round,
 )
 from chariot.aggregate.graph import write_graph
-from chariot.aggregate.partitions import JobControl, OpenRun, worker_id
+from chariot.aggregate.partitions import JobControl, OpenRun
 from chariot.aggregate.promote import Promotion, promote
 from chariot.aggregate.worker import WorkerReport
 from chariot.config import Settings
 from chariot.connections import postgres_connection
-from chariot.errors import AggregationError, ChariotError
+from chariot.errors import AggregationError, Busy, ChariotError
+from chariot.lease import keep_trying, worker_id
+from chariot.sinks.postgres_lease import loads_in_progress
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +124,11 @@ def _run(
     check_executor(chosen, scheduler)
     with postgres_connection(settings.postgres) as connection:
         jobs = JobControl(connection, settings.postgres.schema_name)
+        keep_trying(
+            partial(_loaded, connection, settings.postgres.schema_name),
+            wait_seconds=settings.run.lease_wait_seconds,
+        )
+        refuse_half_loaded(connection, settings.postgres.schema_name)
         prepare_tables(connection, settings.postgres.schema_name)
         awaiting = None if restart or not graph else _run_awaiting_graph(jobs)
         if awaiting is not None:
@@ -158,6 +166,33 @@ def _run(
         },
     )
     return result
+
+
+def refuse_half_loaded(connection: Any, schema_name: str) -> None:
+    """Summaries of a table that is being (re)loaded would count half of it: refuse."""
+    loads = loads_in_progress(connection, schema_name, [schema.RATINGS, schema.MOVIES])
+    connection.commit()
+    if not loads:
+        return
+    load = loads[0]
+    if load.holder is not None:
+        raise Busy(
+            f"PostgreSQL table {schema_name}.{load.table} is being loaded by {load.holder} "
+            "(a first copy or full refresh): its summaries would mix two states",
+            hint="wait for that sync to finish (or pass --wait SECONDS), then re-run",
+        )
+    raise AggregationError(
+        f"PostgreSQL table {schema_name}.{load.table} is half-loaded: a first copy or full "
+        f"refresh started by {load.owner} did not finish",
+        hint=f"finish it with `chariot sync --table {load.table}`, then re-run",
+    )
+
+
+def _loaded(connection: Any, schema_name: str) -> bool | None:
+    """True when no input table is being loaded (for ``--wait``)."""
+    loads = loads_in_progress(connection, schema_name, [schema.RATINGS, schema.MOVIES])
+    connection.commit()
+    return None if any(load.holder for load in loads) else True
 
 
 def prepare_tables(connection: Any, schema_name: str) -> None:
@@ -359,19 +394,22 @@ def _write_graph(settings: Settings, result: AggregationResult) -> None:
     try:
         written = write_graph(settings, result.run_id)
     except ChariotError as error:
-        result.graph_status, result.graph_error = "failed", str(error)
+        # "busy": another command holds the graph's writer lease; a re-run writes it then.
+        result.graph_status = "busy" if isinstance(error, Busy) else "failed"
+        result.graph_error = str(error)
     else:
         result.graph_status = "done"
         result.graph_movies_written, result.graph_movies_cleared = (
             written.movies_written,
             written.movies_cleared,
         )
+    stored = "failed" if result.graph_status == "busy" else result.graph_status
     with postgres_connection(settings.postgres) as connection:
         connection.execute(
             f"""UPDATE {schema.qualified(settings.postgres.schema_name, schema.RUNS)}
                 SET graph_status = %s, graph_error = %s, updated_at = now(),
                     graph_written_at = CASE WHEN %s = 'done' THEN now() END
                 WHERE run_id = %s""",
-            (result.graph_status, result.graph_error, result.graph_status, result.run_id),
+            (stored, result.graph_error, stored, result.run_id),
         )
         connection.commit()

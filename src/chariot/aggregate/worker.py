@@ -18,10 +18,11 @@ import numpy as np
 from pydantic import BaseModel
 
 from chariot.aggregate import compute, pgcopy, schema
-from chariot.aggregate.partitions import KEY_COLUMNS, Claim, JobControl, worker_id
+from chariot.aggregate.partitions import KEY_COLUMNS, Claim, JobControl
 from chariot.aggregate.statistics import HISTOGRAM_COLUMNS
 from chariot.config import Settings
 from chariot.connections import postgres_connect, postgres_connection
+from chariot.lease import worker_id
 
 READ_TYPES = ("int4", "int2", "int8")  # key, rating in tenths, timestamp
 MOVIE_STAGING_COLUMNS: tuple[tuple[str, str], ...] = (

@@ -37,6 +37,11 @@ def repair(settings: Settings, audits: list[StreamAudit]) -> list[RepairAction]:
     sinks: dict[str, Sink] = {}
     factory = SideFactory(settings)
     try:
+        # Every writer lease first: a repair that meets a running sync changes nothing.
+        for audit in work:
+            sink = _sink(settings, sinks, audit.sink, actions[(audit.stream.name, audit.sink)])
+            if sink is not None:
+                sink.acquire(audit.stream)
         for audit in reversed(work):
             action = actions[(audit.stream.name, audit.sink)]
             sink = _sink(settings, sinks, audit.sink, action)
@@ -61,6 +66,7 @@ def _sink(
 
     if name not in sinks:
         sinks[name] = load_sink(name)(settings)
+        sinks[name].lease_owner = sinks[name].lease_owner.doing("repair")
     sink = sinks[name]
     if not isinstance(sink, RepairableSink):
         action.note = f"sink {name} has no repair ability (not a RepairableSink)"

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from chariot.cli.common import (
     JsonOption,
+    WaitOption,
     console,
     err_console,
     finish,
@@ -77,6 +78,7 @@ def aggregate(
             "--graph/--no-graph", help="Write the movie summaries onto Neo4j Movie nodes."
         ),
     ] = True,
+    wait: WaitOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Summarise ratings per movie, user and genre in PostgreSQL (and on Neo4j Movie nodes).
@@ -87,7 +89,7 @@ def aggregate(
     """
     show_progress = not as_json and global_options(ctx).verbosity >= 0
     with reported_errors(ctx, as_json=as_json):
-        settings = settings_from(ctx, partition_rows=partition_rows)
+        settings = settings_from(ctx, partition_rows=partition_rows, lease_wait_seconds=wait)
         with partition_progress(show_progress) as progress:
             from chariot.aggregate.runner import run_aggregation
 
@@ -102,10 +104,16 @@ def aggregate(
             )
     finish(
         result,
-        exit_code=ExitCode.AGGREGATION if result.graph_error else ExitCode.OK,
+        exit_code=_exit_code(result),
         as_json=as_json,
         render=lambda: render_result(result),
     )
+
+
+def _exit_code(result: AggregationResult) -> ExitCode:
+    if result.graph_status == "busy":
+        return ExitCode.BUSY
+    return ExitCode.AGGREGATION if result.graph_error else ExitCode.OK
 
 
 @contextmanager

@@ -11,7 +11,14 @@ from rich.table import Table
 
 from chariot.audit import AuditOptions, run_audit
 from chariot.audit.report import AuditReport, RowDifference, SummariesAudit, TableAudit
-from chariot.cli.common import JsonOption, console, finish, reported_errors, settings_from
+from chariot.cli.common import (
+    JsonOption,
+    WaitOption,
+    console,
+    finish,
+    reported_errors,
+    settings_from,
+)
 from chariot.exit_codes import ExitCode
 
 
@@ -72,6 +79,7 @@ def audit(
     seed: Annotated[
         int | None, typer.Option("--seed", help="Random seed for --sample (reproducible).")
     ] = None,
+    wait: WaitOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Compare every row and column of the source with each sink; optionally repair.
@@ -90,7 +98,7 @@ def audit(
         seed=seed,
     )
     with reported_errors(ctx, as_json=as_json):
-        report = run_audit(settings_from(ctx), options)
+        report = run_audit(settings_from(ctx, lease_wait_seconds=wait), options)
     finish(
         report,
         exit_code=ExitCode.OK if report.clean else ExitCode.DIFFERENCES,

@@ -25,6 +25,17 @@ err_console = Console(stderr=True)
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on stdout instead of a table.")
 ]
+WaitOption = Annotated[
+    float | None,
+    typer.Option(
+        "--wait",
+        min=0,
+        max=86_400,
+        metavar="SECONDS",
+        help="Wait up to SECONDS for another command's writer lease on the same tables "
+        "(default: exit 9 at once, having changed nothing).",
+    ),
+]
 
 
 @dataclass

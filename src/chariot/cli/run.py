@@ -11,6 +11,7 @@ from rich.table import Table
 
 from chariot.cli.common import (
     JsonOption,
+    WaitOption,
     console,
     err_console,
     fail,
@@ -53,6 +54,7 @@ def run(
         bool,
         typer.Option("--repair", help="Audit stage: fix the differences found, then audit again."),
     ] = False,
+    wait: WaitOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run sync → aggregate → audit, stopping at the first failing stage.
@@ -62,7 +64,7 @@ def run(
     """
     quiet = as_json or global_options(ctx).verbosity < 0
     with reported_errors(ctx, as_json=as_json):
-        settings = settings_from(ctx)
+        settings = settings_from(ctx, lease_wait_seconds=wait)
 
         def announce(stage: str) -> None:
             if not quiet:

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from chariot.cli.common import (
     JsonOption,
+    WaitOption,
     console,
     err_console,
     finish,
@@ -58,6 +59,7 @@ def sync_command(
         bool,
         typer.Option("--dry-run", help="Show what would be read and written; change nothing."),
     ] = False,
+    wait: WaitOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Copy MySQL tables into PostgreSQL and Neo4j: each table read once, sinks in parallel.
@@ -67,7 +69,7 @@ def sync_command(
     """
     show_progress = not as_json and not dry_run and global_options(ctx).verbosity >= 0
     with reported_errors(ctx, as_json=as_json):
-        settings = settings_from(ctx, batch_size=batch_size)
+        settings = settings_from(ctx, batch_size=batch_size, lease_wait_seconds=wait)
         with live_progress(show_progress) as progress:
             result = sync(
                 settings,
@@ -79,7 +81,7 @@ def sync_command(
             )
     finish(
         result,
-        exit_code=ExitCode.OK if result.ok else ExitCode.SINK_WRITE,
+        exit_code=ExitCode[(result.failure_kind or "ok").upper()],
         as_json=as_json,
         render=lambda: render_result(result),
     )
@@ -90,13 +92,7 @@ def render_result(result: SyncResult) -> None:
     for failure in result.failures:
         err_console.print(f"[bold red]Error:[/] {escape(redact(failure.line()))}", soft_wrap=True)
     if result.failures:
-        failed = {failure.sink for failure in result.failures}
-        finished = [name for name in result.sinks if name not in failed]
-        others = f"{', '.join(finished)} finished" if finished else "no sink finished"
-        err_console.print(
-            f"[dim]Hint: {others}; fix the cause and re-run `chariot sync` "
-            "to resume from each sink's checkpoint[/]"
-        )
+        err_console.print(f"[dim]Hint: {escape(redact(result.hint()))}[/]", soft_wrap=True)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from chariot.batch import Batch, Key, Reject, WriteResult
 from chariot.config import Settings
+from chariot.lease import LeaseOwner
 from chariot.streams import Stream
 
 
@@ -22,11 +23,22 @@ class Sink(ABC):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # Who writes (the command sets the purpose), and how long a busy lease is waited for.
+        self.lease_owner = LeaseOwner()
+        self.lease_wait_seconds = settings.run.lease_wait_seconds
+
+    def acquire(self, stream: Stream) -> None:  # noqa: B027 - optional hook
+        """Take this sink's writer lease for ``stream`` before the first write (``prepare``
+        and the repair methods call it too). Raises ``Busy`` when another command holds it;
+        a sink that two commands cannot corrupt by writing at once may keep this default."""
 
     @abstractmethod
     def prepare(self, stream: Stream, *, full_refresh: bool = False) -> None:
         """Create what the stream needs (tables, constraints). ``full_refresh`` empties the
         stream's data and checkpoint first."""
+
+    def table_complete(self, stream: Stream) -> None:  # noqa: B027 - optional hook
+        """Called when the sink holds the whole table (a first copy or full refresh ended)."""
 
     @abstractmethod
     def checkpoint(self, stream: Stream) -> Key | None:

@@ -19,8 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from chariot.batch import Batch, Key, Reject, WriteResult
 from chariot.config import Settings
+from chariot.errors import Busy
+from chariot.lease import DEAD_HOLDER_GRACE_SECONDS, holder_of, is_dead_local_process, keep_trying
 from chariot.sinks.base import RepairableSink
 from chariot.sinks.postgres_layout import CHECKPOINTS, REJECTS, PgTable, layout_for
+from chariot.sinks.postgres_lease import lock_holder, lock_key
 from chariot.streams import Stream
 
 if TYPE_CHECKING:
@@ -32,7 +35,6 @@ log = logging.getLogger(__name__)
 
 class PostgresSink(RepairableSink):
     name = "postgres"
-    lock_wait_seconds: float = 15.0  # for the table lock held by another (or a killed) run
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -83,14 +85,25 @@ class PostgresSink(RepairableSink):
             if full_refresh:
                 for statement in table.empty_statements():
                     connection.execute(statement)
+            if full_refresh or self._first_copy(table):
+                connection.execute(table.mark_loading, (table.name, self.lease_owner.describe()))
         if self._has_rejects(table):
             self._clear_rejects.add(stream.name)
+
+    def table_complete(self, stream: Stream) -> None:
+        table = layout_for(stream, self.schema)
+        self.connection.execute(table.clear_loading, (table.name,))
+
+    def _first_copy(self, table: PgTable) -> bool:
+        row = self.connection.execute(table.has_checkpoint, (table.name,)).fetchone()
+        return not (row and row[0])
 
     def checkpoint(self, stream: Stream) -> Key | None:
         return self.stored_checkpoints().get(stream.name)
 
     def write(self, batch: Batch) -> WriteResult:
         table = layout_for(batch.stream, self.schema)
+        self._lock_table(table)  # again after a reconnection: the lock went with the session
         connection = self.connection
         rejects = list(batch.rejects)
         try:
@@ -145,6 +158,7 @@ class PostgresSink(RepairableSink):
 
     def upsert_rows(self, stream: Stream, rows: list[tuple[Any, ...]]) -> int:
         table = layout_for(stream, self.schema)
+        self._lock_table(table)
         try:
             with self.connection.transaction():
                 unstorable = self._upsert_storable(table, rows)
@@ -160,6 +174,7 @@ class PostgresSink(RepairableSink):
         if not keys:
             return 0
         table = layout_for(stream, self.schema)
+        self._lock_table(table)
         with self.connection.transaction(), self.connection.cursor() as cursor:
             cursor.executemany(table.delete_by_key, [tuple(key) for key in keys])
             return max(cursor.rowcount, 0)
@@ -210,31 +225,36 @@ class PostgresSink(RepairableSink):
             )
         self._clear_rejects.add(table.stream.name)
 
+    def acquire(self, stream: Stream) -> None:
+        self._lock_table(layout_for(stream, self.schema))
+
     def _lock_table(self, table: PgTable) -> None:
-        """One writer per table and schema: a second concurrent sync would move the
-        checkpoint back and forth. The lock is the session's, so a killed run frees it, but
-        only once its server process notices: hence a bounded wait, not a refusal."""
+        """The writer lease: one writer per table and schema (a second concurrent writer
+        would move the checkpoint back and forth, or empty what the first wrote). A session
+        advisory lock, so a killed holder frees it as soon as its server notices; the
+        connection's application_name names the holder to whoever is refused."""
         if table.name in self._locked:
             return
-        import psycopg
-
-        from chariot.errors import SinkWriteError
-
+        key = lock_key(self.schema, table.name)
         connection = self.connection
-        try:
-            with connection.transaction():
-                connection.execute(
-                    f"SET LOCAL lock_timeout = '{int(self.lock_wait_seconds * 1000)}ms'"
+        connection.execute(
+            "SELECT set_config('application_name', %s, false)",
+            (self.lease_owner.describe()[:63],),
+        )
+
+        def attempt() -> bool | None:
+            row = connection.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()
+            return True if row and row[0] else None
+
+        if keep_trying(attempt, wait_seconds=self.lease_wait_seconds) is None:
+            holder = lock_holder(connection, key)
+            dead = is_dead_local_process(holder_of(holder))
+            if not dead or keep_trying(attempt, wait_seconds=DEAD_HOLDER_GRACE_SECONDS) is None:
+                raise Busy(
+                    f"PostgreSQL table {self.schema}.{table.name} is held by "
+                    f"{holder or 'another session'}",
+                    hint="wait for that command to finish (or pass --wait SECONDS)",
                 )
-                connection.execute(
-                    "SELECT pg_advisory_lock(hashtext(%s))",
-                    (f"chariot:{self.schema}.{table.name}",),
-                )
-        except psycopg.errors.LockNotAvailable:
-            raise SinkWriteError(
-                f"another chariot sync is writing {self.schema}.{table.name} in PostgreSQL",
-                hint="wait for it to finish, or stop it; its work is kept",
-            ) from None
         self._locked.add(table.name)
 
     def _has_rejects(self, table: PgTable) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
+from chariot.sinks.postgres_lease import LOADS, LOADS_DDL
 from chariot.streams import Stream
 from chariot.transforms import postgres_genres_sql, postgres_year_sql
 
@@ -52,6 +53,7 @@ CONTROL_TABLES = (
     "CREATE TABLE IF NOT EXISTS {schema}." + REJECTS + " ("
     " table_name text, row_key text, reason text, first_seen timestamptz,"
     " last_seen timestamptz, PRIMARY KEY (table_name, row_key))",
+    LOADS_DDL,
 )
 # Schemas written by 0.1.0 keep their keys in jsonb: convert once, in place.
 JSONB_KEY_COLUMNS = ((CHECKPOINTS, "high_water_mark"), (REJECTS, "row_key"))
@@ -218,6 +220,30 @@ class PgTable:
             " VALUES (%s, %s, %s, now(), now()) ON CONFLICT (table_name, row_key)"
             " DO UPDATE SET reason = EXCLUDED.reason, last_seen = EXCLUDED.last_seen"
         ).format(self.control(REJECTS))
+
+    @cached_property
+    def mark_loading(self) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL(
+            "INSERT INTO {} (table_name, owner, started_at) VALUES (%s, %s, now())"
+            " ON CONFLICT (table_name) DO UPDATE SET owner = EXCLUDED.owner,"
+            " started_at = EXCLUDED.started_at"
+        ).format(self.control(LOADS))
+
+    @cached_property
+    def clear_loading(self) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL("DELETE FROM {} WHERE table_name = %s").format(self.control(LOADS))
+
+    @cached_property
+    def has_checkpoint(self) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE table_name = %s)").format(
+            self.control(CHECKPOINTS)
+        )
 
     @cached_property
     def any_rejects(self) -> sql.Composed:

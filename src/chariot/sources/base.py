@@ -31,6 +31,11 @@ class Source(ABC):
     def count(self, stream: Stream, *, after: Key | None = None) -> int:
         """How many rows ``read`` would yield (for progress and --dry-run)."""
 
+    def has_rows_from(self, stream: Stream, key: Key) -> bool:
+        """Whether a row with key >= ``key`` exists (cheap: an index lookup). The default
+        says yes, which only disables the replaced-source check for that source."""
+        return True
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

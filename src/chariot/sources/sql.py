@@ -68,6 +68,15 @@ class SqlSource(Source):
         rows = self._run(stream, lambda connection: _fetch(connection, query))
         return int(rows[0][0])
 
+    def has_rows_from(self, stream: Stream, key: Key) -> bool:
+        from sqlalchemy import and_, literal, or_, select
+
+        table = source_table(stream)
+        keys = key_columns(stream, table)
+        at = and_(*(column == value for column, value in zip(keys, key, strict=True)))
+        query = select(literal(1)).select_from(table).where(or_(after_key(keys, key), at)).limit(1)
+        return bool(self._run(stream, lambda connection: _fetch(connection, query)))
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()

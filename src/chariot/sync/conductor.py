@@ -16,13 +16,13 @@ from typing import Any
 
 from chariot.batch import Key
 from chariot.config import Settings
-from chariot.errors import ChariotError, ConfigError, SourceReadError
+from chariot.errors import Busy, ChariotError, ConfigError, DataError, SourceReadError
 from chariot.plugins import load_sink, load_source
 from chariot.sinks.base import Sink
 from chariot.sources.base import Source
 from chariot.streams import MOVIELENS_STREAMS, Stream
 from chariot.sync.results import SinkTableResult, SyncResult, TableResult
-from chariot.sync.writer import ProgressCallback, SinkWriter, describe_error
+from chariot.sync.writer import ProgressCallback, SinkWriter, describe_error, error_kind
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,12 @@ def sync(
     )
     with load_source(source_name)(settings) as source:
         writers = [_writer(cls(settings), settings) for cls in sink_classes.values()]
+        purpose = "full refresh" if full_refresh else "sync"
+        for writer in writers:
+            writer.sink.lease_owner = writer.sink.lease_owner.doing(purpose)
         try:
+            if not dry_run:
+                _take_leases(writers, selected)
             for stream in selected:
                 conductor = _TableRun(stream, source, writers, settings, full_refresh, progress)
                 result.tables.append(conductor.plan() if dry_run else conductor.run())
@@ -95,6 +100,21 @@ def select_streams(streams: tuple[Stream, ...], names: list[str] | None) -> list
     for stream in streams:
         visit(stream)
     return [stream for stream in ordered if stream.name in wanted]
+
+
+def _take_leases(writers: list[SinkWriter], streams: list[Stream]) -> None:
+    """Every sink's writer lease for every table, before anything is written: a second
+    command then stops here, having changed nothing (``Busy``). A sink that cannot even be
+    reached is left to fail on its first table, where the run reports it."""
+    for writer in writers:
+        for stream in streams:
+            try:
+                writer.sink.acquire(stream)
+            except Busy:
+                raise
+            except Exception:
+                log.debug("lease not taken", extra={"sink": writer.name}, exc_info=True)
+                break
 
 
 def _writer(sink: Sink, settings: Settings) -> SinkWriter:
@@ -147,12 +167,13 @@ class _TableRun:
 
     def run(self) -> TableResult:
         started = time.perf_counter()
-        active = self._prepared_writers()
+        active = self._still_matching(self._prepared_writers())
         if active:
             start, expected = self._lowest_checkpoint(active)
             self.result.read_from = _listed(start)
             if expected > 0:
                 self._fan_out(active, start, expected)
+            self._complete([writer for writer in active if writer.failure is None])
         self.result.seconds = round(time.perf_counter() - started, 3)
         log.info(
             "table synced",
@@ -180,6 +201,39 @@ class _TableRun:
             part.checkpoint_before = part.checkpoint_after = _listed(checkpoint)
             active.append(writer)
         return active
+
+    def _still_matching(self, active: list[SinkWriter]) -> list[SinkWriter]:
+        """Sinks whose checkpoint the source still reaches. A source with no row at or after
+        a sink's checkpoint (re-seeded smaller, emptied) was replaced under it: an index
+        lookup says so, and that sink stops here with the command that recovers."""
+        if self.full_refresh:
+            return active
+        matching = []
+        for writer in active:
+            part = self.parts[writer.name]
+            checkpoint = tuple(part.checkpoint_before) if part.checkpoint_before else None
+            if checkpoint is None or self.source.has_rows_from(self.stream, checkpoint):
+                matching.append(writer)
+                continue
+            table = self.stream.name
+            self._fail(
+                writer,
+                part,
+                DataError(
+                    f"the source's {table} has no row at or after {writer.name}'s checkpoint "
+                    f"{list(checkpoint)}: it was replaced or emptied since the last sync",
+                    hint=f"chariot sync --full-refresh --table {table} --sink {writer.name}",
+                ),
+            )
+        return matching
+
+    def _complete(self, finished: list[SinkWriter]) -> None:
+        """Tell each sink that holds the whole table now (ends a first copy or refresh)."""
+        for writer in finished:
+            try:
+                writer.sink.table_complete(self.stream)
+            except Exception as error:
+                self._fail(writer, self.parts[writer.name], error)
 
     def _lowest_checkpoint(self, active: list[SinkWriter]) -> tuple[Key | None, int]:
         """The checkpoint with the most source rows after it is the lowest: the source
@@ -268,6 +322,8 @@ class _TableRun:
         writer.failure = describe_error(error)
         part.status = "failed"
         part.error = writer.failure
+        part.error_kind = error_kind(error)
+        part.error_hint = getattr(error, "hint", None)
 
 
 def _listed(key: Key | None) -> list[Any] | None:

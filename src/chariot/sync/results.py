@@ -27,6 +27,10 @@ class SinkTableResult(BaseModel):
     rows_rejected: int = 0
     seconds: float = 0.0
     error: str | None = None
+    error_kind: str | None = Field(
+        None, description="the failure's kind in the exit-code table (connection, data, ...)"
+    )
+    error_hint: str | None = Field(None, description="what to do about the failure")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -47,6 +51,8 @@ class SinkFailure(BaseModel):
     sink: str
     table: str
     error: str
+    kind: str = "sink_write"
+    hint: str | None = None
 
     def line(self) -> str:
         return f"sink {self.sink} failed on table {self.table}: {self.error}"
@@ -66,7 +72,13 @@ class SyncResult(BaseModel):
     def failures(self) -> list[SinkFailure]:
         """The first failure of each failed sink (later tables are skipped for it)."""
         return [
-            SinkFailure(sink=part.sink, table=part.table, error=part.error or "failed")
+            SinkFailure(
+                sink=part.sink,
+                table=part.table,
+                error=part.error or "failed",
+                kind=part.error_kind or "sink_write",
+                hint=part.error_hint,
+            )
             for table in self.tables
             for part in table.sinks
             if part.status == "failed"
@@ -77,14 +89,36 @@ class SyncResult(BaseModel):
     def ok(self) -> bool:
         return not self.failures
 
+    @property
+    def failure_kind(self) -> str | None:
+        """What went wrong, as one kind of the exit-code table: the failures' common kind
+        (every sink unreachable: "connection"), else "sink_write"; None when none failed."""
+        kinds = {failure.kind for failure in self.failures}
+        if not kinds:
+            return None
+        return kinds.pop() if len(kinds) == 1 else "sink_write"
+
+    def finished_sinks(self) -> list[str]:
+        failed = {failure.sink for failure in self.failures}
+        return [name for name in self.sinks if name not in failed]
+
+    def hint(self) -> str:
+        """What to do about the failures: their own hints, else the general way out."""
+        specific = [f.hint for f in self.failures if f.hint]
+        if specific:
+            return "; ".join(dict.fromkeys(specific))
+        finished = self.finished_sinks()
+        others = f"{', '.join(finished)} finished; " if finished else ""
+        return (
+            f"{others}fix the cause and re-run `chariot sync`: each sink resumes from its "
+            "checkpoint"
+        )
+
     def raise_for_failures(self) -> None:
         """A ``SinkWriteError`` with one line per failed sink, if any failed."""
-        failures = self.failures
-        if failures:
+        if self.failures:
             raise SinkWriteError(
-                "; ".join(failure.line() for failure in failures),
-                hint="the other sinks finished; fix the cause and re-run `chariot sync` "
-                "to resume from each sink's checkpoint",
+                "; ".join(failure.line() for failure in self.failures), hint=self.hint()
             )
 
 

@@ -113,6 +113,8 @@ class SinkWriter:
         self.failure = describe_error(error)
         result.status = "failed"
         result.error = self.failure
+        result.error_kind = error_kind(error)
+        result.error_hint = getattr(error, "hint", None)
         log.info(
             "sink failed",
             extra={"sink": self.name, "table": stream.name, "error": self.failure},
@@ -143,6 +145,11 @@ class SinkWriter:
             )
         except Exception:  # a broken progress display must not fail the sync
             log.debug("progress callback failed", exc_info=True)
+
+
+def error_kind(error: BaseException) -> str:
+    """The exit-code kind a failure stands for: a ``ChariotError``'s own, else "sink_write"."""
+    return error.exit_code.kind if isinstance(error, ChariotError) else "sink_write"
 
 
 def describe_error(error: BaseException) -> str:

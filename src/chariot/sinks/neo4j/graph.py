@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chariot.sinks.neo4j.lease import CONSTRAINT as LEASE_CONSTRAINT
 from chariot.transforms import split_genres, title_year
 
 Rows = Sequence[Sequence[Any]]
@@ -30,6 +31,7 @@ CONSTRAINTS = (
     "FOR (c:ChariotCheckpoint) REQUIRE c.table IS UNIQUE",
     "CREATE CONSTRAINT chariot_reject_key IF NOT EXISTS "
     "FOR (r:ChariotReject) REQUIRE (r.table, r.key) IS UNIQUE",
+    LEASE_CONSTRAINT,
 )
 
 # -- writes (one explicit transaction per batch) -----------------------------------------
@@ -230,6 +232,8 @@ class GraphMapping:
     """Everything the sink needs to know about one stream in the graph."""
 
     write: str
+    # The labels and relationship types the stream writes: its writer lease covers them.
+    resources: tuple[str, ...]
     parameters: Callable[[Rows], Columns]
     delete: str
     refresh: Callable[[int], tuple[str, ...]]
@@ -245,6 +249,7 @@ MAPPINGS: dict[str, GraphMapping] = {
     # the Movie nodes left bare; it never detaches ratings or tags whose checkpoints stand.
     "movies": GraphMapping(
         write=WRITE_MOVIES,
+        resources=("Movie", "Genre", "IN_GENRE"),
         parameters=movie_columns,
         delete=DELETE_MOVIES,
         refresh=_refresh(
@@ -260,6 +265,7 @@ MAPPINGS: dict[str, GraphMapping] = {
     ),
     "links": GraphMapping(
         write=WRITE_LINKS,
+        resources=("Movie",),
         parameters=link_columns,
         delete=DELETE_LINKS,
         refresh=_refresh(
@@ -273,6 +279,7 @@ MAPPINGS: dict[str, GraphMapping] = {
     ),
     "ratings": GraphMapping(
         write=WRITE_RATINGS,
+        resources=("User", "Movie", "RATED"),
         parameters=rating_columns,
         delete=DELETE_RATINGS,
         refresh=_refresh(("MATCH (:User)-[r:RATED]->(:Movie)", "r", "DELETE r")),
@@ -281,6 +288,7 @@ MAPPINGS: dict[str, GraphMapping] = {
     ),
     "tags": GraphMapping(
         write=WRITE_TAGS,
+        resources=("User", "Movie", "TAGGED"),
         parameters=tag_columns,
         delete=DELETE_TAGS,
         refresh=_refresh(("MATCH (:User)-[t:TAGGED]->(:Movie)", "t", "DELETE t")),

@@ -14,6 +14,7 @@ from chariot.connections import neo4j_driver
 from chariot.errors import SinkWriteError
 from chariot.sinks.base import RepairableSink
 from chariot.sinks.neo4j import graph
+from chariot.sinks.neo4j.lease import GraphLease
 from chariot.sinks.neo4j.retry import with_retries
 from chariot.streams import Stream
 
@@ -44,12 +45,24 @@ class Neo4jSink(RepairableSink):
         super().__init__(settings)
         self._driver: Driver | None = None
         self._constraints_ready = False
+        self._lease: GraphLease | None = None
 
     # -- the sink contract -----------------------------------------------------------------
 
+    def acquire(self, stream: Stream) -> None:
+        self._ensure_constraints()
+        if self._lease is None:
+            self._lease = GraphLease(
+                self._connected(),
+                self.settings.neo4j.database,
+                self.lease_owner,
+                ttl_seconds=self.settings.run.lease_seconds,
+            )
+        self._lease.acquire(self._mapping(stream).resources, wait_seconds=self.lease_wait_seconds)
+
     def prepare(self, stream: Stream, *, full_refresh: bool = False) -> None:
         mapping = self._mapping(stream)
-        self._ensure_constraints()
+        self.acquire(stream)
         if not full_refresh:
             return
         # The checkpoint goes first: a crash half-way through the deletes then leaves no
@@ -77,6 +90,7 @@ class Neo4jSink(RepairableSink):
         mark = encode_key(batch.last_key) if batch.last_key else None
 
         def work(tx: ManagedTransaction) -> None:
+            self._check_lease(tx, mapping)
             if columns is not None:
                 _write_rows(tx, mapping, columns)
             if rejects:
@@ -129,6 +143,9 @@ class Neo4jSink(RepairableSink):
         return f"neo4j {self.settings.neo4j.display_url()}"
 
     def close(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         if self._driver is not None:
             self._driver.close()
             self._driver = None
@@ -137,24 +154,25 @@ class Neo4jSink(RepairableSink):
 
     def upsert_rows(self, stream: Stream, rows: list[tuple[Any, ...]]) -> int:
         mapping = self._mapping(stream)
-        self._ensure_constraints()
+        self.acquire(stream)
         size = self.settings.run.batch_size
         for start in range(0, len(rows), size):
             chunk = mapping.parameters(rows[start : start + size])
             self._transact(
-                partial(_write_rows, mapping=mapping, columns=chunk),
+                self._guarded(mapping, partial(_write_rows, mapping=mapping, columns=chunk)),
                 what=self._what(stream, "repair upsert"),
             )
         return len(rows)
 
     def delete_keys(self, stream: Stream, keys: list[Key]) -> int:
         mapping = self._mapping(stream)
+        self.acquire(stream)
         size = self.settings.run.batch_size
         deleted = 0
         for start in range(0, len(keys), size):
             chunk = [list(key) for key in keys[start : start + size]]
             deleted += self._transact(
-                partial(_delete_with_orphans, mapping=mapping, keys=chunk),
+                self._guarded(mapping, partial(_delete_with_orphans, mapping=mapping, keys=chunk)),
                 what=self._what(stream, "repair delete"),
             )
         return deleted
@@ -169,6 +187,22 @@ class Neo4jSink(RepairableSink):
                 f"neo4j sink has no graph mapping for table {stream.name!r}",
                 hint=f"the graph knows: {', '.join(graph.MAPPINGS)}",
             ) from None
+
+    def _guarded(
+        self, mapping: graph.GraphMapping, work: Callable[[ManagedTransaction], T]
+    ) -> Callable[[ManagedTransaction], T]:
+        """``work`` preceded, in its transaction, by the check that the lease is still ours."""
+
+        def guarded(tx: ManagedTransaction) -> T:
+            self._check_lease(tx, mapping)
+            return work(tx)
+
+        return guarded
+
+    def _check_lease(self, tx: ManagedTransaction, mapping: graph.GraphMapping) -> None:
+        if self._lease is None:
+            raise SinkWriteError("neo4j sink: write before the writer lease was taken (a bug)")
+        self._lease.check(tx, mapping.resources)
 
     def _what(self, stream: Stream, operation: str) -> str:
         return f"neo4j sink, table {stream.name}: {operation}"
