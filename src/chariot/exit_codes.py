@@ -57,7 +57,11 @@ _MEANINGS = {
         "Partitions failed beyond their retry limit, or the summaries' graph write failed."
     ),
     ExitCode.AUDIT_FAILED: "The audit itself could not run (not: differences were found).",
-    ExitCode.DATA: "Input data (CSV files, a download) is missing or malformed.",
+    ExitCode.DATA: (
+        "Input data is missing or malformed (CSV files, a download), or the source no longer "
+        "matches what a sink holds (replaced or emptied): the message names the command that "
+        "recovers."
+    ),
     ExitCode.BUSY: (
         "Another chariot command holds the writer lease of a table it needs (or a table is "
         "half-loaded); nothing was changed. Wait, or pass `--wait SECONDS`."

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 
 from chariot.aggregate.worker import WorkerReport, run_worker
 from chariot.config import Settings
@@ -42,28 +43,41 @@ def choose_executor(executor: str | None, workers: int) -> str:
 
 
 def run_round(
-    executor: str, settings: Settings, run_id: int, workers: int, scheduler: str | None, tick: Tick
+    executor: str,
+    settings: Settings,
+    run_id: int,
+    workers: int,
+    scheduler: str | None,
+    tick: Tick,
+    snapshot: str | None = None,
 ) -> Round:
+    """One round of workers; each reads the sink through ``snapshot`` (exported by the
+    command), so every partition of the run sees the same state of the tables."""
+    worker = partial(run_worker, snapshot=snapshot)
     if executor == "inline":
-        return _inline(settings, run_id, tick)
+        return _inline(worker, settings, run_id, tick)
     if executor == "process":
-        return _process_pool(settings, run_id, workers, tick)
-    return _dask(settings, run_id, workers, scheduler, tick)
+        return _process_pool(worker, settings, run_id, workers, tick)
+    return _dask(worker, settings, run_id, workers, scheduler, tick)
 
 
-def _inline(settings: Settings, run_id: int, tick: Tick) -> Round:
-    return Round(reports=[run_worker(settings, run_id, after_partition=tick)])
+Worker = Callable[..., WorkerReport]
 
 
-def _process_pool(settings: Settings, run_id: int, workers: int, tick: Tick) -> Round:
+def _inline(worker: Worker, settings: Settings, run_id: int, tick: Tick) -> Round:
+    return Round(reports=[worker(settings, run_id, after_partition=tick)])
+
+
+def _process_pool(
+    worker: Worker, settings: Settings, run_id: int, workers: int, tick: Tick
+) -> Round:
     # spawn, not fork: the caller may have threads (progress display) whose locks a fork
     # would copy in a held state.
     context = multiprocessing.get_context("spawn")
     result = Round()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = [
-            pool.submit(run_worker, settings, run_id, parent_pid=os.getpid())
-            for _ in range(workers)
+            pool.submit(worker, settings, run_id, parent_pid=os.getpid()) for _ in range(workers)
         ]
         _collect(futures, result, tick)
     return result
@@ -101,7 +115,12 @@ def check_executor(executor: str, scheduler: str | None) -> None:
 
 
 def _dask(
-    settings: Settings, run_id: int, workers: int, scheduler: str | None, tick: Tick
+    worker: Worker,
+    settings: Settings,
+    run_id: int,
+    workers: int,
+    scheduler: str | None,
+    tick: Tick,
 ) -> Round:
     check_executor("dask", scheduler)
     from distributed import Client
@@ -117,7 +136,7 @@ def _dask(
     try:
         futures = [
             client.submit(
-                run_worker,
+                worker,
                 settings,
                 run_id,
                 pure=False,

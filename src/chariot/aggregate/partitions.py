@@ -47,6 +47,7 @@ class OpenRun:
     partitions_total: int
     partitions_done_before: int
     partitions_reset: int  # failed partitions given a fresh set of attempts
+    recomputed_because: str | None = None  # why an open run was dropped for a new one
 
 
 class JobControl:
@@ -89,12 +90,27 @@ class JobControl:
             )
         return abandoned
 
-    def create_run(self, partition_rows: int, prior_weight: float, prior_mean: float) -> int:
+    def input_state(self, run_id: int) -> Any:
+        """What the run's inputs looked like when it started (None: a 0.1.0 run)."""
+        row = self.execute(
+            f"SELECT input_state FROM {self.runs} WHERE run_id = %s", (run_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def create_run(
+        self,
+        partition_rows: int,
+        prior_weight: float,
+        prior_mean: float,
+        input_state: dict[str, Any] | None = None,
+    ) -> int:
+        from psycopg.types.json import Jsonb
+
         run_id = int(
             self.execute(
-                f"INSERT INTO {self.runs} (partition_rows, bayes_prior_weight, bayes_prior_mean) "
-                "VALUES (%s, %s, %s) RETURNING run_id",
-                (partition_rows, prior_weight, prior_mean),
+                f"INSERT INTO {self.runs} (partition_rows, bayes_prior_weight, bayes_prior_mean,"
+                " input_state) VALUES (%s, %s, %s, %s) RETURNING run_id",
+                (partition_rows, prior_weight, prior_mean, Jsonb(input_state or {})),
             ).fetchone()[0]
         )
         for kind in PARTITION_KINDS:

@@ -13,7 +13,8 @@ from typing import Any
 
 from chariot.aggregate import schema
 from chariot.aggregate.statistics import HISTOGRAM_COLUMNS
-from chariot.errors import AggregationError
+from chariot.errors import AggregationError, Busy
+from chariot.sinks.postgres_lease import loads_in_progress
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ def promote(
         raise AggregationError(
             f"run {run_id} still has {unfinished} unfinished partitions; not promoting"
         )
+    _refuse_movies_being_loaded(connection, schema_name, tables)
     _replace_summaries(connection, tables, run_id)
     connection.execute(
         f"""UPDATE {tables.runs} SET status = 'done', promoted_at = now(), updated_at = now(),
@@ -64,6 +66,20 @@ def promote(
     promotion = _promotion(connection, tables, promoted_now=True)
     connection.commit()
     return promotion
+
+
+def _refuse_movies_being_loaded(connection: Any, schema_name: str, tables: _Tables) -> None:
+    """Genres come from ``movies`` as it is now: hold off writers for this short transaction
+    and refuse a table that a first copy or full refresh is filling."""
+    connection.execute(f"LOCK TABLE {tables.movies} IN SHARE MODE")
+    loading = loads_in_progress(connection, schema_name, [schema.MOVIES])
+    if loading:
+        connection.rollback()
+        raise Busy(
+            f"PostgreSQL table {schema_name}.{schema.MOVIES} is being loaded by "
+            f"{loading[0].holder or loading[0].owner}: genre summaries would count half of it",
+            hint="the run is computed; re-run `chariot aggregate` after that sync to promote it",
+        )
 
 
 class _Tables:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -28,6 +29,7 @@ from chariot.aggregate.executors import (
 from chariot.aggregate.graph import write_graph
 from chariot.aggregate.partitions import JobControl, OpenRun
 from chariot.aggregate.promote import Promotion, promote
+from chariot.aggregate.snapshot import InputSnapshot, exported_snapshot
 from chariot.aggregate.worker import WorkerReport
 from chariot.config import Settings
 from chariot.connections import postgres_connection
@@ -63,6 +65,13 @@ class AggregationResult(BaseModel):
     movies_not_in_catalog: int = 0
     ratings_of_movies_not_in_catalog: int = 0
     promoted_now: bool = False
+    input_state: dict[str, Any] = Field(
+        default_factory=dict,
+        description="what the run read: each input table's checkpoint in the snapshot",
+    )
+    recomputed_because: str | None = Field(
+        None, description="why an unfinished earlier run was dropped instead of resumed"
+    )
     graph_status: str = "skipped"
     graph_movies_written: int = 0
     graph_movies_cleared: int = 0
@@ -122,14 +131,13 @@ def _run(
     chosen = choose_executor(executor or settings.run.executor, workers)
     scheduler = scheduler or settings.run.scheduler or None
     check_executor(chosen, scheduler)
+    schema_name = settings.postgres.schema_name
     with postgres_connection(settings.postgres) as connection:
-        jobs = JobControl(connection, settings.postgres.schema_name)
+        jobs = JobControl(connection, schema_name)
+        prepare_tables(connection, schema_name)
         keep_trying(
-            partial(_loaded, connection, settings.postgres.schema_name),
-            wait_seconds=settings.run.lease_wait_seconds,
+            partial(_loaded, connection, schema_name), wait_seconds=settings.run.lease_wait_seconds
         )
-        refuse_half_loaded(connection, settings.postgres.schema_name)
-        prepare_tables(connection, settings.postgres.schema_name)
         awaiting = None if restart or not graph else _run_awaiting_graph(jobs)
         if awaiting is not None:
             result = AggregationResult(
@@ -137,20 +145,10 @@ def _run(
             )
             _count_summaries(connection, settings, result)
         else:
-            opened = _open_run(jobs, settings, restart=restart)
-            result = AggregationResult(
-                run_id=opened.run_id,
-                action="computed",
-                executor=chosen,
-                workers=workers,
-                resumed=opened.resumed,
-                partitions_total=opened.partitions_total,
-                partitions_done_before=opened.partitions_done_before,
-                partitions_reset=opened.partitions_reset,
-            )
-            run_settings = _with_run_prior(jobs, settings, opened.run_id)
-            _drive(jobs, run_settings, result, chosen, workers, scheduler, progress)
-            _promote(connection, settings, result, graph=graph)
+            with exported_snapshot(settings) as snapshot:
+                refuse_half_loaded(snapshot.connection, schema_name)
+                rounds = _Rounds(chosen, workers, scheduler, snapshot.id)
+                result = _compute(jobs, settings, snapshot, rounds, restart, graph, progress)
     if graph and (result.promoted_now or result.action == "graph-only"):
         _write_graph(settings, result)
     result.seconds = round(time.perf_counter() - started, 3)
@@ -168,10 +166,49 @@ def _run(
     return result
 
 
+@dataclass(frozen=True)
+class _Rounds:
+    """How this command runs its workers, and the snapshot they read through."""
+
+    executor: str
+    workers: int
+    scheduler: str | None
+    snapshot: str
+
+
+def _compute(
+    jobs: JobControl,
+    settings: Settings,
+    snapshot: InputSnapshot,
+    rounds: _Rounds,
+    restart: bool,
+    graph: bool,
+    progress: Progress | None,
+) -> AggregationResult:
+    """Open (or resume) a run, drive its partitions to done, promote it."""
+    opened = _open_run(jobs, settings, restart=restart, input_state=snapshot.state)
+    result = AggregationResult(
+        run_id=opened.run_id,
+        action="computed",
+        executor=rounds.executor,
+        workers=rounds.workers,
+        resumed=opened.resumed,
+        partitions_total=opened.partitions_total,
+        partitions_done_before=opened.partitions_done_before,
+        partitions_reset=opened.partitions_reset,
+        input_state=snapshot.state,
+        recomputed_because=opened.recomputed_because,
+    )
+    run_settings = _with_run_prior(jobs, settings, opened.run_id)
+    _drive(jobs, run_settings, result, rounds, progress)
+    _promote(jobs.connection, settings, result, graph=graph)
+    return result
+
+
 def refuse_half_loaded(connection: Any, schema_name: str) -> None:
-    """Summaries of a table that is being (re)loaded would count half of it: refuse."""
+    """Summaries of a table that is being (re)loaded would count half of it: refuse.
+    ``connection`` is the snapshot's: the marker is seen exactly when the load is."""
     loads = loads_in_progress(connection, schema_name, [schema.RATINGS, schema.MOVIES])
-    connection.commit()
     if not loads:
         return
     load = loads[0]
@@ -226,21 +263,38 @@ def _run_awaiting_graph(jobs: JobControl) -> int | None:
     return int(row[0])
 
 
-def _open_run(jobs: JobControl, settings: Settings, *, restart: bool) -> OpenRun:
+def _open_run(
+    jobs: JobControl, settings: Settings, *, restart: bool, input_state: dict[str, Any]
+) -> OpenRun:
+    """Continue the open run when it started from the same inputs; else start a new one."""
     jobs.lock_runs()
     if restart:
         jobs.abandon_open_runs()
     run_id = jobs.open_run_id()
+    because = None
+    if run_id is not None and jobs.input_state(run_id) not in (None, input_state):
+        if jobs.counts(run_id)["running"]:
+            jobs.connection.rollback()
+            raise Busy(
+                f"aggregation run {run_id} is being computed by another command from an "
+                "earlier state of the synced tables",
+                hint="wait for it to finish (or pass --wait SECONDS), then re-run",
+            )
+        because = f"the synced tables changed since run {run_id} started"
+        jobs.abandon_open_runs()
+        run_id = None
     resumed = run_id is not None
     reset = 0
     if run_id is None:
         run = settings.run
-        run_id = jobs.create_run(run.partition_rows, run.bayes_prior_weight, run.bayes_prior_mean)
+        run_id = jobs.create_run(
+            run.partition_rows, run.bayes_prior_weight, run.bayes_prior_mean, input_state
+        )
     else:
         reset = jobs.reset_failed(run_id)
     counts = jobs.counts(run_id)
     jobs.connection.commit()
-    return OpenRun(run_id, resumed, counts["total"], counts["done"], reset)
+    return OpenRun(run_id, resumed, counts["total"], counts["done"], reset, because)
 
 
 def _with_run_prior(jobs: JobControl, settings: Settings, run_id: int) -> Settings:
@@ -257,9 +311,7 @@ def _drive(
     jobs: JobControl,
     settings: Settings,
     result: AggregationResult,
-    executor: str,
-    workers: int,
-    scheduler: str | None,
+    rounds_of: _Rounds,
     progress: Progress | None,
 ) -> None:
     """Run rounds of workers until no partition is pending or running.
@@ -299,21 +351,22 @@ def _drive(
                 + "; ".join(result.worker_crashes[-3:]),
                 hint="re-run `chariot aggregate` to resume; see `chariot status`",
             )
-        _absorb(result, _round(executor, settings, run_id, workers, scheduler, tick))
+        _absorb(result, _round(rounds_of, settings, run_id, tick))
         rounds += 1
     _check_failures(jobs, result, counts, settings.run.partition_attempts)
 
 
-def _round(
-    executor: str,
-    settings: Settings,
-    run_id: int,
-    workers: int,
-    scheduler: str | None,
-    tick: Callable[[], Any],
-) -> Round:
+def _round(rounds: _Rounds, settings: Settings, run_id: int, tick: Callable[[], Any]) -> Round:
     try:
-        return run_round(executor, settings, run_id, workers, scheduler, tick)
+        return run_round(
+            rounds.executor,
+            settings,
+            run_id,
+            rounds.workers,
+            rounds.scheduler,
+            tick,
+            snapshot=rounds.snapshot,
+        )
     except ChariotError:
         raise
     except Exception as error:  # e.g. the inline worker lost its connection

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS {s}.{runs} (
     last_error text,
     graph_error text
 );
+ALTER TABLE {s}.{runs} ADD COLUMN IF NOT EXISTS input_state jsonb;
 CREATE TABLE IF NOT EXISTS {s}.{partitions} (
     run_id bigint NOT NULL REFERENCES {s}.{runs} ON DELETE CASCADE,
     partition_id integer NOT NULL,

@@ -67,8 +67,10 @@ def run_worker(
     *,
     parent_pid: int | None = None,
     after_partition: Callable[[], None] | None = None,
+    snapshot: str | None = None,
 ) -> WorkerReport:
-    """Process partitions of ``run_id`` until none is left to claim."""
+    """Process partitions of ``run_id`` until none is left to claim, reading the ratings
+    through ``snapshot`` (a ``pg_export_snapshot()`` id) when given."""
     started = time.perf_counter()
     report = WorkerReport(worker_id=worker_id())
     run = settings.run
@@ -86,7 +88,7 @@ def run_worker(
                 break
             keeper.watch(claim)
             try:
-                _process(connection, settings, claim, report)
+                _process(connection, settings, claim, report, snapshot)
             except Exception as error:  # any failure of this attempt: record it, go on
                 connection.rollback()
                 jobs.mark_failed(claim, f"{type(error).__name__}: {error}", run.partition_attempts)
@@ -100,9 +102,13 @@ def run_worker(
     return report
 
 
-def _process(connection: Any, settings: Settings, claim: Claim, report: WorkerReport) -> None:
+def _process(
+    connection: Any, settings: Settings, claim: Claim, report: WorkerReport, snapshot: str | None
+) -> None:
     started = time.perf_counter()
     schema_name = settings.postgres.schema_name
+    if snapshot is not None:
+        use_snapshot(connection, snapshot)
     keys, tenths, timestamps = read_partition(connection, schema_name, claim)
     connection.commit()  # end the read transaction before the (short) write transaction
     if claim.kind == "movie":
@@ -130,6 +136,14 @@ def _process(connection: Any, settings: Settings, claim: Claim, report: WorkerRe
     report.partitions_done += 1
     report.rows_in += len(keys)
     report.rows_out += rows_out
+
+
+def use_snapshot(connection: Any, snapshot: str) -> None:
+    """Make the transaction that starts now read the exported snapshot ``snapshot``."""
+    from psycopg import sql
+
+    connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
 
 
 def read_partition(connection: Any, schema_name: str, claim: Claim) -> list[np.ndarray]:

@@ -164,6 +164,7 @@ class PostgresSink(RepairableSink):
                 unstorable = self._upsert_storable(table, rows)
                 if unstorable:
                     self._record_rejects(table, unstorable)
+                self.connection.execute(table.touch_checkpoint, (table.name,))
         except BaseException:
             self._staged.discard(table.name)
             raise
@@ -177,7 +178,9 @@ class PostgresSink(RepairableSink):
         self._lock_table(table)
         with self.connection.transaction(), self.connection.cursor() as cursor:
             cursor.executemany(table.delete_by_key, [tuple(key) for key in keys])
-            return max(cursor.rowcount, 0)
+            deleted = max(cursor.rowcount, 0)
+            cursor.execute(table.touch_checkpoint, (table.name,))
+            return deleted
 
     # -- internals ---------------------------------------------------------------------
 

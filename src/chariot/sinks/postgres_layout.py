@@ -238,6 +238,16 @@ class PgTable:
         return sql.SQL("DELETE FROM {} WHERE table_name = %s").format(self.control(LOADS))
 
     @cached_property
+    def touch_checkpoint(self) -> sql.Composed:
+        """A repair changes rows without moving the mark: readers that compare states
+        (an aggregation resuming a run) must still see that the table changed."""
+        from psycopg import sql
+
+        return sql.SQL("UPDATE {} SET updated_at = now() WHERE table_name = %s").format(
+            self.control(CHECKPOINTS)
+        )
+
+    @cached_property
     def has_checkpoint(self) -> sql.Composed:
         from psycopg import sql
 

@@ -1,0 +1,62 @@
+"""One state of the input tables for a whole ``chariot aggregate`` command.
+
+The command exports a snapshot (``pg_export_snapshot()``) and keeps its transaction open
+while it runs; every worker, in any process or on any Dask machine, reads its partitions
+through that snapshot, and the promotion reads ``movies`` through it too. A sync committing
+meanwhile is simply not seen. What the snapshot saw of each input table (its checkpoint:
+high-water mark, rows written, last change) is recorded with the run, so a run resumed
+later on different data is recomputed instead of mixing two states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from chariot.aggregate import schema
+from chariot.config import Settings
+from chariot.connections import first_value, postgres_connect
+
+INPUT_TABLES = (schema.RATINGS, schema.MOVIES)
+
+
+@dataclass(frozen=True)
+class InputSnapshot:
+    id: str  # pass to ``SET TRANSACTION SNAPSHOT``
+    state: dict[str, Any]  # per input table: [high-water mark, rows written, updated at]
+    connection: Any  # holds the exporting transaction open; read-only
+
+
+@contextmanager
+def exported_snapshot(settings: Settings) -> Iterator[InputSnapshot]:
+    import psycopg
+
+    connection = postgres_connect(settings.postgres)
+    try:
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
+        exported = first_value(connection.execute("SELECT pg_export_snapshot()").fetchone())
+        state = _input_state(connection, settings.postgres.schema_name)
+        yield InputSnapshot(id=str(exported), state=state, connection=connection)
+    finally:
+        connection.close()
+
+
+def _input_state(connection: Any, schema_name: str) -> dict[str, Any]:
+    """The checkpoint row of each input table as this snapshot sees it (sync batches and
+    repairs both change it)."""
+    from psycopg import sql
+
+    found = connection.execute(
+        "SELECT to_regclass(%s)", (f'"{schema_name}"."_chariot_checkpoints"',)
+    ).fetchone()
+    if not found or found[0] is None:
+        return {}
+    query = sql.SQL(
+        "SELECT table_name, high_water_mark, rows_written, updated_at::text"
+        " FROM {}._chariot_checkpoints WHERE table_name = ANY(%s) ORDER BY 1"
+    ).format(sql.Identifier(schema_name))
+    rows = connection.execute(query, (list(INPUT_TABLES),)).fetchall()
+    return {str(table): [mark, written, changed] for table, mark, written, changed in rows}
