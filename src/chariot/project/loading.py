@@ -55,7 +55,9 @@ def validate_project(data: dict[str, Any], *, file: str = PROJECT_FILE) -> Proje
     try:
         project = Project.model_validate(data)
     except ValidationError as error:
-        raise problems_error(file, [_problem(detail) for detail in error.errors()]) from None
+        # A misspelt key also shows up as a missing one: name the misspelling first.
+        details = sorted(error.errors(), key=lambda d: d["type"] != "extra_forbidden")
+        raise problems_error(file, [_problem(detail) for detail in details]) from None
     problems = check_references(project)
     if problems:
         raise problems_error(file, problems)
@@ -113,6 +115,8 @@ def _expected(detail: Any) -> str:
     if kind in _MESSAGES:
         return str(_MESSAGES[kind])
     message = str(detail["msg"])
+    if kind in ("model_type", "dict_type"):
+        return f"expected a table, got {_kind_of(detail.get('input'))}"
     if kind == "string_pattern_mismatch":
         return f"expected a name matching {detail['ctx']['pattern']}, got {detail['input']!r}"
     message = message.removeprefix("Value error, ")
@@ -121,3 +125,8 @@ def _expected(detail: Any) -> str:
         if not isinstance(detail.get("input"), dict | list):
             message += f", got {detail.get('input')!r}"
     return message
+
+
+def _kind_of(item: Any) -> str:
+    names = {str: "a string", list: "a list", bool: "a boolean", int: "a number"}
+    return next((name for kind, name in names.items() if isinstance(item, kind)), "a value")
