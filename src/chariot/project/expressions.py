@@ -41,7 +41,8 @@ def _python_step(step: ValueStep) -> Function:
 
 def _split(delimiter: str, empty: frozenset[str]) -> Function:
     def split(value: Any) -> list[str]:
-        if value is None or value in empty:
+        # "" is no elements, as PostgreSQL's string_to_array has it (Python gives [""]).
+        if value is None or value == "" or value in empty:
             return []
         return str(value).split(delimiter)
 

@@ -103,11 +103,11 @@ CastTarget = Literal["smallint", "integer", "bigint", "numeric", "double precisi
 
 
 class Split(Strict):
-    """``"A|B"`` -> ``["A", "B"]``; NULL and each ``empty`` marker -> ``[]``."""
+    """``"A|B"`` -> ``["A", "B"]``; NULL, ``""`` and each ``empty`` marker -> ``[]``."""
 
     split: str
     delimiter: str = Field(min_length=1)
-    empty: list[str] = Field(default_factory=lambda: [""])
+    empty: list[str] = Field(default_factory=list, description='markers of "no elements"')
     into: str | None = None
 
 

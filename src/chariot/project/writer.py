@@ -101,7 +101,7 @@ def _transform(transform: Split | Extract | Rename | Cast) -> dict[str, Any]:
         return {"rename": transform.rename, "to": transform.to}
     if isinstance(transform, Split):
         fields: dict[str, Any] = {"split": transform.split, "delimiter": transform.delimiter}
-        if transform.empty != [""]:
+        if transform.empty:
             fields["empty"] = transform.empty
     elif isinstance(transform, Extract):
         fields = {"extract": transform.extract, "pattern": transform.pattern}
