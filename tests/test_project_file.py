@@ -163,14 +163,28 @@ def test_defaults_come_from_the_type_mapping() -> None:
     assert project.graph.nodes == {} and project.aggregations == {}
 
 
-def test_found_in_the_working_directory_or_given(tmp_path: Path) -> None:
+def test_found_in_the_working_directory_or_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CHARIOT_PROJECT", raising=False)
     (tmp_path / "chariot.toml").write_text(MINIMAL, encoding="utf-8")
     assert project_path(cwd=tmp_path) == tmp_path / "chariot.toml"
     assert project_path(tmp_path) == tmp_path / "chariot.toml"  # a folder
     assert load_project(cwd=tmp_path) == load_project(tmp_path / "chariot.toml")
 
 
-def test_missing_file_says_how_to_get_one(tmp_path: Path) -> None:
+def test_chariot_project_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    elsewhere = tmp_path / "shop"
+    elsewhere.mkdir()
+    (elsewhere / "chariot.toml").write_text(MINIMAL, encoding="utf-8")
+    monkeypatch.setenv("CHARIOT_PROJECT", str(elsewhere))
+    assert project_path(cwd=tmp_path) == elsewhere / "chariot.toml"
+    assert project_path(tmp_path / "given.toml") == tmp_path / "given.toml"  # the option wins
+    assert list(load_project(cwd=tmp_path).tables) == ["orders"]
+
+
+def test_missing_file_says_how_to_get_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CHARIOT_PROJECT", raising=False)
     with pytest.raises(ConfigError) as caught:
         load_project(cwd=tmp_path)
     assert str(tmp_path / "chariot.toml") in str(caught.value)

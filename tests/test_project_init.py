@@ -19,6 +19,13 @@ from tests.sync_support import mysql_execute
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def _no_project_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CHARIOT_PROJECT of the developer's shell must not redirect what init writes."""
+    monkeypatch.delenv("CHARIOT_PROJECT", raising=False)
+
+
 SHOP = (
     "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL,"
     " email VARCHAR(200) NOT NULL UNIQUE)",

@@ -20,6 +20,12 @@ from tests.servers import Servers
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def _no_project_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CHARIOT_PROJECT of the developer's shell must not redirect what init writes."""
+    monkeypatch.delenv("CHARIOT_PROJECT", raising=False)
+
+
 @pytest.fixture(scope="module")
 def sakila(servers: Servers) -> Iterator[Settings]:
     """Sakila in a database of this module's own (read only by its tests), plus

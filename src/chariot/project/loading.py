@@ -3,6 +3,7 @@ names the file, the key path and what was expected."""
 
 from __future__ import annotations
 
+import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +24,10 @@ LISTED_PROBLEMS = 5
 
 def project_path(path: Path | None = None, *, cwd: Path | None = None) -> Path:
     """Where the project file is: ``path`` (a file, or a folder holding chariot.toml), else
-    ``chariot.toml`` in ``cwd`` (default: the working directory). It may not exist yet."""
+    ``$CHARIOT_PROJECT``, else ``chariot.toml`` in ``cwd`` (default: the working directory).
+    It may not exist yet."""
+    if path is None and os.environ.get(PROJECT_VARIABLE):
+        path = Path(os.environ[PROJECT_VARIABLE])
     if path is None:
         return (cwd or Path.cwd()) / PROJECT_FILE
     return path / PROJECT_FILE if path.is_dir() else path

@@ -42,9 +42,9 @@ def propose_project(
     tables: dict[str, Table] = {}
     sources: dict[str, ReflectedTable] = {}
     for reflected in schema.tables.values():
-        table = _table(reflected, (booleans or {}).get(reflected.name, set()), notes)
+        project_name = _unique(_table_name(reflected.name), set(tables))
+        table = _table(reflected, project_name, (booleans or {}).get(reflected.name, set()), notes)
         if table is not None:
-            project_name = _table_name(reflected.name)
             tables[project_name] = table
             sources[project_name] = reflected
     if not tables:
@@ -64,7 +64,7 @@ def _table_name(source: str) -> str:
     return (_NOT_A_NAME.sub("_", source).strip("_") or "table")[:63]
 
 
-def _table(reflected: ReflectedTable, booleans: set[str], notes: Notes) -> Table | None:
+def _table(reflected: ReflectedTable, name: str, booleans: set[str], notes: Notes) -> Table | None:
     if not reflected.primary_key:
         notes.skipped_tables[reflected.name] = NO_KEY
         return None
@@ -78,7 +78,7 @@ def _table(reflected: ReflectedTable, booleans: set[str], notes: Notes) -> Table
                     "does not map"
                 )
                 return None
-            notes.skipped_columns.setdefault(_table_name(reflected.name), []).append(
+            notes.skipped_columns.setdefault(name, []).append(
                 f"skipped: {column.name} ({column.type.render()}): no PostgreSQL/Neo4j mapping"
             )
             continue
@@ -90,10 +90,8 @@ def _table(reflected: ReflectedTable, booleans: set[str], notes: Notes) -> Table
         )
         if column.type.is_tinyint1:
             found = "only 0 and 1" if mapped.postgres == "boolean" else "values besides 0 and 1"
-            notes.columns[(_table_name(reflected.name), column.name)] = (
-                f"{found} in the source: {mapped.postgres}"
-            )
-    source = None if _table_name(reflected.name) == reflected.name else reflected.name
+            notes.columns[(name, column.name)] = f"{found} in the source: {mapped.postgres}"
+    source = None if name == reflected.name else reflected.name
     return Table(source=source, key=list(reflected.primary_key), columns=columns)
 
 
@@ -216,6 +214,7 @@ def _label_name(table: str, *, taken: set[str]) -> str:
 
 
 def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``... when taken (and take it)."""
     candidate, number = name, 2
     while candidate in taken:
         candidate, number = f"{name}_{number}", number + 1
