@@ -17,7 +17,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from chariot.project.base import Strict
 
 StatisticKind = Literal[
     "count",
@@ -39,11 +41,7 @@ TIME_STATISTICS = ("earliest", "latest")
 ROW_STATISTICS = ("count",)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Statistic(_Strict):
+class Statistic(Strict):
     kind: StatisticKind
     of: str | None = Field(None, description="column; default: measure (time_column)")
     values: list[Decimal] = Field(default_factory=list)
@@ -93,7 +91,7 @@ def _check_bins(values: list[Decimal], edges: list[Decimal]) -> None:
         raise ValueError("histogram values/edges must be strictly increasing")
 
 
-class Join(_Strict):
+class Join(Strict):
     """Another table the group key is read from (``genres`` of the rated movie)."""
 
     table: str
@@ -102,7 +100,7 @@ class Join(_Strict):
     )
 
 
-class Aggregation(_Strict):
+class Aggregation(Strict):
     table: str = Field(description="the project table whose rows are aggregated")
     group_by: str = Field(description='output column, or "joined_table.column"; lists explode')
     group_as: str | None = Field(None, description="name of the group column; default its own")

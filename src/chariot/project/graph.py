@@ -20,27 +20,25 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from chariot.project.base import Strict
 
 NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Name = Annotated[str, Field(pattern=NAME)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
 Properties = dict[Name, str]  # property name -> output column
 
 
-class NodeExtension(_Strict):
+class NodeExtension(Strict):
     """A table keyed like the label whose rows add properties to its nodes."""
 
     table: str
     properties: Properties = Field(default_factory=dict)
 
 
-class NodeLabel(_Strict):
+class NodeLabel(Strict):
     table: str | None = Field(None, description="one node per row of this table")
     key: list[Name] = Field(
         default_factory=list,
@@ -82,14 +80,14 @@ def property_name(column: str) -> str:
     return "_" + name if name[0].isdigit() else name
 
 
-class Endpoint(_Strict):
+class Endpoint(Strict):
     label: str
     key: list[str] = Field(
         min_length=1, description="columns of the relationship's table, one per key property"
     )
 
 
-class Relationship(_Strict):
+class Relationship(Strict):
     type: str = Field(pattern=NAME)
     table: str
     from_: Endpoint = Field(alias="from")
@@ -101,6 +99,6 @@ class Relationship(_Strict):
     )
 
 
-class Graph(_Strict):
+class Graph(Strict):
     nodes: dict[Name, NodeLabel] = Field(default_factory=dict)
     relationships: list[Relationship] = Field(default_factory=list)

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -24,6 +23,7 @@ from pydantic import (
 )
 
 from chariot.project.aggregations import Aggregation
+from chariot.project.base import Strict
 from chariot.project.column_types import (
     NEO4J_TYPES,
     POSTGRES_TYPE,
@@ -37,12 +37,6 @@ from chariot.project.graph import Graph
 PROJECT_FORMAT: Literal[1] = 1
 # PostgreSQL identifiers: the tables Chariot creates are named after the project's tables.
 TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors: a typo must not be silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class Column(Strict):
