@@ -45,9 +45,11 @@ def init(
 ) -> None:
     """Write a starting chariot.toml by reflecting the source database.
 
-    Every base table with a primary key, its columns and their mapped types, and a proposed
-    graph (tables become node labels, foreign keys and join tables relationships). The file
-    is commented and meant to be edited; an existing one is kept unless --force.
+    Every base table with a primary key, with its columns and their mapped types.
+
+    A proposed graph: tables become node labels; foreign keys and join tables relationships.
+
+    The file is commented and meant to be edited; an existing one is kept unless --force.
     """
     with reported_errors(ctx, as_json=as_json):
         result = init_project(
