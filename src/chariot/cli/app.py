@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 from chariot import __version__
 from chariot.cli import aggregate as aggregate_command
 from chariot.cli import audit as audit_command
+from chariot.cli import init as init_command
 from chariot.cli import run as run_command
 from chariot.cli import seed as seed_command
 from chariot.cli import status as status_command
@@ -28,7 +29,7 @@ class LogFormat(StrEnum):
 
 # Help lists commands in the order a user needs them. Typer would put sub-apps (`seed`)
 # after all plain commands, whatever the order of registration below.
-COMMAND_ORDER = ("seed", "sync", "aggregate", "audit", "run", "status")
+COMMAND_ORDER = ("init", "seed", "sync", "aggregate", "audit", "run", "status")
 
 
 class _OrderedGroup(TyperGroup):
@@ -95,6 +96,7 @@ def main_options(
         raise typer.Exit(ExitCode.OK)
 
 
+init_command.register(app)
 seed_command.register(app)
 sync_command.register(app)
 aggregate_command.register(app)

@@ -1,0 +1,190 @@
+"""The project file as data: tables, their columns and transforms (``[tables.*]``).
+
+Everything under ``[tables]`` names *source* columns; transforms then turn them into the
+table's output columns (what PostgreSQL stores and what the graph and the aggregations
+refer to, see ``chariot.project.outputs``). ``[graph]`` and ``[aggregations]`` live in
+their own modules. Shape and types are checked here; references between the parts
+(a key column that does not exist, a relationship to an undefined label) are checked by
+``chariot.project.references`` once the whole file is read.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from chariot.project.aggregations import Aggregation
+from chariot.project.base import Strict
+from chariot.project.column_types import (
+    NEO4J_TYPES,
+    POSTGRES_TYPE,
+    SourceType,
+    UnknownSourceType,
+    map_source_type,
+    parse_source_type,
+)
+from chariot.project.graph import Graph
+
+PROJECT_FORMAT: Literal[1] = 1
+# PostgreSQL identifiers: the tables Chariot creates are named after the project's tables.
+TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+class Column(Strict):
+    """One source column: its source type, its sink types, and the rules a value must meet."""
+
+    type: str = Field(description="source type, e.g. 'smallint unsigned', 'decimal(4,2)'")
+    postgres: str | None = Field(None, description="PostgreSQL type; default: mapped from type")
+    neo4j: str | None = Field(None, description="Neo4j property type; default: mapped")
+    nullable: bool = Field(False, description="False: a NULL in the source is a reject")
+    min: Decimal | None = None
+    max: Decimal | None = None
+    step: Decimal | None = Field(None, gt=0, description="values must be multiples of this")
+
+    @field_validator("type")
+    @classmethod
+    def _normalised_type(cls, value: str) -> str:
+        try:
+            return parse_source_type(value).render()
+        except UnknownSourceType as error:
+            raise ValueError(str(error)) from None
+
+    @field_validator("postgres")
+    @classmethod
+    def _postgres_type(cls, value: str | None) -> str | None:
+        if value is not None and not POSTGRES_TYPE.match(value):
+            raise ValueError(f"expected a PostgreSQL type Chariot writes, got {value!r}")
+        return value
+
+    @field_validator("neo4j")
+    @classmethod
+    def _neo4j_type(cls, value: str | None) -> str | None:
+        if value is not None and value not in NEO4J_TYPES:
+            raise ValueError(f"expected one of {', '.join(NEO4J_TYPES)}, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _mapped_defaults(self) -> Column:
+        if self.postgres is not None and self.neo4j is not None:
+            return self
+        mapped = map_source_type(self.source_type)
+        if mapped is None:
+            raise ValueError(
+                f"type {self.type!r} has no PostgreSQL/Neo4j mapping: give postgres and "
+                "neo4j types explicitly, or leave the column out"
+            )
+        self.postgres = self.postgres or mapped.postgres
+        self.neo4j = self.neo4j or mapped.neo4j
+        return self
+
+    @property
+    def source_type(self) -> SourceType:
+        return parse_source_type(self.type)
+
+
+# -- transforms: each names the column it reads by its own kind key --------------------------
+
+CastTarget = Literal["smallint", "integer", "bigint", "numeric", "double precision", "text"]
+
+
+class Split(Strict):
+    """``"A|B"`` -> ``["A", "B"]``; NULL, ``""`` and each ``empty`` marker -> ``[]``."""
+
+    split: str
+    delimiter: str = Field(min_length=1)
+    empty: list[str] = Field(default_factory=list, description='markers of "no elements"')
+    into: str | None = None
+
+
+class Extract(Strict):
+    """The text a regular expression's group matches (NULL when it does not match).
+
+    Write the pattern so PostgreSQL, MySQL and Python read it alike: ``[0-9]``, not ``\\d``.
+    """
+
+    extract: str
+    pattern: str = Field(min_length=1)
+    group: int = Field(1, ge=0)
+    into: str | None = None
+
+
+class Rename(Strict):
+    rename: str
+    to: str = Field(min_length=1, max_length=63)
+
+
+class Cast(Strict):
+    cast: str
+    to: CastTarget
+    into: str | None = None
+
+
+TRANSFORM_KINDS = ("split", "extract", "rename", "cast")
+
+
+def _transform_kind(value: Any) -> str | None:
+    if isinstance(value, BaseModel):
+        return type(value).__name__.lower()
+    if isinstance(value, dict):
+        return next((kind for kind in TRANSFORM_KINDS if kind in value), None)
+    return None
+
+
+Transform = Annotated[
+    Annotated[Split, Tag("split")]
+    | Annotated[Extract, Tag("extract")]
+    | Annotated[Rename, Tag("rename")]
+    | Annotated[Cast, Tag("cast")],
+    Discriminator(
+        _transform_kind,
+        custom_error_type="transform_kind",
+        custom_error_message=(
+            "expected a transform: a table with one of the keys " + ", ".join(TRANSFORM_KINDS)
+        ),
+    ),
+]
+
+
+def transform_column(transform: Split | Extract | Rename | Cast) -> str:
+    """The column a transform reads."""
+    if isinstance(transform, Split):
+        return transform.split
+    if isinstance(transform, Extract):
+        return transform.extract
+    if isinstance(transform, Rename):
+        return transform.rename
+    return transform.cast
+
+
+class Table(Strict):
+    """One source table: its key, its columns (in source order) and its transforms."""
+
+    source: str | None = Field(None, description="source table name; default: the table's name")
+    key: list[str] = Field(min_length=1, description="source columns, in key order")
+    depends_on: list[str] = Field(default_factory=list)
+    columns: dict[str, Column] = Field(min_length=1)
+    transforms: list[Transform] = Field(default_factory=list)
+
+
+class Project(Strict):
+    """A whole ``chariot.toml``."""
+
+    format: Literal[1] = PROJECT_FORMAT
+    name: str | None = None
+    tables: dict[Annotated[str, Field(pattern=TABLE_NAME)], Table] = Field(min_length=1)
+    graph: Graph = Field(default_factory=Graph)
+    aggregations: dict[Annotated[str, Field(pattern=TABLE_NAME)], Aggregation] = Field(
+        default_factory=dict
+    )
+
+    def source_table(self, name: str) -> str:
+        return self.tables[name].source or name

@@ -1,0 +1,63 @@
+"""A project checked against the live source: one clear problem per mismatch.
+
+Cheap by design: only the source's catalog is read (tables, columns, primary keys and
+unique indexes), never its rows. A key counts as unique when it contains the primary key
+or a unique index of NOT NULL columns; anything else may hold duplicates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from chariot.config import Settings
+from chariot.project.model import Project
+from chariot.project.references import Problem, check_references
+from chariot.project.reflect import SourceSchema, reflect_schema
+
+
+def check_project(project: Project, settings: Settings) -> list[Problem]:
+    """Every problem of ``project``: its own references, then against the source."""
+    problems = check_references(project)
+    from chariot.connections import source_engine
+
+    engine = source_engine(settings.mysql)
+    try:
+        wanted = [project.source_table(name) for name in project.tables]
+        schema = reflect_schema(engine, settings.mysql.display_url(), wanted)
+    finally:
+        engine.dispose()
+    return problems + source_problems(project, schema)
+
+
+def source_problems(project: Project, schema: SourceSchema) -> list[Problem]:
+    return [problem for name in project.tables for problem in _table(project, name, schema)]
+
+
+def _table(project: Project, name: str, schema: SourceSchema) -> Iterator[Problem]:
+    table = project.tables[name]
+    source_name = project.source_table(name)
+    reflected = schema.tables.get(source_name)
+    path = f"tables.{name}"
+    if reflected is None:
+        where = f"{path}.source" if table.source else path
+        yield Problem(where, f"the source has no table {source_name!r}")
+        return
+    for column_name, column in table.columns.items():
+        found = reflected.column(column_name)
+        if found is None:
+            known = ", ".join(c.name for c in reflected.columns)
+            yield Problem(
+                f"{path}.columns.{column_name}",
+                f"the source table {source_name} has no column {column_name!r}; it has {known}",
+            )
+        elif found.type.render() != column.type:
+            yield Problem(
+                f"{path}.columns.{column_name}.type",
+                f"the source's column is {found.type.render()}, not {column.type}",
+            )
+    if all(reflected.column(k) for k in table.key) and not reflected.is_unique(table.key):
+        yield Problem(
+            f"{path}.key",
+            f"({', '.join(table.key)}) is not unique in the source table {source_name}: "
+            "it contains neither its primary key nor a unique index of NOT NULL columns",
+        )
