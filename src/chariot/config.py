@@ -7,6 +7,7 @@ every URL we show goes through ``display_url`` which redacts them.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus, urlsplit, urlunsplit
@@ -18,6 +19,29 @@ from chariot.errors import ConfigError
 
 ENV_PREFIX = "CHARIOT_"
 NESTED_DELIMITER = "__"
+
+
+@dataclass(frozen=True)
+class SourceAddress:
+    """Where the source is: resolved once, from ``CHARIOT_MYSQL__URL`` or else the fields.
+
+    Every command connects through this (SQLAlchemy engines and pymysql connections alike),
+    so two commands can never read two different databases.
+    """
+
+    url: str = field(repr=False)  # with the password: only for connecting
+    display: str  # the same URL with the password masked
+    drivername: str
+    host: str | None
+    port: int | None
+    user: str | None
+    password: str | None = field(repr=False)
+    database: str | None
+    query: dict[str, str]
+
+    @property
+    def is_mysql(self) -> bool:
+        return self.drivername.split("+", 1)[0] in ("mysql", "mariadb")
 
 
 class MySQLSettings(BaseModel):
@@ -32,23 +56,72 @@ class MySQLSettings(BaseModel):
         None, description="Any SQLAlchemy URL; overrides host/port/user/password/database."
     )
 
-    def sqlalchemy_url(self) -> str:
+    @field_validator("url")
+    @classmethod
+    def _parsable_url(cls, value: str | None) -> str | None:
+        if value:
+            address = _address_from_url(value)  # raises ValueError, never quoting the value
+            if address.is_mysql and not address.database:
+                raise ValueError("a MySQL/MariaDB URL must end with /DATABASE")
+        return value or None
+
+    def address(self) -> SourceAddress:
+        """The one resolution of URL-or-fields; cheap, so computed on demand (copies of these
+        settings with another ``url`` or ``database`` must never see a stale answer)."""
         if self.url:
-            return self.url
-        return (
-            f"mysql+pymysql://{quote_plus(self.user)}:"
-            f"{quote_plus(self.password.get_secret_value())}@{self.host}:{self.port}/"
-            f"{self.database}?charset=utf8mb4&local_infile=1"
+            try:
+                return _address_from_url(self.url)
+            except ValueError as error:  # settings built in code skip the validator
+                raise ConfigError(f"invalid setting CHARIOT_MYSQL__URL: {error}") from None
+        password = self.password.get_secret_value()
+        return SourceAddress(
+            url=(
+                f"mysql+pymysql://{quote_plus(self.user)}:{quote_plus(password)}@"
+                f"{self.host}:{self.port}/{self.database}?charset=utf8mb4&local_infile=1"
+            ),
+            display=f"mysql://{self.user}:***@{self.host}:{self.port}/{self.database}",
+            drivername="mysql+pymysql",
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=password,
+            database=self.database,
+            query={},
         )
 
+    def sqlalchemy_url(self) -> str:
+        return self.address().url
+
     def display_url(self) -> str:
-        if self.url:
-            return redact_url(self.url)
-        return f"mysql://{self.user}:***@{self.host}:{self.port}/{self.database}"
+        return self.address().display
 
     @property
     def is_mysql(self) -> bool:
-        return self.url is None or self.url.startswith(("mysql", "mariadb"))
+        return self.address().is_mysql
+
+
+def _address_from_url(url: str) -> SourceAddress:
+    from sqlalchemy.engine import make_url  # only when a URL is configured
+
+    try:
+        parsed = make_url(url)
+        port = parsed.port  # may raise on a port that is not a number
+    except Exception:  # ArgumentError, ValueError: their messages quote the URL, password too
+        raise ValueError(
+            "not a valid SQLAlchemy URL (e.g. mysql+pymysql://USER:PASSWORD@HOST:3306/DATABASE;"
+            " a password with @, : or / must be percent-encoded)"
+        ) from None
+    return SourceAddress(
+        url=url,
+        display=parsed.render_as_string(hide_password=True),
+        drivername=parsed.drivername,
+        host=parsed.host,
+        port=port,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
+        query={key: str(value) for key, value in parsed.query.items()},
+    )
 
 
 class PostgresSettings(BaseModel):

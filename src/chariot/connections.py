@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from chariot.config import MySQLSettings, Neo4jSettings, PostgresSettings
-from chariot.errors import ConnectionFailed
+from chariot.errors import ConfigError, ConnectionFailed
 
 if TYPE_CHECKING:
     import psycopg
@@ -22,26 +22,35 @@ if TYPE_CHECKING:
 
 
 def mysql_connect(settings: MySQLSettings, **kwargs: Any) -> pymysql.connections.Connection:
-    """A pymysql connection to the MySQL source (utf8mb4, LOCAL INFILE allowed)."""
+    """A pymysql connection to the MySQL source (utf8mb4, LOCAL INFILE allowed), at the
+    address that ``CHARIOT_MYSQL__URL`` or else the fields name (as every command sees it)."""
     import pymysql
 
+    address = settings.address()
+    if not address.is_mysql:
+        raise ConfigError(
+            f"this command needs a MySQL or MariaDB source, not {address.display}",
+            hint="unset CHARIOT_MYSQL__URL or point it at MySQL/MariaDB",
+        )
     options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "user": settings.user,
-        "password": settings.password.get_secret_value(),
-        "database": settings.database,
+        "host": address.host or "localhost",
+        "port": address.port or 3306,
+        "user": address.user or "",
+        "password": address.password or "",
+        "database": address.database,
         "charset": "utf8mb4",
         "local_infile": True,
         "connect_timeout": 10,
         "autocommit": False,
     }
+    if "unix_socket" in address.query:
+        options["unix_socket"] = address.query["unix_socket"]
     try:
         return pymysql.connect(**{**options, **kwargs})  # callers may override any default
     except pymysql.err.MySQLError as error:
         raise ConnectionFailed(
-            f"MySQL source at {settings.display_url()}: {_driver_message(error)}",
-            hint=_hint_for(str(error), "CHARIOT_MYSQL"),
+            f"MySQL source at {address.display}: {_driver_message(error)}",
+            hint=_hint_for(str(error), _mysql_prefix(settings)),
         ) from error
 
 
@@ -61,8 +70,8 @@ def source_engine(settings: MySQLSettings) -> sqlalchemy.engine.Engine:
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
         cause = getattr(error, "orig", None) or error
         raise ConnectionFailed(
-            f"source at {settings.display_url()}: {_driver_message(cause)}",
-            hint=_hint_for(str(cause), "CHARIOT_MYSQL"),
+            f"{source_label(settings)} at {settings.display_url()}: {_driver_message(cause)}",
+            hint=_hint_for(str(cause), _mysql_prefix(settings)),
         ) from error
 
 
@@ -151,11 +160,23 @@ def _driver_message(error: BaseException) -> str:
     return text.removeprefix("connection failed: ")
 
 
+def source_label(settings: MySQLSettings) -> str:
+    """How messages name the source: "MySQL source" unless the URL names another database."""
+    return "MySQL source" if settings.is_mysql else "source"
+
+
+def _mysql_prefix(settings: MySQLSettings) -> str:
+    return "CHARIOT_MYSQL__URL" if settings.url else "CHARIOT_MYSQL"
+
+
 def _hint_for(message: str, prefix: str) -> str | None:
+    """``prefix`` is a section (``CHARIOT_NEO4J``) or a URL setting naming everything."""
     lowered = message.lower()
     if any(
         word in lowered for word in ("password", "access denied", "unauthorized", "authentication")
     ):
+        if prefix.endswith("__URL"):
+            return f"check the user and password in {prefix}"
         return f"check {prefix}__USER and {prefix}__PASSWORD"
     if any(
         word in lowered
@@ -163,5 +184,9 @@ def _hint_for(message: str, prefix: str) -> str | None:
     ):
         return "is the server running? `make services` starts local ones"
     if "unknown database" in lowered or "does not exist" in lowered:
-        return f"check {prefix}__DATABASE"
+        return (
+            f"check the database in {prefix}"
+            if prefix.endswith("__URL")
+            else f"check {prefix}__DATABASE"
+        )
     return None

@@ -10,8 +10,14 @@ from pydantic import BaseModel, Field
 from chariot.aggregate.report import AggregationRunStatus, aggregation_runs
 from chariot.audit.report import LastAudit
 from chariot.config import Settings
-from chariot.connections import first_value, mysql_connect, neo4j_session, postgres_connection
-from chariot.errors import ChariotError
+from chariot.connections import (
+    first_value,
+    neo4j_session,
+    postgres_connection,
+    source_engine,
+    source_label,
+)
+from chariot.errors import ChariotError, SourceReadError
 from chariot.streams import MOVIELENS_STREAMS
 
 
@@ -74,7 +80,7 @@ class StatusReport(BaseModel):
 
 def collect_status(settings: Settings) -> StatusReport:
     endpoints = [
-        _probe("mysql", "source", settings.mysql.display_url(), lambda: _mysql_facts(settings)),
+        _probe("mysql", "source", settings.mysql.display_url(), lambda: _source_facts(settings)),
         _probe(
             "postgres", "sink", settings.postgres.display_url(), lambda: _postgres_facts(settings)
         ),
@@ -115,26 +121,40 @@ def _probe(name: str, role: str, address: str, facts: Any) -> EndpointStatus:
     )
 
 
-def _mysql_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
-    connection = mysql_connect(settings.mysql)
+def _source_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
+    """Version and row counts through the same engine ``sync`` reads with (URL or fields)."""
+    from sqlalchemy import func, inspect, select, table
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = source_engine(settings.mysql)
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT VERSION()")
-            version = str(cursor.fetchone()[0])
-            cursor.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
-            )
-            existing = {str(row[0]) for row in cursor.fetchall()}
+        with engine.connect() as connection:
+            version = _source_version(connection)
+            existing = set(inspect(connection).get_table_names())
             counts: dict[str, int | None] = {}
             for stream in MOVIELENS_STREAMS:
                 if stream.source_table in existing:
-                    cursor.execute(f"SELECT COUNT(*) FROM `{stream.source_table}`")
-                    counts[stream.name] = int(cursor.fetchone()[0])
+                    query = select(func.count()).select_from(table(stream.source_table))
+                    counts[stream.name] = int(connection.execute(query).scalar_one())
                 else:
                     counts[stream.name] = None
-        return f"MySQL-compatible {version}", counts
+        return version, counts
+    except SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error
+        raise SourceReadError(
+            f"{source_label(settings.mysql)} at {settings.mysql.display_url()}: "
+            f"{str(cause).strip().splitlines()[0]}"
+        ) from error
     finally:
-        connection.close()
+        engine.dispose()
+
+
+def _source_version(connection: Any) -> str:
+    dialect = connection.dialect
+    if dialect.name in ("mysql", "mariadb"):
+        return f"MySQL-compatible {connection.exec_driver_sql('SELECT VERSION()').scalar()}"
+    version = ".".join(str(part) for part in dialect.server_version_info or ())
+    return f"{dialect.name} {version}".strip()
 
 
 def _postgres_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
