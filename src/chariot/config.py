@@ -12,13 +12,23 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from chariot.errors import ConfigError
+from chariot.redaction import register_secret, register_url_secrets
 
 ENV_PREFIX = "CHARIOT_"
 NESTED_DELIMITER = "__"
+
+
+def _registered(password: SecretStr) -> SecretStr:
+    register_secret(password.get_secret_value())
+    return password
+
+
+# A password is masked in every message from the moment settings hold it (chariot.redaction).
+Password = Annotated[SecretStr, AfterValidator(_registered)]
 
 
 @dataclass(frozen=True)
@@ -50,11 +60,19 @@ class MySQLSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(3306, ge=1, le=65535)
     user: str = "chariot"
-    password: SecretStr = SecretStr("chariot-mysql")
+    password: Password = Field(SecretStr("chariot-mysql"), validate_default=True)
     database: str = "movielens"
     url: str | None = Field(
         None, description="Any SQLAlchemy URL; overrides host/port/user/password/database."
     )
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _remember_url_password(cls, value: Any) -> Any:
+        # Before parsing: a URL that does not parse must not leak its password either.
+        if isinstance(value, str):
+            register_url_secrets(value)
+        return value
 
     @field_validator("url")
     @classmethod
@@ -108,9 +126,10 @@ def _address_from_url(url: str) -> SourceAddress:
         port = parsed.port  # may raise on a port that is not a number
     except Exception:  # ArgumentError, ValueError: their messages quote the URL, password too
         raise ValueError(
-            "not a valid SQLAlchemy URL (e.g. mysql+pymysql://USER:PASSWORD@HOST:3306/DATABASE;"
-            " a password with @, : or / must be percent-encoded)"
+            "not a valid SQLAlchemy URL like mysql+pymysql://user:password@host:3306/database"
+            " (percent-encode @, : and / in the password)"
         ) from None
+    register_secret(parsed.password)
     return SourceAddress(
         url=url,
         display=parsed.render_as_string(hide_password=True),
@@ -130,7 +149,7 @@ class PostgresSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(5432, ge=1, le=65535)
     user: str = "chariot"
-    password: SecretStr = SecretStr("chariot-postgres")
+    password: Password = Field(SecretStr("chariot-postgres"), validate_default=True)
     database: str = "chariot"
     schema_name: str = Field("chariot", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -154,12 +173,13 @@ class Neo4jSettings(BaseModel):
 
     uri: str = "bolt://127.0.0.1:7687"
     user: str = "neo4j"
-    password: SecretStr = SecretStr("chariot-neo4j")
+    password: Password = Field(SecretStr("chariot-neo4j"), validate_default=True)
     database: str = "neo4j"
 
     @field_validator("uri")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
+        register_url_secrets(value)
         schemes = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
         if urlsplit(value).scheme not in schemes:
             raise ValueError(f"must start with one of {', '.join(s + '://' for s in schemes)}")
@@ -232,7 +252,7 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
 def _describe_validation_error(error: ValidationError) -> str:
     first = error.errors()[0]
     key = ENV_PREFIX + NESTED_DELIMITER.join(str(part) for part in first["loc"]).upper()
-    message = first["msg"]
+    message = str(first["msg"]).removeprefix("Value error, ")
     more = len(error.errors()) - 1
     suffix = f" (and {more} more invalid setting{'s' if more > 1 else ''})" if more else ""
     return f"invalid setting {key}: {message}{suffix}"

@@ -18,6 +18,7 @@ from chariot.connections import (
     source_label,
 )
 from chariot.errors import ChariotError, SourceReadError
+from chariot.redaction import redact
 from chariot.streams import MOVIELENS_STREAMS
 
 
@@ -114,7 +115,7 @@ def _probe(name: str, role: str, address: str, facts: Any) -> EndpointStatus:
         version, counts = facts()
     except ChariotError as error:
         return EndpointStatus(
-            name=name, role=role, address=address, reachable=False, error=str(error)
+            name=name, role=role, address=address, reachable=False, error=redact(str(error))
         )
     return EndpointStatus(
         name=name, role=role, address=address, reachable=True, version=version, row_counts=counts

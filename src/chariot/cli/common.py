@@ -127,8 +127,32 @@ def finish(
 
 
 def _traceback(debug: bool) -> None:
-    if debug:
-        err_console.print_exception()
+    """With ``--debug``: the current exception's traceback, its messages redacted.
+
+    Redacted before rendering: once highlighted, a password may be split by colour codes.
+    """
+    if not debug:
+        return
+    from rich.traceback import Traceback
+
+    exc_type, exc_value, traceback = sys.exc_info()
+    if exc_type is None or exc_value is None:
+        return
+    trace = Traceback.extract(exc_type, exc_value, traceback)
+    _redact_trace(trace)
+    err_console.print(Traceback(trace))
+
+
+def _redact_trace(trace: Any) -> None:
+    """Mask secrets in every message of a rich ``Trace`` (causes and exception groups too)."""
+    for stack in trace.stacks:
+        stack.exc_value = redact(stack.exc_value)
+        stack.notes = [redact(note) for note in stack.notes]
+        if stack.syntax_error is not None:
+            stack.syntax_error.msg = redact(stack.syntax_error.msg)
+            stack.syntax_error.line = redact(stack.syntax_error.line)
+        for group in stack.exceptions:
+            _redact_trace(group)
 
 
 def print_json(result: BaseModel | dict[str, Any] | list[Any]) -> None:
