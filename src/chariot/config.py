@@ -6,13 +6,23 @@ every URL we show goes through ``display_url`` which redacts them.
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
-from pydantic import AfterValidator, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from chariot.errors import ConfigError
@@ -20,6 +30,11 @@ from chariot.redaction import register_secret, register_url_secrets
 
 ENV_PREFIX = "CHARIOT_"
 NESTED_DELIMITER = "__"
+
+
+class _Section(BaseModel):
+    # inf and nan would pass ``ge=0`` checks and poison every computation downstream.
+    model_config = ConfigDict(allow_inf_nan=False)
 
 
 def _registered(password: SecretStr) -> SecretStr:
@@ -54,7 +69,7 @@ class SourceAddress:
         return self.drivername.split("+", 1)[0] in ("mysql", "mariadb")
 
 
-class MySQLSettings(BaseModel):
+class MySQLSettings(_Section):
     """The source database (MySQL 8 or MariaDB), or any SQLAlchemy URL via ``url``."""
 
     host: str = "127.0.0.1"
@@ -143,7 +158,7 @@ def _address_from_url(url: str) -> SourceAddress:
     )
 
 
-class PostgresSettings(BaseModel):
+class PostgresSettings(_Section):
     """The analytics PostgreSQL sink."""
 
     host: str = "127.0.0.1"
@@ -168,7 +183,7 @@ class PostgresSettings(BaseModel):
         return f"postgresql://{self.user}:***@{self.host}:{self.port}/{self.database}"
 
 
-class Neo4jSettings(BaseModel):
+class Neo4jSettings(_Section):
     """The graph sink."""
 
     uri: str = "bolt://127.0.0.1:7687"
@@ -189,7 +204,7 @@ class Neo4jSettings(BaseModel):
         return f"{redact_url(self.uri)} (user {self.user})"
 
 
-class RunSettings(BaseModel):
+class RunSettings(_Section):
     """How a run behaves: batch sizes, sinks, retries, aggregation workers."""
 
     batch_size: int = Field(10_000, gt=0, le=1_000_000)
@@ -247,6 +262,88 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     except SettingsError as error:
         # Raised before validation, e.g. CHARIOT_MYSQL='not json' for a whole nested section.
         raise ConfigError(_describe_settings_error(error)) from None
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start : error.start + 1].hex()
+        raise ConfigError(
+            f"{env_file or Path('.env')}: not UTF-8 text (byte 0x{byte} at offset "
+            f"{error.start}); save it as UTF-8"
+        ) from None
+
+
+# CHARIOT_* names the project documents that are not settings: read by the CLI
+# (--env-file), the project file, the test suite, the service scripts and the example plugin.
+DOCUMENTED_NAMES = frozenset(
+    ENV_PREFIX + name
+    for name in (
+        "ENV_FILE",
+        "PROJECT",
+        "MOVIELENS_DIR",
+        "REQUIRE_SERVICES",
+        "CRASH_SEED",
+        "SERVICES_DIR",
+        "SERVICES_PYTHON",
+        "JAVA",
+        "CSV_SINK_DIR",
+    )
+)
+
+
+@dataclass(frozen=True)
+class UnknownSetting:
+    """A ``CHARIOT_*`` name that no setting reads (pydantic-settings ignores it silently)."""
+
+    name: str  # upper case: settings are matched case-insensitively
+    origin: str  # "environment" or the .env file
+    suggestion: str | None  # the setting it most likely meant
+
+    def message(self) -> str:
+        meant = f"; did you mean {self.suggestion}?" if self.suggestion else ""
+        return f"{self.name} ({self.origin}) is not a setting and is ignored{meant}"
+
+
+def setting_names() -> frozenset[str]:
+    """Every variable a setting reads: each section (as JSON) and each of its fields."""
+    names: set[str] = set()
+    for section, info in Settings.model_fields.items():
+        prefix = ENV_PREFIX + section.upper()
+        names.add(prefix)
+        model = info.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        names.update(f"{prefix}{NESTED_DELIMITER}{name.upper()}" for name in model.model_fields)
+    return frozenset(names)
+
+
+def unknown_settings(env_file: Path | None = None) -> list[UnknownSetting]:
+    """Names in the environment or the .env file that look meant for a setting but match
+    none: close to a real one, or inside a section (``CHARIOT_RUN__*``). The caller warns."""
+    known = setting_names()
+    sections = tuple(f"{ENV_PREFIX}{s.upper()}{NESTED_DELIMITER}" for s in Settings.model_fields)
+    found: dict[str, UnknownSetting] = {}
+    for origin, names in _configured_names(env_file):
+        for name in (n.upper() for n in names):
+            if not name.startswith(ENV_PREFIX) or name in known | DOCUMENTED_NAMES:
+                continue
+            suggestion = _likely_name(name, known)
+            if name not in found and (suggestion or name.startswith(sections)):
+                found[name] = UnknownSetting(name, origin, suggestion)
+    return list(found.values())
+
+
+def _configured_names(env_file: Path | None) -> list[tuple[str, list[str]]]:
+    from dotenv import dotenv_values
+
+    sources = [("environment", sorted(os.environ))]
+    path = env_file or Path(".env")
+    if path.is_file():
+        sources.append((str(path), list(dotenv_values(path, encoding="utf-8"))))
+    return sources
+
+
+def _likely_name(name: str, known: frozenset[str]) -> str | None:
+    # Compared without the common prefix, which would make every name look alike.
+    tails = {setting.removeprefix(ENV_PREFIX): setting for setting in known}
+    close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), list(tails), n=1, cutoff=0.75)
+    return tails[close[0]] if close else None
 
 
 def _describe_validation_error(error: ValidationError) -> str:
