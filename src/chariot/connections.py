@@ -95,6 +95,19 @@ def first_value(row: Any) -> Any:
     return row[0]
 
 
+def ensure_postgres_schema(connection: psycopg.Connection[Any], schema: str) -> None:
+    """Create ``schema`` unless the catalog already has it.
+
+    ``CREATE SCHEMA IF NOT EXISTS`` alone is not enough: it needs CREATE on the database even
+    when the schema exists, which a role that owns only its schema does not have.
+    """
+    from psycopg import sql
+
+    found = connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+    if found.fetchone() is None:
+        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+
 @contextmanager
 def postgres_connection(
     settings: PostgresSettings, **kwargs: Any

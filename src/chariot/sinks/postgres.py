@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from chariot.batch import Batch, Key, Reject, WriteResult
 from chariot.config import Settings
+from chariot.connections import ensure_postgres_schema
 from chariot.sinks.base import RepairableSink
 from chariot.sinks.postgres_layout import CHECKPOINTS, REJECTS, PgTable, layout_for
 from chariot.streams import Stream
@@ -78,6 +79,7 @@ class PostgresSink(RepairableSink):
             connection.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"chariot:{self.schema}",)
             )
+            ensure_postgres_schema(connection, self.schema)
             for statement in table.create_statements():
                 connection.execute(statement)
             if full_refresh:
