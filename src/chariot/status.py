@@ -71,12 +71,19 @@ class StatusReport(BaseModel):
         default_factory=list, description="the latest `chariot aggregate` runs, newest first"
     )
     last_audit: LastAudit | None = Field(
-        None, description="the latest `chariot audit`; null: none yet"
+        None, description="the latest `chariot audit`; null: none yet, or unavailable"
+    )
+    unavailable: dict[str, str] = Field(
+        default_factory=dict,
+        description="parts that could not be read (last_audit, aggregation_runs), and why",
     )
 
     @property
     def all_reachable(self) -> bool:
         return all(endpoint.reachable for endpoint in self.endpoints)
+
+    def is_down(self, name: str) -> bool:
+        return any(e.name == name and not e.reachable for e in self.endpoints)
 
 
 def collect_status(settings: Settings) -> StatusReport:
@@ -89,8 +96,14 @@ def collect_status(settings: Settings) -> StatusReport:
     ]
     report = StatusReport(endpoints=endpoints)
     _add_sync_state(report, settings)
-    report.aggregation_runs = aggregation_runs(settings)
-    report.last_audit = _last_audit(settings)
+    try:
+        report.aggregation_runs = aggregation_runs(settings)
+    except ChariotError as error:
+        report.unavailable["aggregation_runs"] = redact(str(error))
+    try:
+        report.last_audit = _last_audit(settings)
+    except ChariotError as error:
+        report.unavailable["last_audit"] = redact(str(error))
     return report
 
 

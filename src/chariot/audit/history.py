@@ -8,7 +8,7 @@ from typing import Any
 from chariot.audit.report import AuditReport, LastAudit
 from chariot.config import Settings
 from chariot.connections import ensure_postgres_schema, first_value, postgres_connection
-from chariot.errors import AuditError, ChariotError
+from chariot.errors import AuditError
 
 AUDITS = "_chariot_audits"
 
@@ -77,8 +77,12 @@ def _first_line(error: BaseException) -> str:
 
 
 def last_audit(settings: Settings) -> LastAudit | None:
-    """The latest stored audit; None when no audit has run against this schema, or when
-    PostgreSQL cannot be reached (``status`` reports that on its own)."""
+    """The latest stored audit; None when no audit has run against this schema.
+
+    Raises ``ChariotError`` when it cannot be read: "none yet" must not stand for "unknown".
+    """
+    import psycopg
+
     table = _table(settings)
     try:
         with postgres_connection(settings.postgres, autocommit=True) as connection:
@@ -89,8 +93,8 @@ def last_audit(settings: Settings) -> LastAudit | None:
                 f"""SELECT audit_id, started_at, seconds, mode, clean, differences, repaired,
                     summaries, per_table FROM {table} ORDER BY audit_id DESC LIMIT 1"""
             ).fetchone()
-    except ChariotError:
-        return None
+    except psycopg.Error as error:
+        raise AuditError(f"reading {table} failed: {_first_line(error)}") from error
     if row is None:
         return None
     names = (
