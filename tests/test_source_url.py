@@ -121,3 +121,24 @@ def test_sync_dry_run_and_audit_agree_on_the_url_database(
     )
     assert audit.exit_code == ExitCode.DIFFERENCES, audit.output
     assert json.loads(audit.stdout)["results"][0]["missing"] == 1
+
+
+def test_a_pymysql_urls_options_reach_direct_connections_too() -> None:
+    from chariot.connections import _url_options
+
+    mysql = MySQLSettings(
+        url="mysql+pymysql://u:p%40ss@db.example:3307/src?unix_socket=/run/my.sock&ssl_ca=/ca.pem"
+    )
+    options = _url_options(mysql)
+    assert options["password"] == "p@ss" and options["database"] == "src"
+    assert options["unix_socket"] == "/run/my.sock" and options["ssl"] == {"ca": "/ca.pem"}
+
+
+@pytest.mark.parametrize(
+    "url", ["chariot:secret@@127.0.0.1::23306", "mysql+pymysql://u:p@h:3306", "mysql://u:p@h:x/db"]
+)
+def test_an_unusable_url_is_a_setting_error(url: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="url"):
+        MySQLSettings(url=url)

@@ -42,9 +42,8 @@ def mysql_connect(settings: MySQLSettings, **kwargs: Any) -> pymysql.connections
         "local_infile": True,
         "connect_timeout": 10,
         "autocommit": False,
+        **_url_options(settings),
     }
-    if "unix_socket" in address.query:
-        options["unix_socket"] = address.query["unix_socket"]
     try:
         return pymysql.connect(**{**options, **kwargs})  # callers may override any default
     except pymysql.err.MySQLError as error:
@@ -52,6 +51,18 @@ def mysql_connect(settings: MySQLSettings, **kwargs: Any) -> pymysql.connections
             f"MySQL source at {address.display}: {_driver_message(error)}",
             hint=_hint_for(str(error), _mysql_prefix(settings)),
         ) from error
+
+
+def _url_options(settings: MySQLSettings) -> dict[str, Any]:
+    """A pymysql URL's own options (ssl_*, unix_socket, charset ...) exactly as SQLAlchemy
+    passes them to the driver, so the engine and direct connections connect alike."""
+    if not settings.url or settings.address().drivername.split("+")[-1] != "pymysql":
+        return {}
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.url)
+    _, options = url.get_dialect()().create_connect_args(url)
+    return dict(options)
 
 
 def source_engine(settings: MySQLSettings) -> sqlalchemy.engine.Engine:
