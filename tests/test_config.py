@@ -12,7 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from chariot.config import MySQLSettings, Neo4jSettings, PostgresSettings, load_settings, redact_url
+from chariot.config import (
+    MySQLSettings,
+    Neo4jSettings,
+    PostgresSettings,
+    RunSettings,
+    load_settings,
+    redact_url,
+)
 from chariot.errors import ConfigError
 
 SECRET = "Wr0ng-Secret-123"
@@ -178,3 +185,115 @@ def test_redact_url_leaves_urls_without_password_alone() -> None:
     assert (
         redact_url("postgresql://user:s3cret@host:5432/db") == "postgresql://user:***@host:5432/db"
     )
+
+
+# -- undecodable files, misspelt names, non-finite numbers (#9 symptom 9) ----------------
+
+
+@pytest.mark.parametrize("explicit", [False, True], ids=["./.env", "--env-file"])
+def test_an_env_file_that_is_not_utf8_is_one_line_naming_it(
+    cli: Any, clean_env: Path, explicit: bool
+) -> None:
+    env_file = clean_env / ("latin1.env" if explicit else ".env")
+    env_file.write_bytes(b"CHARIOT_POSTGRES__SCHEMA_NAME=caf\xe9\n")
+    options = ("--env-file", str(env_file)) if explicit else ()
+    result = cli(*options, "status")
+    assert result.exit_code == 2, result.output
+    lines = error_lines(result.output)
+    assert len(lines) == 1, result.output
+    assert env_file.name in lines[0] and "UTF-8" in lines[0]
+    assert "Traceback" not in result.output
+
+
+FLOAT_SETTINGS = [
+    f"CHARIOT_{section.upper()}__{name.upper()}"
+    for section, model in (
+        ("mysql", MySQLSettings),
+        ("postgres", PostgresSettings),
+        ("neo4j", Neo4jSettings),
+        ("run", RunSettings),
+    )
+    for name, info in model.model_fields.items()
+    if info.annotation is float
+]
+
+
+def test_there_are_float_settings_to_check() -> None:
+    assert "CHARIOT_RUN__BAYES_PRIOR_WEIGHT" in FLOAT_SETTINGS
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity", "NaN"])
+@pytest.mark.parametrize("variable", FLOAT_SETTINGS)
+def test_a_non_finite_number_is_refused(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()
+
+
+def test_a_non_finite_number_through_the_cli_is_one_line(cli: Any, clean_env: Path) -> None:
+    result = cli("status", env={"CHARIOT_RUN__BAYES_PRIOR_WEIGHT": "inf"})
+    assert result.exit_code == 2, result.output
+    lines = error_lines(result.output)
+    assert len(lines) == 1 and "CHARIOT_RUN__BAYES_PRIOR_WEIGHT" in lines[0]
+
+
+DOCUMENTED_NAMES = [
+    "CHARIOT_PROJECT",
+    "CHARIOT_ENV_FILE",
+    "CHARIOT_MOVIELENS_DIR",
+    "CHARIOT_REQUIRE_SERVICES",
+    "CHARIOT_SERVICES_DIR",
+    "CHARIOT_SERVICES_PYTHON",
+    "CHARIOT_JAVA",
+    "CHARIOT_CSV_SINK_DIR",
+]
+
+
+@pytest.mark.parametrize(
+    ("misspelt", "meant"),
+    [
+        ("CHARIOT_RUN__BATCHSIZE", "CHARIOT_RUN__BATCH_SIZE"),
+        ("CHARIOT_RUN_BATCH_SIZE", "CHARIOT_RUN__BATCH_SIZE"),
+        ("CHARIOT_POSTGRES__SCHEMA", "CHARIOT_POSTGRES__SCHEMA_NAME"),
+        ("chariot_mysql__passwd", "CHARIOT_MYSQL__PASSWORD"),
+        ("CHARIOT_NEO4J__URL", "CHARIOT_NEO4J__URI"),
+    ],
+)
+@pytest.mark.parametrize("where", ["environment", ".env"])
+def test_a_misspelt_setting_is_found_with_its_likely_name(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, misspelt: str, meant: str, where: str
+) -> None:
+    from chariot.config import unknown_settings
+
+    if where == "environment":
+        monkeypatch.setenv(misspelt, "5")
+    else:
+        (clean_env / ".env").write_text(f"{misspelt}=5\n", encoding="utf-8")
+    found = unknown_settings()
+    assert [(item.name, item.suggestion) for item in found] == [(misspelt.upper(), meant)]
+    assert found[0].origin == ("environment" if where == "environment" else ".env")
+
+
+def test_known_and_documented_names_are_not_reported(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chariot.config import unknown_settings
+
+    for name in DOCUMENTED_NAMES:
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("CHARIOT_RUN__BATCH_SIZE", "5")
+    monkeypatch.setenv("chariot_run__workers", "2")  # settings are case-insensitive
+    monkeypatch.setenv("CHARIOT_MYSQL", "{}")
+    assert unknown_settings() == []
+
+
+@pytest.mark.integration
+def test_the_cli_warns_about_a_misspelt_setting_and_carries_on(cli: Any, sql_settings: Any) -> None:
+    result = cli("status", "--json", settings=sql_settings, env={"CHARIOT_RUN__BATCHSIZE": "5"})
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)  # stdout stays the result alone
+    warnings = [line for line in result.stderr.splitlines() if "CHARIOT_RUN__BATCHSIZE" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "CHARIOT_RUN__BATCH_SIZE" in warnings[0]

@@ -130,6 +130,32 @@ def test_an_unreachable_server_in_json(cli: Any, sql_settings: Settings, server:
     assert all(endpoints[name]["reachable"] for name in endpoints if name != server)
 
 
+@pytest.mark.parametrize("server", ["postgres", "neo4j"])
+def test_a_down_sink_is_reported_once(cli: Any, sql_settings: Settings, server: str) -> None:
+    result = cli("status", settings=unreachable(sql_settings, server))
+    assert result.exit_code == ConnectionFailed.exit_code
+    assert result.stdout.count(f"{SERVER_WORDS[server]} sink at") == 1, result.stdout
+
+
+def test_with_postgres_down_the_last_audit_is_unknown_not_none(
+    cli: Any, sql_settings: Settings
+) -> None:
+    broken = unreachable(sql_settings, "postgres")
+    text = cli("status", settings=broken)
+    assert "none yet" not in text.stdout
+    assert "Last audit: unknown" in text.stdout, text.stdout
+    report = json.loads(cli("status", "--json", settings=broken).stdout)
+    assert report["last_audit"] is None
+    assert "last_audit" in report["unavailable"]
+    assert "aggregation_runs" in report["unavailable"]
+
+
+def test_without_any_audit_the_last_audit_is_none_yet(cli: Any, sql_settings: Settings) -> None:
+    result = cli("status", settings=sql_settings)
+    assert "Last audit: none yet" in result.stdout
+    assert json.loads(cli("status", "--json", settings=sql_settings).stdout)["unavailable"] == {}
+
+
 def test_seed_with_the_source_unreachable_is_one_error_and_exit_3(
     cli: Any, sql_settings: Settings, movielens_dir: Path
 ) -> None:

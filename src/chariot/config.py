@@ -6,58 +6,165 @@ every URL we show goes through ``display_url`` which redacts them.
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote_plus, urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from chariot.errors import ConfigError
+from chariot.redaction import register_secret, register_url_secrets
 
 ENV_PREFIX = "CHARIOT_"
 NESTED_DELIMITER = "__"
 
 
-class MySQLSettings(BaseModel):
+class _Section(BaseModel):
+    # inf and nan would pass ``ge=0`` checks and poison every computation downstream.
+    model_config = ConfigDict(allow_inf_nan=False)
+
+
+def _registered(password: SecretStr) -> SecretStr:
+    register_secret(password.get_secret_value())
+    return password
+
+
+# A password is masked in every message from the moment settings hold it (chariot.redaction).
+Password = Annotated[SecretStr, AfterValidator(_registered)]
+
+
+@dataclass(frozen=True)
+class SourceAddress:
+    """Where the source is: resolved once, from ``CHARIOT_MYSQL__URL`` or else the fields.
+
+    Every command connects through this (SQLAlchemy engines and pymysql connections alike),
+    so two commands can never read two different databases.
+    """
+
+    url: str = field(repr=False)  # with the password: only for connecting
+    display: str  # the same URL with the password masked
+    drivername: str
+    host: str | None
+    port: int | None
+    user: str | None
+    password: str | None = field(repr=False)
+    database: str | None
+    query: dict[str, str]
+
+    @property
+    def is_mysql(self) -> bool:
+        return self.drivername.split("+", 1)[0] in ("mysql", "mariadb")
+
+
+class MySQLSettings(_Section):
     """The source database (MySQL 8 or MariaDB), or any SQLAlchemy URL via ``url``."""
 
     host: str = "127.0.0.1"
     port: int = Field(3306, ge=1, le=65535)
     user: str = "chariot"
-    password: SecretStr = SecretStr("chariot-mysql")
+    password: Password = Field(SecretStr("chariot-mysql"), validate_default=True)
     database: str = "movielens"
     url: str | None = Field(
         None, description="Any SQLAlchemy URL; overrides host/port/user/password/database."
     )
 
-    def sqlalchemy_url(self) -> str:
+    @field_validator("url", mode="before")
+    @classmethod
+    def _remember_url_password(cls, value: Any) -> Any:
+        # Before parsing: a URL that does not parse must not leak its password either.
+        if isinstance(value, str):
+            register_url_secrets(value)
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _parsable_url(cls, value: str | None) -> str | None:
+        if value:
+            address = _address_from_url(value)  # raises ValueError, never quoting the value
+            if address.is_mysql and not address.database:
+                raise ValueError("a MySQL/MariaDB URL must end with /DATABASE")
+        return value or None
+
+    def address(self) -> SourceAddress:
+        """The one resolution of URL-or-fields; cheap, so computed on demand (copies of these
+        settings with another ``url`` or ``database`` must never see a stale answer)."""
         if self.url:
-            return self.url
-        return (
-            f"mysql+pymysql://{quote_plus(self.user)}:"
-            f"{quote_plus(self.password.get_secret_value())}@{self.host}:{self.port}/"
-            f"{self.database}?charset=utf8mb4&local_infile=1"
+            try:
+                return _address_from_url(self.url)
+            except ValueError as error:  # settings built in code skip the validator
+                raise ConfigError(f"invalid setting CHARIOT_MYSQL__URL: {error}") from None
+        password = self.password.get_secret_value()
+        return SourceAddress(
+            url=(
+                f"mysql+pymysql://{quote_plus(self.user)}:{quote_plus(password)}@"
+                f"{self.host}:{self.port}/{self.database}?charset=utf8mb4&local_infile=1"
+            ),
+            display=f"mysql://{self.user}:***@{self.host}:{self.port}/{self.database}",
+            drivername="mysql+pymysql",
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=password,
+            database=self.database,
+            query={},
         )
 
+    def sqlalchemy_url(self) -> str:
+        return self.address().url
+
     def display_url(self) -> str:
-        if self.url:
-            return redact_url(self.url)
-        return f"mysql://{self.user}:***@{self.host}:{self.port}/{self.database}"
+        return self.address().display
 
     @property
     def is_mysql(self) -> bool:
-        return self.url is None or self.url.startswith(("mysql", "mariadb"))
+        return self.address().is_mysql
 
 
-class PostgresSettings(BaseModel):
+def _address_from_url(url: str) -> SourceAddress:
+    from sqlalchemy.engine import make_url  # only when a URL is configured
+
+    try:
+        parsed = make_url(url)
+        port = parsed.port  # may raise on a port that is not a number
+    except Exception:  # ArgumentError, ValueError: their messages quote the URL, password too
+        raise ValueError(
+            "not a valid SQLAlchemy URL like mysql+pymysql://user:password@host:3306/database"
+            " (percent-encode @, : and / in the password)"
+        ) from None
+    register_secret(parsed.password)
+    return SourceAddress(
+        url=url,
+        display=parsed.render_as_string(hide_password=True),
+        drivername=parsed.drivername,
+        host=parsed.host,
+        port=port,
+        user=parsed.username,
+        password=parsed.password,
+        database=parsed.database,
+        query={key: str(value) for key, value in parsed.query.items()},
+    )
+
+
+class PostgresSettings(_Section):
     """The analytics PostgreSQL sink."""
 
     host: str = "127.0.0.1"
     port: int = Field(5432, ge=1, le=65535)
     user: str = "chariot"
-    password: SecretStr = SecretStr("chariot-postgres")
+    password: Password = Field(SecretStr("chariot-postgres"), validate_default=True)
     database: str = "chariot"
     schema_name: str = Field("chariot", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -76,17 +183,18 @@ class PostgresSettings(BaseModel):
         return f"postgresql://{self.user}:***@{self.host}:{self.port}/{self.database}"
 
 
-class Neo4jSettings(BaseModel):
+class Neo4jSettings(_Section):
     """The graph sink."""
 
     uri: str = "bolt://127.0.0.1:7687"
     user: str = "neo4j"
-    password: SecretStr = SecretStr("chariot-neo4j")
+    password: Password = Field(SecretStr("chariot-neo4j"), validate_default=True)
     database: str = "neo4j"
 
     @field_validator("uri")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
+        register_url_secrets(value)
         schemes = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
         if urlsplit(value).scheme not in schemes:
             raise ValueError(f"must start with one of {', '.join(s + '://' for s in schemes)}")
@@ -96,7 +204,7 @@ class Neo4jSettings(BaseModel):
         return f"{redact_url(self.uri)} (user {self.user})"
 
 
-class RunSettings(BaseModel):
+class RunSettings(_Section):
     """How a run behaves: batch sizes, sinks, retries, aggregation workers."""
 
     batch_size: int = Field(10_000, gt=0, le=1_000_000)
@@ -157,12 +265,94 @@ def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     except SettingsError as error:
         # Raised before validation, e.g. CHARIOT_MYSQL='not json' for a whole nested section.
         raise ConfigError(_describe_settings_error(error)) from None
+    except UnicodeDecodeError as error:
+        byte = error.object[error.start : error.start + 1].hex()
+        raise ConfigError(
+            f"{env_file or Path('.env')}: not UTF-8 text (byte 0x{byte} at offset "
+            f"{error.start}); save it as UTF-8"
+        ) from None
+
+
+# CHARIOT_* names the project documents that are not settings: read by the CLI
+# (--env-file), the project file, the test suite, the service scripts and the example plugin.
+DOCUMENTED_NAMES = frozenset(
+    ENV_PREFIX + name
+    for name in (
+        "ENV_FILE",
+        "PROJECT",
+        "MOVIELENS_DIR",
+        "REQUIRE_SERVICES",
+        "CRASH_SEED",
+        "SERVICES_DIR",
+        "SERVICES_PYTHON",
+        "JAVA",
+        "CSV_SINK_DIR",
+    )
+)
+
+
+@dataclass(frozen=True)
+class UnknownSetting:
+    """A ``CHARIOT_*`` name that no setting reads (pydantic-settings ignores it silently)."""
+
+    name: str  # upper case: settings are matched case-insensitively
+    origin: str  # "environment" or the .env file
+    suggestion: str | None  # the setting it most likely meant
+
+    def message(self) -> str:
+        meant = f"; did you mean {self.suggestion}?" if self.suggestion else ""
+        return f"{self.name} ({self.origin}) is not a setting and is ignored{meant}"
+
+
+def setting_names() -> frozenset[str]:
+    """Every variable a setting reads: each section (as JSON) and each of its fields."""
+    names: set[str] = set()
+    for section, info in Settings.model_fields.items():
+        prefix = ENV_PREFIX + section.upper()
+        names.add(prefix)
+        model = info.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        names.update(f"{prefix}{NESTED_DELIMITER}{name.upper()}" for name in model.model_fields)
+    return frozenset(names)
+
+
+def unknown_settings(env_file: Path | None = None) -> list[UnknownSetting]:
+    """Names in the environment or the .env file that look meant for a setting but match
+    none: close to a real one, or inside a section (``CHARIOT_RUN__*``). The caller warns."""
+    known = setting_names()
+    sections = tuple(f"{ENV_PREFIX}{s.upper()}{NESTED_DELIMITER}" for s in Settings.model_fields)
+    found: dict[str, UnknownSetting] = {}
+    for origin, names in _configured_names(env_file):
+        for name in (n.upper() for n in names):
+            if not name.startswith(ENV_PREFIX) or name in known | DOCUMENTED_NAMES:
+                continue
+            suggestion = _likely_name(name, known)
+            if name not in found and (suggestion or name.startswith(sections)):
+                found[name] = UnknownSetting(name, origin, suggestion)
+    return list(found.values())
+
+
+def _configured_names(env_file: Path | None) -> list[tuple[str, list[str]]]:
+    from dotenv import dotenv_values
+
+    sources = [("environment", sorted(os.environ))]
+    path = env_file or Path(".env")
+    if path.is_file():
+        sources.append((str(path), list(dotenv_values(path, encoding="utf-8"))))
+    return sources
+
+
+def _likely_name(name: str, known: frozenset[str]) -> str | None:
+    # Compared without the common prefix, which would make every name look alike.
+    tails = {setting.removeprefix(ENV_PREFIX): setting for setting in known}
+    close = difflib.get_close_matches(name.removeprefix(ENV_PREFIX), list(tails), n=1, cutoff=0.75)
+    return tails[close[0]] if close else None
 
 
 def _describe_validation_error(error: ValidationError) -> str:
     first = error.errors()[0]
     key = ENV_PREFIX + NESTED_DELIMITER.join(str(part) for part in first["loc"]).upper()
-    message = first["msg"]
+    message = str(first["msg"]).removeprefix("Value error, ")
     more = len(error.errors()) - 1
     suffix = f" (and {more} more invalid setting{'s' if more > 1 else ''})" if more else ""
     return f"invalid setting {key}: {message}{suffix}"

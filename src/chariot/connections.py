@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from chariot.config import MySQLSettings, Neo4jSettings, PostgresSettings
-from chariot.errors import ConnectionFailed
+from chariot.errors import ConfigError, ConnectionFailed
 
 if TYPE_CHECKING:
     import psycopg
@@ -22,27 +22,47 @@ if TYPE_CHECKING:
 
 
 def mysql_connect(settings: MySQLSettings, **kwargs: Any) -> pymysql.connections.Connection:
-    """A pymysql connection to the MySQL source (utf8mb4, LOCAL INFILE allowed)."""
+    """A pymysql connection to the MySQL source (utf8mb4, LOCAL INFILE allowed), at the
+    address that ``CHARIOT_MYSQL__URL`` or else the fields name (as every command sees it)."""
     import pymysql
 
+    address = settings.address()
+    if not address.is_mysql:
+        raise ConfigError(
+            f"this command needs a MySQL or MariaDB source, not {address.display}",
+            hint="unset CHARIOT_MYSQL__URL or point it at MySQL/MariaDB",
+        )
     options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "user": settings.user,
-        "password": settings.password.get_secret_value(),
-        "database": settings.database,
+        "host": address.host or "localhost",
+        "port": address.port or 3306,
+        "user": address.user or "",
+        "password": address.password or "",
+        "database": address.database,
         "charset": "utf8mb4",
         "local_infile": True,
         "connect_timeout": 10,
         "autocommit": False,
+        **_url_options(settings),
     }
     try:
         return pymysql.connect(**{**options, **kwargs})  # callers may override any default
     except pymysql.err.MySQLError as error:
         raise ConnectionFailed(
-            f"MySQL source at {settings.display_url()}: {_driver_message(error)}",
-            hint=_hint_for(str(error), "CHARIOT_MYSQL"),
+            f"MySQL source at {address.display}: {_driver_message(error)}",
+            hint=_hint_for(str(error), _mysql_prefix(settings)),
         ) from error
+
+
+def _url_options(settings: MySQLSettings) -> dict[str, Any]:
+    """A pymysql URL's own options (ssl_*, unix_socket, charset ...) exactly as SQLAlchemy
+    passes them to the driver, so the engine and direct connections connect alike."""
+    if not settings.url or settings.address().drivername.split("+")[-1] != "pymysql":
+        return {}
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.url)
+    _, options = url.get_dialect()().create_connect_args(url)
+    return dict(options)
 
 
 def source_engine(settings: MySQLSettings) -> sqlalchemy.engine.Engine:
@@ -61,8 +81,8 @@ def source_engine(settings: MySQLSettings) -> sqlalchemy.engine.Engine:
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
         cause = getattr(error, "orig", None) or error
         raise ConnectionFailed(
-            f"source at {settings.display_url()}: {_driver_message(cause)}",
-            hint=_hint_for(str(cause), "CHARIOT_MYSQL"),
+            f"{source_label(settings)} at {settings.display_url()}: {_driver_message(cause)}",
+            hint=_hint_for(str(cause), _mysql_prefix(settings)),
         ) from error
 
 
@@ -84,6 +104,19 @@ def first_value(row: Any) -> Any:
     if row is None:
         raise RuntimeError("query returned no row")  # a bug, not a user error
     return row[0]
+
+
+def ensure_postgres_schema(connection: psycopg.Connection[Any], schema: str) -> None:
+    """Create ``schema`` unless the catalog already has it.
+
+    ``CREATE SCHEMA IF NOT EXISTS`` alone is not enough: it needs CREATE on the database even
+    when the schema exists, which a role that owns only its schema does not have.
+    """
+    from psycopg import sql
+
+    found = connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,))
+    if found.fetchone() is None:
+        connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
 @contextmanager
@@ -151,11 +184,23 @@ def _driver_message(error: BaseException) -> str:
     return text.removeprefix("connection failed: ")
 
 
+def source_label(settings: MySQLSettings) -> str:
+    """How messages name the source: "MySQL source" unless the URL names another database."""
+    return "MySQL source" if settings.is_mysql else "source"
+
+
+def _mysql_prefix(settings: MySQLSettings) -> str:
+    return "CHARIOT_MYSQL__URL" if settings.url else "CHARIOT_MYSQL"
+
+
 def _hint_for(message: str, prefix: str) -> str | None:
+    """``prefix`` is a section (``CHARIOT_NEO4J``) or a URL setting naming everything."""
     lowered = message.lower()
     if any(
         word in lowered for word in ("password", "access denied", "unauthorized", "authentication")
     ):
+        if prefix.endswith("__URL"):
+            return f"check the user and password in {prefix}"
         return f"check {prefix}__USER and {prefix}__PASSWORD"
     if any(
         word in lowered
@@ -163,5 +208,9 @@ def _hint_for(message: str, prefix: str) -> str | None:
     ):
         return "is the server running? `make services` starts local ones"
     if "unknown database" in lowered or "does not exist" in lowered:
-        return f"check {prefix}__DATABASE"
+        return (
+            f"check the database in {prefix}"
+            if prefix.endswith("__URL")
+            else f"check {prefix}__DATABASE"
+        )
     return None

@@ -14,6 +14,8 @@ import time
 import uuid
 from typing import Any
 
+from chariot.redaction import redact
+
 # Attributes every LogRecord has; anything else came from ``extra=`` and is context.
 _STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -28,14 +30,16 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "run_id": RUN_ID,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
-                payload[key] = value
+                payload[key] = _redacted(value)
         if record.exc_info:
-            payload["exception"] = self.formatException(record.exc_info)
-        return json.dumps(payload, default=str)
+            payload["exception"] = redact(self.formatException(record.exc_info))
+        # Values are redacted before encoding: a secret with quotes or non-ASCII characters
+        # would no longer match once escaped by json.dumps.
+        return json.dumps(payload, default=lambda value: redact(str(value)))
 
 
 class TextFormatter(logging.Formatter):
@@ -46,7 +50,18 @@ class TextFormatter(logging.Formatter):
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_")
         )
         line = f"{record.levelname.lower():7s} {record.getMessage()}"
-        return f"{line}  [{context}]" if context else line
+        return redact(f"{line}  [{context}]" if context else line)
+
+
+def _redacted(value: Any) -> Any:
+    """A log context value with every secret masked, its JSON shape kept."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(item) for item in value]
+    return value
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

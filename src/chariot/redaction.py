@@ -7,6 +7,7 @@ every record, so a library message that quotes a URL (parsable or not) cannot le
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 MASK = "***"
 
@@ -20,6 +21,25 @@ def register_secret(value: str | None) -> None:
     """Remember a secret (a password from the settings) so that ``redact`` masks it anywhere."""
     if value and len(value) >= 3:  # masking "a" everywhere would garble every message
         _known_secrets.add(value)
+
+
+def register_url_secrets(url: str | None) -> None:
+    """Register the password of a URL or DSN, parsable or not (``u:p@@host::1`` included).
+
+    Without a parser to trust, every plausible reading of the part before an ``@`` counts.
+    """
+    if not url:
+        return
+    rest = url.split("://", 1)[-1]
+    if "@" not in rest:
+        return
+    for userinfo in {rest.split("@", 1)[0], rest.rsplit("@", 1)[0]}:
+        if ":" not in userinfo:
+            continue
+        password = userinfo.split(":", 1)[1]
+        for candidate in {password, password.rstrip("@/"), password.split("@", 1)[0]}:
+            register_secret(candidate)
+            register_secret(unquote(candidate))
 
 
 def redact(text: str) -> str:

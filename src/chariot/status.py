@@ -10,8 +10,15 @@ from pydantic import BaseModel, Field
 from chariot.aggregate.report import AggregationRunStatus, aggregation_runs
 from chariot.audit.report import LastAudit
 from chariot.config import Settings
-from chariot.connections import first_value, mysql_connect, neo4j_session, postgres_connection
-from chariot.errors import ChariotError
+from chariot.connections import (
+    first_value,
+    neo4j_session,
+    postgres_connection,
+    source_engine,
+    source_label,
+)
+from chariot.errors import ChariotError, SourceReadError
+from chariot.redaction import redact
 from chariot.streams import MOVIELENS_STREAMS
 
 
@@ -64,17 +71,24 @@ class StatusReport(BaseModel):
         default_factory=list, description="the latest `chariot aggregate` runs, newest first"
     )
     last_audit: LastAudit | None = Field(
-        None, description="the latest `chariot audit`; null: none yet"
+        None, description="the latest `chariot audit`; null: none yet, or unavailable"
+    )
+    unavailable: dict[str, str] = Field(
+        default_factory=dict,
+        description="parts that could not be read (last_audit, aggregation_runs), and why",
     )
 
     @property
     def all_reachable(self) -> bool:
         return all(endpoint.reachable for endpoint in self.endpoints)
 
+    def is_down(self, name: str) -> bool:
+        return any(e.name == name and not e.reachable for e in self.endpoints)
+
 
 def collect_status(settings: Settings) -> StatusReport:
     endpoints = [
-        _probe("mysql", "source", settings.mysql.display_url(), lambda: _mysql_facts(settings)),
+        _probe("mysql", "source", settings.mysql.display_url(), lambda: _source_facts(settings)),
         _probe(
             "postgres", "sink", settings.postgres.display_url(), lambda: _postgres_facts(settings)
         ),
@@ -82,8 +96,14 @@ def collect_status(settings: Settings) -> StatusReport:
     ]
     report = StatusReport(endpoints=endpoints)
     _add_sync_state(report, settings)
-    report.aggregation_runs = aggregation_runs(settings)
-    report.last_audit = _last_audit(settings)
+    try:
+        report.aggregation_runs = aggregation_runs(settings)
+    except ChariotError as error:
+        report.unavailable["aggregation_runs"] = redact(str(error))
+    try:
+        report.last_audit = _last_audit(settings)
+    except ChariotError as error:
+        report.unavailable["last_audit"] = redact(str(error))
     return report
 
 
@@ -108,33 +128,47 @@ def _probe(name: str, role: str, address: str, facts: Any) -> EndpointStatus:
         version, counts = facts()
     except ChariotError as error:
         return EndpointStatus(
-            name=name, role=role, address=address, reachable=False, error=str(error)
+            name=name, role=role, address=address, reachable=False, error=redact(str(error))
         )
     return EndpointStatus(
         name=name, role=role, address=address, reachable=True, version=version, row_counts=counts
     )
 
 
-def _mysql_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
-    connection = mysql_connect(settings.mysql)
+def _source_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
+    """Version and row counts through the same engine ``sync`` reads with (URL or fields)."""
+    from sqlalchemy import func, inspect, select, table
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = source_engine(settings.mysql)
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT VERSION()")
-            version = str(cursor.fetchone()[0])
-            cursor.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()"
-            )
-            existing = {str(row[0]) for row in cursor.fetchall()}
+        with engine.connect() as connection:
+            version = _source_version(connection)
+            existing = set(inspect(connection).get_table_names())
             counts: dict[str, int | None] = {}
             for stream in MOVIELENS_STREAMS:
                 if stream.source_table in existing:
-                    cursor.execute(f"SELECT COUNT(*) FROM `{stream.source_table}`")
-                    counts[stream.name] = int(cursor.fetchone()[0])
+                    query = select(func.count()).select_from(table(stream.source_table))
+                    counts[stream.name] = int(connection.execute(query).scalar_one())
                 else:
                     counts[stream.name] = None
-        return f"MySQL-compatible {version}", counts
+        return version, counts
+    except SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error
+        raise SourceReadError(
+            f"{source_label(settings.mysql)} at {settings.mysql.display_url()}: "
+            f"{str(cause).strip().splitlines()[0]}"
+        ) from error
     finally:
-        connection.close()
+        engine.dispose()
+
+
+def _source_version(connection: Any) -> str:
+    dialect = connection.dialect
+    if dialect.name in ("mysql", "mariadb"):
+        return f"MySQL-compatible {connection.exec_driver_sql('SELECT VERSION()').scalar()}"
+    version = ".".join(str(part) for part in dialect.server_version_info or ())
+    return f"{dialect.name} {version}".strip()
 
 
 def _postgres_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:

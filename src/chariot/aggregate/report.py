@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from chariot.aggregate import schema
 from chariot.config import Settings
 from chariot.connections import postgres_connection
-from chariot.errors import ChariotError
+from chariot.errors import AggregationError
 
 
 class AggregationRunStatus(BaseModel):
@@ -29,11 +29,14 @@ class AggregationRunStatus(BaseModel):
 
 
 def aggregation_runs(settings: Settings, *, limit: int = 5) -> list[AggregationRunStatus]:
-    """The newest ``limit`` runs; [] when the job tables do not exist or PostgreSQL is down."""
+    """The newest ``limit`` runs; [] when the job tables do not exist. Raises ``ChariotError``
+    when PostgreSQL cannot be read (status tells "unknown" from "none")."""
     tables = (
         schema.qualified(settings.postgres.schema_name, schema.RUNS),
         schema.qualified(settings.postgres.schema_name, schema.PARTITIONS),
     )
+    import psycopg
+
     try:
         with postgres_connection(settings.postgres) as connection:
             if schema.RUNS not in schema.existing_tables(connection, settings.postgres.schema_name):
@@ -41,8 +44,8 @@ def aggregation_runs(settings: Settings, *, limit: int = 5) -> list[AggregationR
             rows = connection.execute(
                 _QUERY.format(runs=tables[0], partitions=tables[1]), (limit,)
             ).fetchall()
-    except ChariotError:
-        return []  # status reports the unreachable server in its endpoint list
+    except psycopg.Error as error:
+        raise AggregationError(f"reading {tables[0]} failed: {str(error).strip()}") from error
     return [_run_status(row) for row in rows]
 
 

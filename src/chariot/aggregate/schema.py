@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chariot.connections import ensure_postgres_schema
+
 RUNS = "_chariot_agg_runs"
 PARTITIONS = "_chariot_agg_partitions"
 MOVIE_STAGING = "_chariot_agg_movie_staging"
@@ -147,7 +149,7 @@ def ensure_tables(connection: Any, schema: str) -> None:
     table can otherwise fail with a unique violation in the catalog.
     """
     connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"chariot-agg-ddl:{schema}",))
-    connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    ensure_postgres_schema(connection, schema)
     connection.execute(
         _DDL.format(
             s=f'"{schema}"',

@@ -7,8 +7,8 @@ from typing import Any
 
 from chariot.audit.report import AuditReport, LastAudit
 from chariot.config import Settings
-from chariot.connections import first_value, postgres_connection
-from chariot.errors import ChariotError
+from chariot.connections import ensure_postgres_schema, first_value, postgres_connection
+from chariot.errors import AuditError
 
 AUDITS = "_chariot_audits"
 
@@ -45,30 +45,44 @@ def store_audit(settings: Settings, report: AuditReport) -> int:
         }
         for r in final
     }
-    with postgres_connection(settings.postgres, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{settings.postgres.schema_name}"')
-        connection.execute(_DDL.format(table=table))
-        row = connection.execute(
-            f"""INSERT INTO {table} (started_at, seconds, mode, clean, differences, repaired,
+    import psycopg
+
+    try:
+        with postgres_connection(settings.postgres, autocommit=True) as connection:
+            ensure_postgres_schema(connection, settings.postgres.schema_name)
+            connection.execute(_DDL.format(table=table))
+            row = connection.execute(
+                f"""INSERT INTO {table} (started_at, seconds, mode, clean, differences, repaired,
                 summaries, per_table) VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb)
             RETURNING audit_id""",
-            (
-                report.started_at,
-                report.seconds,
-                report.mode,
-                report.clean,
-                report.differences,
-                report.repair is not None,
-                report.summaries.status,
-                json.dumps(per_table),
-            ),
-        ).fetchone()
+                (
+                    report.started_at,
+                    report.seconds,
+                    report.mode,
+                    report.clean,
+                    report.differences,
+                    report.repair is not None,
+                    report.summaries.status,
+                    json.dumps(per_table),
+                ),
+            ).fetchone()
+    except psycopg.Error as error:  # e.g. a role that may not create tables in the schema
+        raise AuditError(f"storing it in {table} failed: {_first_line(error)}") from error
     return int(first_value(row))
 
 
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def last_audit(settings: Settings) -> LastAudit | None:
-    """The latest stored audit; None when no audit has run against this schema, or when
-    PostgreSQL cannot be reached (``status`` reports that on its own)."""
+    """The latest stored audit; None when no audit has run against this schema.
+
+    Raises ``ChariotError`` when it cannot be read: "none yet" must not stand for "unknown".
+    """
+    import psycopg
+
     table = _table(settings)
     try:
         with postgres_connection(settings.postgres, autocommit=True) as connection:
@@ -79,8 +93,8 @@ def last_audit(settings: Settings) -> LastAudit | None:
                 f"""SELECT audit_id, started_at, seconds, mode, clean, differences, repaired,
                     summaries, per_table FROM {table} ORDER BY audit_id DESC LIMIT 1"""
             ).fetchone()
-    except ChariotError:
-        return None
+    except psycopg.Error as error:
+        raise AuditError(f"reading {table} failed: {_first_line(error)}") from error
     if row is None:
         return None
     names = (

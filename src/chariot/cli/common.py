@@ -14,7 +14,7 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 
-from chariot.config import Settings, load_settings
+from chariot.config import Settings, load_settings, unknown_settings
 from chariot.errors import ChariotError, ConfigError
 from chariot.exit_codes import ExitCode
 from chariot.redaction import redact
@@ -59,6 +59,11 @@ def settings_from(ctx: typer.Context, **run_overrides: Any) -> Settings:
     """Load settings once per invocation; command options override the ``run`` section."""
     options = global_options(ctx)
     settings = load_settings(options.env_file)
+    if options.verbosity >= 0:  # -q: errors only
+        for unknown in unknown_settings(options.env_file):
+            err_console.print(
+                f"[yellow]Warning:[/] {_escape(unknown.message())}", highlight=False, soft_wrap=True
+            )
     overrides = {key: value for key, value in run_overrides.items() if value is not None}
     if overrides:
         # Validate the merged values so an option like --batch-size 0 fails exactly like the
@@ -138,8 +143,34 @@ def finish(
 
 
 def _traceback(debug: bool) -> None:
-    if debug:
-        err_console.print_exception()
+    """With ``--debug``: the current exception's traceback, its messages redacted.
+
+    Redacted before rendering: once highlighted, a password may be split by colour codes.
+    """
+    if not debug:
+        return
+    from rich.traceback import Traceback
+
+    exc_type, exc_value, traceback = sys.exc_info()
+    if exc_type is None or exc_value is None:
+        return
+    trace = Traceback.extract(exc_type, exc_value, traceback)
+    _redact_trace(trace)
+    err_console.print(Traceback(trace))
+
+
+def _redact_trace(trace: Any) -> None:
+    """Mask secrets in every message of a rich ``Trace`` (causes and exception groups too)."""
+    for stack in trace.stacks:
+        stack.exc_value = redact(stack.exc_value)
+        # notes and exception groups exist in newer rich releases only
+        if hasattr(stack, "notes"):
+            stack.notes = [redact(note) for note in stack.notes]
+        if stack.syntax_error is not None:
+            stack.syntax_error.msg = redact(stack.syntax_error.msg)
+            stack.syntax_error.line = redact(stack.syntax_error.line)
+        for group in getattr(stack, "exceptions", ()):
+            _redact_trace(group)
 
 
 def print_json(result: BaseModel | dict[str, Any] | list[Any]) -> None:

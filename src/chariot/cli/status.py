@@ -69,7 +69,10 @@ def render_sync_state(report: StatusReport) -> None:
             )
         console.print(table)
     for sink, error in report.sink_errors.items():
-        console.print(f"[red]{sink}[/]: checkpoints unavailable: {escape(error)}", soft_wrap=True)
+        if not report.is_down(sink):  # a down server's error is already in the list above
+            console.print(
+                f"[red]{sink}[/]: checkpoints unavailable: {escape(error)}", soft_wrap=True
+            )
     for rejects in report.rejects:
         if not rejects.counts:
             continue
@@ -83,6 +86,8 @@ def render_sync_state(report: StatusReport) -> None:
 
 def render_aggregation_runs(report: StatusReport) -> None:
     """The latest `chariot aggregate` runs with their partitions by state."""
+    if "aggregation_runs" in report.unavailable:
+        console.print(f"Aggregation runs: {_unknown(report, 'aggregation_runs')}", soft_wrap=True)
     if not report.aggregation_runs:
         return
     table = Table(title="Aggregation runs", title_justify="left")
@@ -117,6 +122,9 @@ def render_aggregation_runs(report: StatusReport) -> None:
 def render_last_audit(report: StatusReport) -> None:
     """One line for the latest `chariot audit`, and the tables where it found differences."""
     audit = report.last_audit
+    if "last_audit" in report.unavailable:
+        console.print(f"Last audit: {_unknown(report, 'last_audit')}", soft_wrap=True)
+        return
     if audit is None:
         console.print("Last audit: none yet (`chariot audit`)")
         return
@@ -136,6 +144,13 @@ def render_last_audit(report: StatusReport) -> None:
                 f"differing {counts['differing']:,}",
                 highlight=False,
             )
+
+
+def _unknown(report: StatusReport, part: str) -> str:
+    """ "unknown" and why, without repeating a down server's error."""
+    if report.is_down("postgres"):
+        return "unknown (postgres is down)"
+    return f"unknown ({escape(report.unavailable[part])})"
 
 
 def register(app: typer.Typer) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from chariot.batch import Batch, Key, Reject, WriteResult
 from chariot.config import Settings
+from chariot.connections import ensure_postgres_schema
 from chariot.errors import Busy
 from chariot.lease import DEAD_HOLDER_GRACE_SECONDS, holder_of, is_dead_local_process, keep_trying
 from chariot.sinks.base import RepairableSink
@@ -80,6 +81,7 @@ class PostgresSink(RepairableSink):
             connection.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"chariot:{self.schema}",)
             )
+            ensure_postgres_schema(connection, self.schema)
             for statement in table.create_statements():
                 connection.execute(statement)
             if full_refresh:

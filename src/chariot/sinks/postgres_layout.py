@@ -96,11 +96,11 @@ class PgTable:
     # -- DDL -----------------------------------------------------------------------------
 
     def create_statements(self) -> list[sql.Composed]:
+        """The control tables and this table (the schema first: ``ensure_postgres_schema``)."""
         from psycopg import sql
 
         schema = sql.Identifier(self.schema)
-        statements: list[sql.Composed] = [sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema)]
-        statements += [
+        statements: list[sql.Composed] = [
             sql.SQL(text.replace("{schema}", "{}")).format(schema) for text in CONTROL_TABLES
         ]
         statements += [

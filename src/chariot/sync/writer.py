@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from chariot.batch import Batch
 from chariot.errors import ChariotError
+from chariot.redaction import redact
 from chariot.sinks.base import Sink
 from chariot.streams import Stream
 from chariot.sync.results import Progress, SinkTableResult
@@ -153,10 +154,10 @@ def error_kind(error: BaseException) -> str:
 
 
 def describe_error(error: BaseException) -> str:
-    """One line naming the cause; never a connection string (drivers do not print those)."""
+    """One line naming the cause, secrets masked (results and status show it as it is)."""
     if isinstance(error, ChariotError):
-        return str(error)
+        return redact(str(error))
     message = getattr(error, "message", None) or str(error)
     first = message.strip().splitlines()[0] if message.strip() else ""
     name = type(error).__name__
-    return f"{name}: {first}" if first else name
+    return redact(f"{name}: {first}" if first else name)
