@@ -10,7 +10,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
-PIP_EXTRAS ?= test,dask,lint
+PIP_EXTRAS ?= test,dask,lint,docs,dist
 PYTEST_ARGS ?=
 # MovieLens ml-latest-small for the tests and the demo: CHARIOT_MOVIELENS_DIR when set, else
 # ../shared/data/ml-latest-small when it exists, else empty: then `chariot seed movielens`'s
@@ -80,6 +80,9 @@ lint: venv
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy src
+
+dist-check: venv
+	scripts/dist_check.sh $(VENV)/bin/python
 
 movielens: venv
 	@$(VENV)/bin/python scripts/fetch_movielens.py
