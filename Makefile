@@ -81,6 +81,11 @@ lint: venv
 	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy src
 
+# The exit-code page is generated from chariot.exit_codes (tests/test_docs.py checks it is current).
+docs: venv
+	$(VENV)/bin/python scripts/exit_codes_page.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
+
 dist-check: venv
 	scripts/dist_check.sh $(VENV)/bin/python
 
@@ -88,7 +93,7 @@ movielens: venv
 	@$(VENV)/bin/python scripts/fetch_movielens.py
 
 clean:
-	rm -rf build dist .pytest_cache .ruff_cache .mypy_cache .hypothesis .cache src/*.egg-info
+	rm -rf build dist site .pytest_cache .ruff_cache .mypy_cache .hypothesis .cache src/*.egg-info
 	find . -path ./.venv -prune -o -path ./.services -prune -o -type d -name __pycache__ -print0 | xargs -0 rm -rf
 
 distclean: clean
