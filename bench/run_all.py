@@ -7,13 +7,18 @@ only sequences them so they never compete for the two cores. Pass --quick for sm
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MOVIELENS = HERE.parent.parent / "shared" / "data" / "ml-latest-small"
+# The same data the tests use: CHARIOT_MOVIELENS_DIR, else a shared copy beside the clone.
+MOVIELENS = Path(
+    os.environ.get("CHARIOT_MOVIELENS_DIR")
+    or HERE.parent.parent / "shared" / "data" / "ml-latest-small"
+)
 
 FULL = [
     ["seed_bench.py", "--ratings", "1000000", "--movielens", str(MOVIELENS)],

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -71,7 +72,10 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ratings", type=int, default=1_000_000, help="synthetic ratings")
     parser.add_argument(
-        "--movielens", type=Path, default=ROOT.parent / "shared/data/ml-latest-small"
+        "--movielens",
+        type=Path,
+        default=os.environ.get("CHARIOT_MOVIELENS_DIR")
+        or ROOT.parent / "shared/data/ml-latest-small",
     )
     parser.add_argument("--skip-movielens", action="store_true")
     parser.add_argument(

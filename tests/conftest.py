@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,19 +13,14 @@ import pytest
 from typer.testing import CliRunner
 
 from chariot.config import MySQLSettings, Neo4jSettings, PostgresSettings, RunSettings, Settings
+from tests.movielens_data import FIXTURE, find_movielens
 from tests.servers import (
+    REQUIRE,
     Servers,
     docker_available,
     from_environment,
     from_testcontainers,
     unavailable,
-)
-
-MOVIELENS_DIR = Path(
-    os.environ.get(
-        "CHARIOT_MOVIELENS_DIR",
-        Path(__file__).resolve().parents[1].parent / "shared/data/ml-latest-small",
-    )
 )
 
 NEO4J_LOCK_PATH = Path(tempfile.gettempdir()) / "chariot-neo4j-tests.lock"
@@ -161,13 +155,26 @@ def cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Any]:
     return invoke
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under CHARIOT_REQUIRE_SERVICES (make test, CI), missing MovieLens data stops the run
+    before any test starts: one line, instead of a failure per test after the servers' work."""
+    if not REQUIRE or not any(FIXTURE in getattr(item, "fixturenames", ()) for item in items):
+        return
+    data = find_movielens()
+    if data.directory is None:
+        raise pytest.UsageError(data.message)
+
+
 @pytest.fixture(scope="session")
 def movielens_dir() -> Path:
-    if not (MOVIELENS_DIR / "ratings.csv").is_file():
-        pytest.fail(
-            f"MovieLens ml-latest-small not found at {MOVIELENS_DIR} (set CHARIOT_MOVIELENS_DIR)"
-        )
-    return MOVIELENS_DIR
+    """ml-latest-small (see tests/movielens_data.py); without it the test skips, or fails
+    under CHARIOT_REQUIRE_SERVICES."""
+    data = find_movielens()
+    if data.directory is None:
+        if REQUIRE:
+            pytest.fail(data.message, pytrace=False)
+        pytest.skip(data.message)
+    return data.directory
 
 
 @pytest.fixture

@@ -380,10 +380,11 @@ def test_create_source_tables_is_idempotent(mysql_settings: MySQLSettings) -> No
     assert query(mysql_settings, "SELECT COUNT(*) FROM tags") == [(0,)]
 
 
-def test_a_non_mysql_source_is_a_config_error(movielens_dir: Path) -> None:
+def test_a_non_mysql_source_is_a_config_error(tmp_path: Path) -> None:
+    """Refused before any file is read: needs no MovieLens data."""
     settings = MySQLSettings(url="sqlite:///nowhere.db")
     with pytest.raises(ConfigError, match="needs a MySQL/MariaDB source"):
-        seed_movielens(settings, movielens_dir)
+        seed_movielens(settings, tmp_path)
 
 
 # -- download -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@ aggregation runs and the last audit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -171,12 +172,17 @@ def _source_version(connection: Any) -> str:
     return f"{dialect.name} {version}".strip()
 
 
+def _mysql_version(cursor: Any) -> str:
+    cursor.execute("SELECT VERSION()")
+    return f"MySQL-compatible {cursor.fetchone()[0]}"
+
+
 def _postgres_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
     from psycopg import sql
 
     schema = settings.postgres.schema_name
     with postgres_connection(settings.postgres) as connection:
-        version = str(first_value(connection.execute("SHOW server_version").fetchone()))
+        version = _postgres_version(connection)
         existing = {
             str(row[0])
             for row in connection.execute(
@@ -193,7 +199,11 @@ def _postgres_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
                 counts[stream.name] = int(first_value(connection.execute(query).fetchone()))
             else:
                 counts[stream.name] = None
-    return f"PostgreSQL {version}", counts
+    return version, counts
+
+
+def _postgres_version(connection: Any) -> str:
+    return f"PostgreSQL {first_value(connection.execute('SHOW server_version').fetchone())}"
 
 
 NEO4J_COUNT_QUERIES = {
@@ -206,13 +216,81 @@ NEO4J_COUNT_QUERIES = {
 
 def _neo4j_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
     with neo4j_session(settings.neo4j) as session:
-        record = session.run(
-            "CALL dbms.components() YIELD name, versions, edition "
-            "RETURN name + ' ' + versions[0] + ' ' + edition AS version"
-        ).single()
-        version = str(record["version"]) if record else "unknown"
+        version = _neo4j_version(session)
         counts: dict[str, int | None] = {
             table: int(session.run(query).single()[0])
             for table, query in NEO4J_COUNT_QUERIES.items()
         }
     return version, counts
+
+
+def _neo4j_version(session: Any) -> str:
+    record = session.run(
+        "CALL dbms.components() YIELD name, versions, edition "
+        "RETURN name + ' ' + versions[0] + ' ' + edition AS version"
+    ).single()
+    return str(record["version"]) if record else "unknown"
+
+
+DRIVERS = ("pymysql", "psycopg", "neo4j", "sqlalchemy")
+
+
+def driver_versions() -> dict[str, str | None]:
+    """The installed database drivers' versions (None: not installed), without importing them."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions: dict[str, str | None] = {}
+    for name in DRIVERS:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def server_versions(settings: Settings, *, timeout: float = 3.0) -> dict[str, str]:
+    """The version of each server that answers within ``timeout`` seconds in all.
+
+    The same queries as ``collect_status``, all three at once. A server that is down, refuses
+    the credentials or is slow is left out: this is for ``chariot -v --version``, which must
+    stay quick and never fail because a server is away.
+    """
+    import contextlib
+    import threading
+    import time
+
+    found: dict[str, str] = {}
+
+    def probe(name: str, query: Callable[[], str]) -> None:
+        with contextlib.suppress(Exception):  # any failure: that server is left out
+            found[name] = query()
+
+    probes = _version_probes(settings, connect_timeout=max(1, int(timeout)))
+    # Daemon threads: a server that hangs past the deadline is abandoned, not waited for.
+    threads = [threading.Thread(target=probe, args=item, daemon=True) for item in probes.items()]
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return {name: found[name] for name in probes if name in found}
+
+
+def _version_probes(settings: Settings, *, connect_timeout: int) -> dict[str, Callable[[], str]]:
+    def mysql() -> str:
+        connection = mysql_connect(settings.mysql, connect_timeout=connect_timeout)
+        try:
+            with connection.cursor() as cursor:
+                return _mysql_version(cursor)
+        finally:
+            connection.close()
+
+    def postgres() -> str:
+        with postgres_connection(settings.postgres) as connection:
+            return _postgres_version(connection)
+
+    def neo4j() -> str:
+        with neo4j_session(settings.neo4j) as session:
+            return _neo4j_version(session)
+
+    return {"mysql": mysql, "postgres": postgres, "neo4j": neo4j}

@@ -48,10 +48,36 @@ app = typer.Typer(
 )
 
 
-def _show_version(value: bool) -> None:
-    if value:
-        typer.echo(f"chariot {__version__}")
-        raise typer.Exit()
+def _show_version(ctx: typer.Context, value: bool) -> None:
+    """``--version``; with ``-v`` before it, also the drivers' and reachable servers' versions.
+
+    Eager, like ``-v`` and ``--env-file``: those given before ``--version`` are already parsed.
+    """
+    if not value:
+        return
+    typer.echo(f"chariot {__version__}")
+    if ctx.params.get("verbose"):
+        for line in _versions_of_what_chariot_talks_to(ctx.params.get("env_file")):
+            typer.echo(line)
+    raise typer.Exit()
+
+
+def _versions_of_what_chariot_talks_to(env_file: Path | None) -> list[str]:
+    import platform
+
+    from chariot.config import load_settings
+    from chariot.errors import ChariotError
+    from chariot.status import driver_versions, server_versions
+
+    lines = [f"python {platform.python_version()}"]
+    for name, version in driver_versions().items():
+        lines.append(f"driver {name} {version or 'not installed'}")
+    try:
+        servers = server_versions(load_settings(env_file), timeout=3.0)
+    except ChariotError:  # unusable settings: no servers to ask, and no error for --version
+        servers = {}
+    lines += [f"server {name} {version}" for name, version in servers.items()]
+    return lines
 
 
 @app.callback(invoke_without_command=True)
@@ -63,13 +89,21 @@ def main_options(
             "--env-file",
             help="Read settings from this file instead of ./.env.",
             envvar="CHARIOT_ENV_FILE",
+            is_eager=True,  # seen by `--version` when given before it
         ),
     ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the full traceback on errors.")
     ] = False,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output (repeatable).")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            is_eager=True,  # `chariot -v --version` names drivers and servers too
+            help="More log output (repeatable).",
+        ),
     ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
     log_format: Annotated[
@@ -81,7 +115,10 @@ def main_options(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", help="Show the version and exit.", callback=_show_version, is_eager=True
+            "--version",
+            help="Show the version and exit (after -v: also the drivers' and servers').",
+            callback=_show_version,
+            is_eager=True,
         ),
     ] = False,
 ) -> None:
