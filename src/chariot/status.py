@@ -13,6 +13,7 @@ from chariot.audit.report import LastAudit
 from chariot.config import Settings
 from chariot.connections import (
     first_value,
+    mysql_connect,
     neo4j_session,
     postgres_connection,
     source_engine,
