@@ -23,6 +23,7 @@ from chariot.aggregate.statistics import MOVIE_COLUMNS, NEO4J_PROPERTIES, NEO4J_
 from chariot.config import Settings
 from chariot.connections import neo4j_driver, postgres_connection
 from chariot.errors import AggregationError, ChariotError
+from chariot.progress import ProgressCallback, notify
 
 BATCH_MOVIES = 5_000
 MOVIE_CONSTRAINT = (  # the same statement (and name) as the Neo4j sink's
@@ -38,7 +39,9 @@ class GraphWrite:
     seconds: float
 
 
-def write_graph(settings: Settings, run_id: int) -> GraphWrite:
+def write_graph(
+    settings: Settings, run_id: int, progress: ProgressCallback | None = None
+) -> GraphWrite:
     """Write the promoted ``movie_stats`` onto Movie nodes; raises a ``ChariotError``."""
     started = time.perf_counter()
     columns = _read_movie_stats(settings)
@@ -47,11 +50,14 @@ def write_graph(settings: Settings, run_id: int) -> GraphWrite:
         with driver.session(database=settings.neo4j.database) as session:
             session.run(MOVIE_CONSTRAINT).consume()
             total = len(columns["movieId"])
+            task = "movie summaries -> neo4j"
+            notify(progress, task, 0, total, unit="movies")
             for start in range(0, total, BATCH_MOVIES):
                 batch = {
                     name: values[start : start + BATCH_MOVIES] for name, values in columns.items()
                 }
                 session.execute_write(_write_batch, batch, run_id)
+                notify(progress, task, min(start + BATCH_MOVIES, total), total, unit="movies")
             cleared = 0
             while count := session.execute_write(_clear_stale, run_id):
                 cleared += count

@@ -31,10 +31,9 @@ from chariot.aggregate.worker import WorkerReport
 from chariot.config import Settings
 from chariot.connections import postgres_connection
 from chariot.errors import AggregationError, ChariotError
+from chariot.progress import ProgressCallback, notify
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]  # (partitions done, partitions total)
 
 
 class AggregationResult(BaseModel):
@@ -76,7 +75,7 @@ def run_aggregation(
     scheduler: str | None = None,
     restart: bool = False,
     graph: bool = True,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> AggregationResult:
     """Compute, promote and (with ``graph``) write the summaries; see the module docstring.
 
@@ -112,7 +111,7 @@ def _run(
     *,
     restart: bool,
     graph: bool,
-    progress: Progress | None,
+    progress: ProgressCallback | None,
 ) -> AggregationResult:
     started = time.perf_counter()
     workers = workers or settings.run.workers
@@ -144,7 +143,7 @@ def _run(
             _drive(jobs, run_settings, result, chosen, workers, scheduler, progress)
             _promote(connection, settings, result, graph=graph)
     if graph and (result.promoted_now or result.action == "graph-only"):
-        _write_graph(settings, result)
+        _write_graph(settings, result, progress)
     result.seconds = round(time.perf_counter() - started, 3)
     log.info(
         "aggregation finished",
@@ -225,7 +224,7 @@ def _drive(
     executor: str,
     workers: int,
     scheduler: str | None,
-    progress: Progress | None,
+    progress: ProgressCallback | None,
 ) -> None:
     """Run rounds of workers until no partition is pending or running.
 
@@ -247,8 +246,7 @@ def _drive(
                 f"run {run_id} was abandoned by `chariot aggregate --restart` in another command",
                 hint="that command computes the new run; nothing to do here",
             )
-        if progress is not None:
-            progress(counts["done"], counts["total"])
+        notify(progress, "partitions", counts["done"], counts["total"], unit="partitions")
         return counts
 
     while True:
@@ -355,9 +353,11 @@ def _count_summaries(connection: Any, settings: Settings, result: AggregationRes
     connection.commit()
 
 
-def _write_graph(settings: Settings, result: AggregationResult) -> None:
+def _write_graph(
+    settings: Settings, result: AggregationResult, progress: ProgressCallback | None
+) -> None:
     try:
-        written = write_graph(settings, result.run_id)
+        written = write_graph(settings, result.run_id, progress)
     except ChariotError as error:
         result.graph_status, result.graph_error = "failed", str(error)
     else:

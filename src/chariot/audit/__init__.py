@@ -9,6 +9,7 @@ tables.py     one stream at a time, sides in parallel, the report rows
 summaries.py  aggregation summaries against an independent recomputation
 repair.py     --repair: upsert what is missing or changed, delete what is extra
 history.py    each audit's summary in _chariot_audits, for `chariot status`
+progress.py   segments checksummed so far, for a progress display
 report.py     the result models
 """
 
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 from chariot.audit.report import AuditReport, LastAudit, RepairReport, SummariesAudit
 from chariot.config import Settings
 from chariot.errors import ChariotError, ConfigError
+from chariot.progress import ProgressCallback, prefixed
 from chariot.streams import MOVIELENS_STREAMS
 
 if TYPE_CHECKING:
@@ -42,8 +44,15 @@ class AuditOptions:
     seed: int | None = None  # for a reproducible --sample
 
 
-def run_audit(settings: Settings, options: AuditOptions | None = None) -> AuditReport:
+def run_audit(
+    settings: Settings,
+    options: AuditOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> AuditReport:
     """Compare every selected table in every selected sink with the source.
+
+    ``progress`` hears, per table and sink, the segments compared out of all.
 
     Raises ``ConfigError`` for bad options and ``AuditError``/``ConnectionFailed`` when the
     audit itself cannot run; differences are data in the returned report, never errors.
@@ -55,12 +64,13 @@ def run_audit(settings: Settings, options: AuditOptions | None = None) -> AuditR
     options = options or AuditOptions()
     scope = _scope(settings, options)
     started_at, started = datetime.now(UTC), time.perf_counter()
-    audits = audit_tables(settings, scope)
+    audits = audit_tables(settings, scope, progress)
     summaries = _summaries(settings, scope, options)
     repaired: RepairReport | None = None
     if options.repair:
         actions = repair(settings, audits)
-        after = audit_tables(settings, scope) if actions else audits
+        again = prefixed(progress, "after repair: ")
+        after = audit_tables(settings, scope, again) if actions else audits
         repaired = RepairReport(actions=actions, after=[a.result for a in after])
     report = AuditReport(
         started_at=started_at,

@@ -12,6 +12,7 @@ from rich.table import Table
 from chariot.audit import AuditOptions, run_audit
 from chariot.audit.report import AuditReport, RowDifference, SummariesAudit, TableAudit
 from chariot.cli.common import JsonOption, console, finish, reported_errors, settings_from
+from chariot.cli.progress import progress_display
 from chariot.exit_codes import ExitCode
 
 
@@ -90,7 +91,9 @@ def audit(
         seed=seed,
     )
     with reported_errors(ctx, as_json=as_json):
-        report = run_audit(settings_from(ctx), options)
+        settings = settings_from(ctx)
+        with progress_display(ctx, as_json=as_json) as progress:
+            report = run_audit(settings, options, progress=progress)
     finish(
         report,
         exit_code=ExitCode.OK if report.clean else ExitCode.DIFFERENCES,
