@@ -108,17 +108,15 @@ def test_a_line_shows_done_total_rate_and_eta_then_the_time_taken() -> None:
     clock.now = 2.0
     display.update(Progress("ratings -> postgres", 50_000, 100_000))
     line = rendered(display, "ratings -> postgres")
-    assert "50,000/100,000 rows" in line
-    assert "25,000 rows/s" in line
-    assert "ETA 0:00:02" in line
+    assert "50,000/100,000 25,000 rows/s" in line
+    assert "ETA 0:02" in line
 
     clock.now = 4.0
     display.update(Progress("ratings -> postgres", 100_000, 100_000, state="done"))
     clock.now = 60.0  # the display stays open; the finished task's figures must not drift
     line = rendered(display, "ratings -> postgres")
-    assert "100,000/100,000 rows" in line
-    assert "25,000 rows/s" in line
-    assert "0:00:04" in line and "ETA" not in line
+    assert "100,000/100,000 25,000 rows/s" in line
+    assert "0:04" in line and "ETA" not in line
 
 
 def test_rate_counts_only_work_seen_by_the_display() -> None:
@@ -128,9 +126,8 @@ def test_rate_counts_only_work_seen_by_the_display() -> None:
     clock.now = 5.0
     display.update(Progress("partitions", 35, 40, unit="partitions"))
     line = rendered(display, "partitions")
-    assert "35/40 partitions" in line
-    assert "1.0 partitions/s" in line
-    assert "ETA 0:00:05" in line
+    assert "35/40 1.0 partitions/s" in line
+    assert "ETA 0:05" in line
 
 
 def test_a_task_that_starts_again_counts_from_the_restart() -> None:
@@ -144,7 +141,7 @@ def test_a_task_that_starts_again_counts_from_the_restart() -> None:
     clock.now = 12.0
     display.update(Progress("ratings vs postgres", 4, 8, unit="segments"))
     line = rendered(display, "ratings vs postgres")
-    assert "4/8 segments" in line and "2.0 segments/s" in line and "ETA 0:00:02" in line
+    assert "4/8 2.0 segments/s" in line and "ETA 0:02" in line
 
 
 def test_unknown_total_failed_task_and_bytes() -> None:
@@ -160,15 +157,45 @@ def test_unknown_total_failed_task_and_bytes() -> None:
     graph = rendered(display, "graph")
     assert "10 movies" in graph and "ETA" not in graph
     csv = rendered(display, "movielens CSV files")
-    assert "1.0 MB/3.0 MB" in csv and "500.0 kB/s" in csv and "ETA 0:00:04" in csv
+    assert "1.0 MB/3.0 MB" in csv and "500.0 kB/s" in csv and "ETA 0:04" in csv
     failed = rendered(display, "tags -> neo4j")
-    assert "40/100 rows" in failed and "failed" in failed
+    assert "40/100 failed" in failed
+
+
+def test_steps_of_uneven_length_get_no_rate_or_eta() -> None:
+    clock = Clock()
+    display = Display(terminal(), get_time=clock)
+    display.update(Progress("pipeline", 0, 3, unit="stages"))
+    clock.now = 10.0
+    display.update(Progress("pipeline", 1, 3, unit="stages"))
+    line = rendered(display, "pipeline")
+    assert "1/3 stages" in line and "/s" not in line and "ETA" not in line
+    clock.now = 30.0
+    display.update(Progress("pipeline", 3, 3, unit="stages", state="done"))
+    assert rendered(display, "pipeline").endswith("3/3 stages 0:30")
+
+
+def test_an_80_column_terminal_keeps_one_line_per_task_and_whole_figures() -> None:
+    clock = Clock()
+    display = Display(terminal(), get_time=clock)
+    names = ("sync: ratings -> postgres", "aggregate: summaries -> neo4j", "aggregate: partitions")
+    for name in names:
+        display.update(Progress(name, 0, 100_836, unit="partitions"))
+    clock.now = 1.0
+    for name in names:
+        display.update(Progress(name, 50_000, 100_836, unit="partitions"))
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    console.print(display.bars.make_tasks_table(display.bars.tasks))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert [line.split("  ")[0].split(" ━")[0] for line in text.splitlines()] == list(names)
+    assert text.count("50,000/100,836 50,000 partitions/s ETA 0:01") == len(names)
+    assert "━" in text  # a bar is left
 
 
 def test_task_names_are_text_not_markup() -> None:
     display = Display(terminal())
     display.update(Progress("[bold]odd[/bold] -> sink", 1, 2))
-    assert "1/2 rows" in rendered(display, "[bold]odd[/bold] -> sink")
+    assert "1/2" in rendered(display, "[bold]odd[/bold] -> sink")
 
 
 def test_notify_never_lets_a_broken_display_fail_the_work() -> None:
@@ -322,7 +349,8 @@ def test_run_pipeline_forwards_every_stage(settings: Settings) -> None:
     expected = {
         "pipeline",
         "aggregate: partitions",
-        "aggregate: movie summaries -> neo4j",
+        "aggregate: summaries -> neo4j",
+        "audit: summaries",
         *(f"sync: {t} -> {s}" for t in ("movies", "links", "ratings", "tags") for s in SINKS),
         *(f"audit: {t} vs {s}" for t in ("movies", "links", "ratings", "tags") for s in SINKS),
     }
@@ -352,7 +380,7 @@ def test_run_draws_every_stage(cli: Any, settings: Settings, drawn: Console) -> 
         "3/3 stages",
         "sync: ratings -> neo4j",
         "aggregate: partitions",
-        "aggregate: movie summaries -> neo4j",
+        "aggregate: summaries -> neo4j",
         "audit: ratings vs neo4j",
         "audit: tags vs postgres",
     ):

@@ -50,7 +50,7 @@ def write_graph(
         with driver.session(database=settings.neo4j.database) as session:
             session.run(MOVIE_CONSTRAINT).consume()
             total = len(columns["movieId"])
-            task = "movie summaries -> neo4j"
+            task = "summaries -> neo4j"
             notify(progress, task, 0, total, unit="movies")
             for start in range(0, total, BATCH_MOVIES):
                 batch = {

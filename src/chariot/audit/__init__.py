@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from chariot.audit.report import AuditReport, LastAudit, RepairReport, SummariesAudit
 from chariot.config import Settings
 from chariot.errors import ChariotError, ConfigError
-from chariot.progress import ProgressCallback, prefixed
+from chariot.progress import ProgressCallback, notify, prefixed
 from chariot.streams import MOVIELENS_STREAMS
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def run_audit(
     scope = _scope(settings, options)
     started_at, started = datetime.now(UTC), time.perf_counter()
     audits = audit_tables(settings, scope, progress)
-    summaries = _summaries(settings, scope, options)
+    summaries = _summaries(settings, scope, options, progress)
     repaired: RepairReport | None = None
     if options.repair:
         actions = repair(settings, audits)
@@ -130,7 +130,9 @@ def _scope(settings: Settings, options: AuditOptions) -> Scope:
     )
 
 
-def _summaries(settings: Settings, scope: Scope, options: AuditOptions) -> SummariesAudit:
+def _summaries(
+    settings: Settings, scope: Scope, options: AuditOptions, progress: ProgressCallback | None
+) -> SummariesAudit:
     from chariot.audit.summaries import audit_summaries
 
     if not options.summaries:
@@ -143,4 +145,7 @@ def _summaries(settings: Settings, scope: Scope, options: AuditOptions) -> Summa
         return SummariesAudit(
             status="skipped", note="summaries live in PostgreSQL, which was not selected"
         )
-    return audit_summaries(settings, neo4j="neo4j" in scope.sinks)
+    notify(progress, "summaries", 0, 1, unit="checks")
+    checked = audit_summaries(settings, neo4j="neo4j" in scope.sinks)
+    notify(progress, "summaries", 1, 1, unit="checks", state="done")
+    return checked

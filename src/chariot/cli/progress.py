@@ -18,10 +18,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, ProgressColumn, Task, TaskID, TextColumn
 from rich.progress import Progress as Bars
+from rich.table import Column
 from rich.text import Text
 
 from chariot.cli.common import err_console, global_options
 from chariot.progress import Progress, ProgressCallback
+
+# Steps of very different lengths: a rate or an ETA from them would mislead.
+UNEVEN_UNITS = frozenset({"stages", "checks"})
 
 # Where the display draws; tests put a ``Console(force_terminal=True, file=...)`` here.
 console: Console = err_console
@@ -55,12 +59,14 @@ class Display:
     """Rich bars keyed by task name; ``update`` may be called from several threads."""
 
     def __init__(self, target: Console, get_time: Callable[[], float] | None = None) -> None:
+        # The bar takes the width left over (none on a narrow terminal); figures never wrap.
+        name = Column(no_wrap=True, overflow="ellipsis", max_width=40)
         self.bars = Bars(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=28),
-            CountColumn(),
-            RateColumn(),
-            TimeColumn(),
+            TextColumn("{task.description}", table_column=name),
+            BarColumn(bar_width=None, table_column=Column(max_width=40)),
+            CountColumn(table_column=Column(no_wrap=True)),
+            RateColumn(table_column=Column(no_wrap=True)),
+            TimeColumn(table_column=Column(no_wrap=True)),
             console=target,
             get_time=get_time,
         )
@@ -106,7 +112,7 @@ class Display:
 def rate(task: Task) -> float | None:
     """Units per second since the task appeared (a mean: steadier than rich's window)."""
     elapsed = task.elapsed
-    if not elapsed:
+    if not elapsed or task.fields["unit"] in UNEVEN_UNITS:
         return None
     return max(0.0, task.completed - task.fields["first_done"]) / elapsed
 
@@ -118,13 +124,15 @@ def amount(value: float, unit: str) -> str:
 
 
 class CountColumn(ProgressColumn):
+    """done/total; the unit is named in the rate, or here when there is no rate."""
+
     def render(self, task: Task) -> Text:
         unit = task.fields["unit"]
-        done = amount(task.completed, unit)
-        if task.total is None:
-            return Text(f"{done} {unit}" if unit != "bytes" else done)
-        total = amount(task.total, unit)
-        return Text(f"{done}/{total}" + (f" {unit}" if unit != "bytes" else ""))
+        figures = amount(task.completed, unit)
+        if task.total is not None:
+            figures += "/" + amount(task.total, unit)
+        named = unit in UNEVEN_UNITS or (task.total is None and unit != "bytes")
+        return Text(f"{figures} {unit}" if named else figures)
 
 
 class RateColumn(ProgressColumn):
@@ -156,4 +164,4 @@ class TimeColumn(ProgressColumn):
 def _clock(seconds: float) -> str:
     minutes, second = divmod(max(0, round(seconds)), 60)
     hours, minute = divmod(minutes, 60)
-    return f"{hours}:{minute:02d}:{second:02d}"
+    return f"{hours}:{minute:02d}:{second:02d}" if hours else f"{minute}:{second:02d}"
