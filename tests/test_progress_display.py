@@ -301,7 +301,7 @@ def test_audit_reports_segments_per_table_and_sink_with_totals(sql_settings: Set
         progress=events.append,
     )
     final = last_events(events)
-    assert set(final) == {"movies vs postgres", "ratings vs postgres"}
+    assert set(final) == {"movies vs postgres", "ratings vs postgres", "summaries"}
     for result in report.results:
         last = final[f"{result.table} vs postgres"]
         assert (last.done, last.total, last.unit, last.state) == (
