@@ -12,6 +12,7 @@ import pytest
 from chariot.aggregate.runner import run_aggregation
 from chariot.config import Settings
 from chariot.connections import postgres_connection
+from chariot.progress import Progress
 from tests.test_aggregate_support import load_movielens, summaries
 
 pytestmark = pytest.mark.integration
@@ -64,7 +65,7 @@ def test_rows_committed_during_the_run_are_not_seen_by_any_worker(
     expected = summaries(loaded.postgres)
     inserted: list[bool] = []
 
-    def insert_once(done: int, total: int) -> None:  # called before the first round starts
+    def insert_once(event: Progress) -> None:  # called before the first round starts
         if not inserted:
             _insert_new_ratings(loaded)
             inserted.append(True)
@@ -81,7 +82,7 @@ def test_rows_committed_during_the_run_are_not_seen_by_any_worker(
 
 
 def test_a_run_resumed_on_changed_inputs_is_recomputed(loaded: Settings) -> None:
-    def interrupt(done: int, total: int) -> Any:
+    def interrupt(event: Progress) -> Any:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

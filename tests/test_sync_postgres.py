@@ -225,7 +225,7 @@ def test_a_source_that_fails_mid_read_fails_the_run_and_checkpoints_stay_true(
     renamed: list[bool] = []
 
     def rename_once(event: Progress) -> None:
-        if event.table == "ratings" and event.rows_written >= 3000 and not renamed:
+        if event.task == "ratings -> postgres" and event.done >= 3000 and not renamed:
             renamed.append(True)
             mysql_execute(settings.mysql, "RENAME TABLE ratings TO ratings_elsewhere")
 
@@ -278,11 +278,11 @@ def test_progress_is_reported_per_table_and_sink(sql_settings: Settings) -> None
         update={"run": sql_settings.run.model_copy(update={"batch_size": 3})}
     )
     sync(settings, sinks=["postgres"], tables=["ratings"], progress=events.append)
-    assert [(e.state, e.rows_written, e.rows_expected) for e in events] == [
-        ("started", 0, 7),
+    assert [(e.state, e.done, e.total) for e in events] == [
+        ("running", 0, 7),
         ("running", 3, 7),
         ("running", 6, 7),
         ("running", 7, 7),
         ("done", 7, 7),
     ]
-    assert {(e.table, e.sink) for e in events} == {("ratings", "postgres")}
+    assert {(e.task, e.unit) for e in events} == {("ratings -> postgres", "rows")}

@@ -50,7 +50,8 @@ class PausedSync:
         return self.result
 
     def _progress(self, event: Progress) -> None:
-        if event.sink == self.sink and event.rows_written > 0 and not self.paused.is_set():
+        mine = event.task.endswith(f"-> {self.sink}")
+        if mine and event.done > 0 and not self.paused.is_set():
             self.paused.set()
             self.release.wait(300)
 

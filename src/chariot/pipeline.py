@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from chariot.config import Settings
 from chariot.errors import ChariotError
 from chariot.exit_codes import ExitCode
+from chariot.progress import ProgressCallback, State, notify, prefixed
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,6 @@ class PipelineResult(BaseModel):
         return self.failed_stage is None
 
 
-Progress = Callable[[str], None]  # told the name of each stage as it starts
-
-
 def run_pipeline(
     settings: Settings,
     *,
@@ -56,25 +54,31 @@ def run_pipeline(
     full_refresh: bool = False,
     workers: int | None = None,
     repair: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> PipelineResult:
-    """Run sync → aggregate → audit; a stage that fails stops the pipeline."""
+    """Run sync → aggregate → audit; a stage that fails stops the pipeline.
+
+    ``progress`` hears the stages done out of all (task "pipeline"), and each stage's own
+    progress with the stage's name before its task names ("sync: ratings -> postgres").
+    """
     sink_names = list(dict.fromkeys(sinks or settings.run.sinks))
+    sync_progress, aggregate_progress, audit_progress = (
+        prefixed(progress, f"{name}: ") for name in STAGES
+    )
     stages = {
-        "sync": lambda: _sync(settings, sink_names, full_refresh),
-        "aggregate": lambda: _aggregate(settings, sink_names, workers),
-        "audit": lambda: _audit(settings, sink_names, repair),
+        "sync": lambda: _sync(settings, sink_names, full_refresh, sync_progress),
+        "aggregate": lambda: _aggregate(settings, sink_names, workers, aggregate_progress),
+        "audit": lambda: _audit(settings, sink_names, repair, audit_progress),
     }
     started = time.perf_counter()
     results: list[StageResult] = []
-    for name in STAGES:
+    for done, name in enumerate(STAGES):
         if any(result.status == "failed" for result in results):
             results.append(
                 StageResult(stage=name, status="not run", detail="an earlier stage failed")
             )
             continue
-        if progress:
-            progress(name)
+        notify(progress, "pipeline", done, len(STAGES), unit="stages")
         results.append(_timed(name, stages[name]))
         log.info(
             "stage finished",
@@ -85,6 +89,9 @@ def run_pipeline(
                 "seconds": results[-1].seconds,
             },
         )
+    finished = sum(result.status in ("ok", "skipped") for result in results)
+    state: State = "done" if finished == len(STAGES) else "failed"
+    notify(progress, "pipeline", finished, len(STAGES), unit="stages", state=state)
     return PipelineResult(stages=results, seconds=round(time.perf_counter() - started, 3))
 
 
@@ -100,10 +107,12 @@ def _timed(name: StageName, stage: Callable[[], StageResult]) -> StageResult:
     return result
 
 
-def _sync(settings: Settings, sinks: list[str], full_refresh: bool) -> StageResult:
+def _sync(
+    settings: Settings, sinks: list[str], full_refresh: bool, progress: ProgressCallback | None
+) -> StageResult:
     from chariot.sync import sync
 
-    result = sync(settings, sinks=sinks, full_refresh=full_refresh)
+    result = sync(settings, sinks=sinks, full_refresh=full_refresh, progress=progress)
     rows = sum(table.rows_read for table in result.tables)
     payload = result.model_dump(mode="json")
     if not result.ok:
@@ -119,7 +128,9 @@ def _sync(settings: Settings, sinks: list[str], full_refresh: bool) -> StageResu
     return StageResult(stage="sync", status="ok", rows=rows, result=payload)
 
 
-def _aggregate(settings: Settings, sinks: list[str], workers: int | None) -> StageResult:
+def _aggregate(
+    settings: Settings, sinks: list[str], workers: int | None, progress: ProgressCallback | None
+) -> StageResult:
     if "postgres" not in sinks:
         return StageResult(
             stage="aggregate",
@@ -128,7 +139,7 @@ def _aggregate(settings: Settings, sinks: list[str], workers: int | None) -> Sta
         )
     from chariot.aggregate.runner import run_aggregation
 
-    result = run_aggregation(settings, workers=workers, graph="neo4j" in sinks)
+    result = run_aggregation(settings, workers=workers, graph="neo4j" in sinks, progress=progress)
     payload = result.model_dump(mode="json")
     if result.graph_status == "failed":
         return StageResult(
@@ -143,7 +154,9 @@ def _aggregate(settings: Settings, sinks: list[str], workers: int | None) -> Sta
     return StageResult(stage="aggregate", status="ok", rows=result.ratings, result=payload)
 
 
-def _audit(settings: Settings, sinks: list[str], repair: bool) -> StageResult:
+def _audit(
+    settings: Settings, sinks: list[str], repair: bool, progress: ProgressCallback | None
+) -> StageResult:
     from chariot.audit import AuditOptions, run_audit
     from chariot.audit.tables import AUDITABLE_SINKS
 
@@ -152,7 +165,8 @@ def _audit(settings: Settings, sinks: list[str], repair: bool) -> StageResult:
         return StageResult(
             stage="audit", status="skipped", detail="no selected sink can be audited"
         )
-    report = run_audit(settings, AuditOptions(sinks=tuple(audited), repair=repair))
+    options = AuditOptions(sinks=tuple(audited), repair=repair)
+    report = run_audit(settings, options, progress=progress)
     rows = sum(result.rows_compared for result in report.results)
     payload = report.model_dump(mode="json")
     if not report.clean:

@@ -24,6 +24,7 @@ from chariot.config import Settings
 from chariot.connections import neo4j_driver, postgres_connection
 from chariot.errors import AggregationError, ChariotError
 from chariot.lease import LeaseOwner
+from chariot.progress import ProgressCallback, notify
 from chariot.sinks.neo4j.lease import CONSTRAINT as LEASE_CONSTRAINT
 from chariot.sinks.neo4j.lease import GraphLease
 
@@ -42,7 +43,9 @@ class GraphWrite:
     seconds: float
 
 
-def write_graph(settings: Settings, run_id: int) -> GraphWrite:
+def write_graph(
+    settings: Settings, run_id: int, progress: ProgressCallback | None = None
+) -> GraphWrite:
     """Write the promoted ``movie_stats`` onto Movie nodes; raises a ``ChariotError``."""
     started = time.perf_counter()
     columns = _read_movie_stats(settings)
@@ -59,11 +62,14 @@ def write_graph(settings: Settings, run_id: int) -> GraphWrite:
             session.run(LEASE_CONSTRAINT).consume()
             lease.acquire(LEASED, wait_seconds=settings.run.lease_wait_seconds)
             total = len(columns["movieId"])
+            task = "summaries -> neo4j"
+            notify(progress, task, 0, total, unit="movies")
             for start in range(0, total, BATCH_MOVIES):
                 batch = {
                     name: values[start : start + BATCH_MOVIES] for name, values in columns.items()
                 }
                 session.execute_write(_write_batch, batch, run_id, lease)
+                notify(progress, task, min(start + BATCH_MOVIES, total), total, unit="movies")
             cleared = 0
             while count := session.execute_write(_clear_stale, run_id, lease):
                 cleared += count

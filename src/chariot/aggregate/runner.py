@@ -35,11 +35,10 @@ from chariot.config import Settings
 from chariot.connections import postgres_connection
 from chariot.errors import AggregationError, Busy, ChariotError
 from chariot.lease import keep_trying, worker_id
+from chariot.progress import ProgressCallback, notify
 from chariot.sinks.postgres_lease import loads_in_progress
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]  # (partitions done, partitions total)
 
 
 class AggregationResult(BaseModel):
@@ -88,7 +87,7 @@ def run_aggregation(
     scheduler: str | None = None,
     restart: bool = False,
     graph: bool = True,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> AggregationResult:
     """Compute, promote and (with ``graph``) write the summaries; see the module docstring.
 
@@ -124,7 +123,7 @@ def _run(
     *,
     restart: bool,
     graph: bool,
-    progress: Progress | None,
+    progress: ProgressCallback | None,
 ) -> AggregationResult:
     started = time.perf_counter()
     workers = workers or settings.run.workers
@@ -150,7 +149,7 @@ def _run(
                 rounds = _Rounds(chosen, workers, scheduler, snapshot.id)
                 result = _compute(jobs, settings, snapshot, rounds, restart, graph, progress)
     if graph and (result.promoted_now or result.action == "graph-only"):
-        _write_graph(settings, result)
+        _write_graph(settings, result, progress)
     result.seconds = round(time.perf_counter() - started, 3)
     log.info(
         "aggregation finished",
@@ -183,7 +182,7 @@ def _compute(
     rounds: _Rounds,
     restart: bool,
     graph: bool,
-    progress: Progress | None,
+    progress: ProgressCallback | None,
 ) -> AggregationResult:
     """Open (or resume) a run, drive its partitions to done, promote it."""
     opened = _open_run(jobs, settings, restart=restart, input_state=snapshot.state)
@@ -312,7 +311,7 @@ def _drive(
     settings: Settings,
     result: AggregationResult,
     rounds_of: _Rounds,
-    progress: Progress | None,
+    progress: ProgressCallback | None,
 ) -> None:
     """Run rounds of workers until no partition is pending or running.
 
@@ -334,8 +333,7 @@ def _drive(
                 f"run {run_id} was abandoned by `chariot aggregate --restart` in another command",
                 hint="that command computes the new run; nothing to do here",
             )
-        if progress is not None:
-            progress(counts["done"], counts["total"])
+        notify(progress, "partitions", counts["done"], counts["total"], unit="partitions")
         return counts
 
     while True:
@@ -443,9 +441,11 @@ def _count_summaries(connection: Any, settings: Settings, result: AggregationRes
     connection.commit()
 
 
-def _write_graph(settings: Settings, result: AggregationResult) -> None:
+def _write_graph(
+    settings: Settings, result: AggregationResult, progress: ProgressCallback | None
+) -> None:
     try:
-        written = write_graph(settings, result.run_id)
+        written = write_graph(settings, result.run_id, progress)
     except ChariotError as error:
         # "busy": another command holds the graph's writer lease; a re-run writes it then.
         result.graph_status = "busy" if isinstance(error, Busy) else "failed"

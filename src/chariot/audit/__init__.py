@@ -9,6 +9,7 @@ tables.py     one stream at a time, sides in parallel, the report rows
 summaries.py  aggregation summaries against an independent recomputation
 repair.py     --repair: upsert what is missing or changed, delete what is extra
 history.py    each audit's summary in _chariot_audits, for `chariot status`
+progress.py   segments checksummed so far, for a progress display
 report.py     the result models
 """
 
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING
 from chariot.audit.report import AuditReport, LastAudit, RepairReport, SummariesAudit
 from chariot.config import Settings
 from chariot.errors import ChariotError, ConfigError
+from chariot.progress import ProgressCallback, notify, prefixed
 from chariot.streams import MOVIELENS_STREAMS
 
 if TYPE_CHECKING:
@@ -42,8 +44,15 @@ class AuditOptions:
     seed: int | None = None  # for a reproducible --sample
 
 
-def run_audit(settings: Settings, options: AuditOptions | None = None) -> AuditReport:
+def run_audit(
+    settings: Settings,
+    options: AuditOptions | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+) -> AuditReport:
     """Compare every selected table in every selected sink with the source.
+
+    ``progress`` hears, per table and sink, the segments compared out of all.
 
     Raises ``ConfigError`` for bad options and ``AuditError``/``ConnectionFailed`` when the
     audit itself cannot run; differences are data in the returned report, never errors.
@@ -55,12 +64,13 @@ def run_audit(settings: Settings, options: AuditOptions | None = None) -> AuditR
     options = options or AuditOptions()
     scope = _scope(settings, options)
     started_at, started = datetime.now(UTC), time.perf_counter()
-    audits = audit_tables(settings, scope)
-    summaries = _summaries(settings, scope, options)
+    audits = audit_tables(settings, scope, progress)
+    summaries = _summaries(settings, scope, options, progress)
     repaired: RepairReport | None = None
     if options.repair:
         actions = repair(settings, audits)
-        after = audit_tables(settings, scope) if actions else audits
+        again = prefixed(progress, "after repair: ")
+        after = audit_tables(settings, scope, again) if actions else audits
         repaired = RepairReport(actions=actions, after=[a.result for a in after])
     report = AuditReport(
         started_at=started_at,
@@ -120,7 +130,9 @@ def _scope(settings: Settings, options: AuditOptions) -> Scope:
     )
 
 
-def _summaries(settings: Settings, scope: Scope, options: AuditOptions) -> SummariesAudit:
+def _summaries(
+    settings: Settings, scope: Scope, options: AuditOptions, progress: ProgressCallback | None
+) -> SummariesAudit:
     from chariot.audit.summaries import audit_summaries
 
     if not options.summaries:
@@ -133,4 +145,7 @@ def _summaries(settings: Settings, scope: Scope, options: AuditOptions) -> Summa
         return SummariesAudit(
             status="skipped", note="summaries live in PostgreSQL, which was not selected"
         )
-    return audit_summaries(settings, neo4j="neo4j" in scope.sinks)
+    notify(progress, "summaries", 0, 1, unit="checks")
+    checked = audit_summaries(settings, neo4j="neo4j" in scope.sinks)
+    notify(progress, "summaries", 1, 1, unit="checks", state="done")
+    return checked

@@ -21,6 +21,7 @@ from chariot.audit.canonical import Canonical, canonical_for
 from chariot.audit.compare import Comparison, Findings
 from chariot.audit.neo4j import GraphSide
 from chariot.audit.postgres import PostgresSide
+from chariot.audit.progress import SegmentProgress, source_side
 from chariot.audit.report import RowDifference, TableAudit
 from chariot.audit.segments import (
     Segment,
@@ -33,6 +34,7 @@ from chariot.audit.sides import Checksum, Side
 from chariot.audit.source import SourceSide
 from chariot.batch import Key
 from chariot.config import Settings
+from chariot.progress import ProgressCallback
 from chariot.streams import Stream
 
 log = logging.getLogger(__name__)
@@ -92,33 +94,50 @@ class SideFactory:
             self._driver = None
 
 
-def audit_tables(settings: Settings, scope: Scope) -> list[StreamAudit]:
+def audit_tables(
+    settings: Settings, scope: Scope, progress: ProgressCallback | None = None
+) -> list[StreamAudit]:
     factory = SideFactory(settings)
     try:
         audits: list[StreamAudit] = []
         for stream in scope.streams:
-            audits.extend(audit_stream(settings, factory, stream, scope))
+            audits.extend(audit_stream(settings, factory, stream, scope, progress))
         return audits
     finally:
         factory.close()
 
 
 def audit_stream(
-    settings: Settings, factory: SideFactory, stream: Stream, scope: Scope
+    settings: Settings,
+    factory: SideFactory,
+    stream: Stream,
+    scope: Scope,
+    progress: ProgressCallback | None = None,
 ) -> list[StreamAudit]:
     started = time.perf_counter()
     segments = _segments(factory, stream, scope)
     chosen = [segments[i] for i in choose_segments(segments, scope.sample, seed=scope.seed)]
     canonicals = {sink: canonical_for(stream.name, sink) for sink in scope.sinks}
+    tracker = SegmentProgress(progress, stream.name, canonicals, len(chosen))
     # Every checksum task is submitted before the comparisons that wait for them, and the
     # pool has a thread per task, so a waiting comparison never starves a checksum.
     with ThreadPoolExecutor(max_workers=2 + 2 * len(scope.sinks)) as pool:
         source_sums = {
-            id(c): pool.submit(_checksums, partial(factory.source, c), chosen)
+            id(c): pool.submit(
+                _checksums,
+                partial(factory.source, c),
+                chosen,
+                partial(tracker.checksummed_one, source_side(c)),
+            )
             for c in {id(c): c for c in canonicals.values()}.values()
         }
         sink_sums = {
-            sink: pool.submit(_checksums, partial(factory.sink, sink, canonicals[sink]), chosen)
+            sink: pool.submit(
+                _checksums,
+                partial(factory.sink, sink, canonicals[sink]),
+                chosen,
+                partial(tracker.checksummed_one, sink),
+            )
             for sink in scope.sinks
         }
         audits = {
@@ -135,7 +154,10 @@ def audit_stream(
             )
             for sink in scope.sinks
         }
-        results = [audits[sink].result() for sink in scope.sinks]
+        results = []
+        for sink in scope.sinks:
+            results.append(audits[sink].result())
+            tracker.compared(sink)
     seconds = time.perf_counter() - started
     for audit in results:
         audit.segments = segments
@@ -155,10 +177,16 @@ def _segments(factory: SideFactory, stream: Stream, scope: Scope) -> list[Segmen
         source.close()
 
 
-def _checksums(open_side: Callable[[], Side], segments: list[Segment]) -> list[Checksum]:
+def _checksums(
+    open_side: Callable[[], Side], segments: list[Segment], checksummed: Callable[[], None]
+) -> list[Checksum]:
     side = open_side()
     try:
-        return [side.checksum(segment) for segment in segments]
+        sums = []
+        for segment in segments:
+            sums.append(side.checksum(segment))
+            checksummed()
+        return sums
     finally:
         side.close()
 

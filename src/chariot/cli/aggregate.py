@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from chariot.cli.common import (
@@ -19,10 +16,10 @@ from chariot.cli.common import (
     console,
     err_console,
     finish,
-    global_options,
     reported_errors,
     settings_from,
 )
+from chariot.cli.progress import progress_display
 from chariot.exit_codes import ExitCode
 
 if TYPE_CHECKING:  # the runner imports numpy and the drivers: keep `--help` instant
@@ -87,10 +84,9 @@ def aggregate(
     the new summaries replace the old in one transaction. Exits 6 when partitions failed
     beyond CHARIOT_RUN__PARTITION_ATTEMPTS or the Neo4j write failed (re-run to finish it).
     """
-    show_progress = not as_json and global_options(ctx).verbosity >= 0
     with reported_errors(ctx, as_json=as_json):
         settings = settings_from(ctx, partition_rows=partition_rows, lease_wait_seconds=wait)
-        with partition_progress(show_progress) as progress:
+        with progress_display(ctx, as_json=as_json) as progress:
             from chariot.aggregate.runner import run_aggregation
 
             result = run_aggregation(
@@ -114,22 +110,6 @@ def _exit_code(result: AggregationResult) -> ExitCode:
     if result.graph_status == "busy":
         return ExitCode.BUSY
     return ExitCode.AGGREGATION if result.graph_error else ExitCode.OK
-
-
-@contextmanager
-def partition_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar over partitions on stderr (stdout stays clean for pipes)."""
-    if not enabled:
-        yield None
-        return
-    columns = (TextColumn("partitions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task("aggregate", total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def render_result(result: AggregationResult) -> None:

@@ -19,6 +19,7 @@ from chariot.cli.common import (
     reported_errors,
     settings_from,
 )
+from chariot.cli.progress import progress_display
 from chariot.exit_codes import ExitCode
 
 
@@ -98,7 +99,9 @@ def audit(
         seed=seed,
     )
     with reported_errors(ctx, as_json=as_json):
-        report = run_audit(settings_from(ctx, lease_wait_seconds=wait), options)
+        settings = settings_from(ctx, lease_wait_seconds=wait)
+        with progress_display(ctx, as_json=as_json) as progress:
+            report = run_audit(settings, options, progress=progress)
     finish(
         report,
         exit_code=ExitCode.OK if report.clean else ExitCode.DIFFERENCES,

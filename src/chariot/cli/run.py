@@ -13,13 +13,12 @@ from chariot.cli.common import (
     JsonOption,
     WaitOption,
     console,
-    err_console,
     fail,
     finish,
-    global_options,
     reported_errors,
     settings_from,
 )
+from chariot.cli.progress import progress_display
 from chariot.exit_codes import ExitCode
 from chariot.pipeline import PipelineResult, run_pipeline
 
@@ -62,22 +61,17 @@ def run(
     Exits 0 when every stage is ok; otherwise with the failing stage's code
     (sync 4/5, aggregate 6, audit 1 for differences or 7 when it could not run).
     """
-    quiet = as_json or global_options(ctx).verbosity < 0
     with reported_errors(ctx, as_json=as_json):
         settings = settings_from(ctx, lease_wait_seconds=wait)
-
-        def announce(stage: str) -> None:
-            if not quiet:
-                err_console.print(f"[bold]→ {stage}[/]")
-
-        result = run_pipeline(
-            settings,
-            sinks=sinks,
-            full_refresh=full_refresh,
-            workers=workers,
-            repair=repair,
-            progress=announce,
-        )
+        with progress_display(ctx, as_json=as_json) as progress:
+            result = run_pipeline(
+                settings,
+                sinks=sinks,
+                full_refresh=full_refresh,
+                workers=workers,
+                repair=repair,
+                progress=progress,
+            )
     failed = result.failed_stage
     if failed is not None and not as_json:
         render_pipeline(result)

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from chariot.cli.common import (
     JsonOption,
     console,
-    err_console,
     print_json,
     reported_errors,
     settings_from,
 )
+from chariot.cli.progress import progress_display
 from chariot.seed.loading import LoadMethod
 from chariot.seed.results import SeedResult
 
@@ -57,7 +54,7 @@ def movielens(
 
     with reported_errors(ctx, as_json=as_json):
         settings = settings_from(ctx)
-        with progress_reporter(enabled=not as_json) as progress:
+        with progress_display(ctx, as_json=as_json) as progress:
             result = seed_movielens(settings.mysql, directory, method=method, progress=progress)
     show(result, as_json=as_json)
 
@@ -85,7 +82,7 @@ def synthetic(
 
     with reported_errors(ctx, as_json=as_json):
         settings = settings_from(ctx)
-        with progress_reporter(enabled=not as_json) as progress:
+        with progress_display(ctx, as_json=as_json) as progress:
             result = seed_synthetic(
                 settings.mysql,
                 ratings,
@@ -96,27 +93,6 @@ def synthetic(
                 progress=progress,
             )
     show(result, as_json=as_json)
-
-
-@contextmanager
-def progress_reporter(*, enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A rich progress bar on stderr (stdout stays clean for the result), or nothing."""
-    if not enabled:
-        yield None
-        return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task("starting", total=None)
-
-        def update(description: str, completed: int, total: int) -> None:
-            bar.update(task, description=description, completed=completed, total=total or None)
-
-        yield update
 
 
 def show(result: SeedResult, *, as_json: bool) -> None:

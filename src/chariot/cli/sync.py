@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich import box
@@ -19,13 +16,13 @@ from chariot.cli.common import (
     console,
     err_console,
     finish,
-    global_options,
     reported_errors,
     settings_from,
 )
+from chariot.cli.progress import progress_display
 from chariot.exit_codes import ExitCode
 from chariot.redaction import redact
-from chariot.sync import Progress, SyncResult, sync
+from chariot.sync import SyncResult, sync
 
 
 def sync_command(
@@ -67,10 +64,9 @@ def sync_command(
     Incremental: each sink resumes after its own checkpoint. Exits 5 when a sink failed
     (the others finish their work), 4 when the source could not be read.
     """
-    show_progress = not as_json and not dry_run and global_options(ctx).verbosity >= 0
     with reported_errors(ctx, as_json=as_json):
         settings = settings_from(ctx, batch_size=batch_size, lease_wait_seconds=wait)
-        with live_progress(show_progress) as progress:
+        with progress_display(ctx, as_json=as_json, enabled=not dry_run) as progress:
             result = sync(
                 settings,
                 tables=tables,
@@ -93,49 +89,6 @@ def render_result(result: SyncResult) -> None:
         err_console.print(f"[bold red]Error:[/] {escape(redact(failure.line()))}", soft_wrap=True)
     if result.failures:
         err_console.print(f"[dim]Hint: {escape(redact(result.hint()))}[/]", soft_wrap=True)
-
-
-@contextmanager
-def live_progress(enabled: bool) -> Iterator[Any]:
-    """A rich progress display on stderr fed by the library's callback (any thread)."""
-    if not enabled or not err_console.is_terminal:
-        yield None
-        return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-    from rich.progress import (
-        Progress as RichProgress,
-    )
-
-    display = RichProgress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:>12}"),
-        TimeElapsedColumn(),
-        console=err_console,
-    )
-    tasks: dict[tuple[str, str], Any] = {}
-    lock = threading.Lock()
-
-    def report(event: Progress) -> None:
-        with lock:
-            key = (event.table, event.sink)
-            if key not in tasks:
-                label = f"{event.table:<8} -> {event.sink}"
-                tasks[key] = display.add_task(label, total=event.rows_expected, rate="")
-        rate = f"{event.rows_written / event.seconds:,.0f} rows/s" if event.seconds > 0 else ""
-        if event.state == "failed":
-            rate = "[red]failed[/]"
-        done = event.rows_written + event.rows_rejected
-        display.update(tasks[key], completed=done, rate=rate)
-
-    with display:
-        yield report
 
 
 def render_table(result: SyncResult) -> None:

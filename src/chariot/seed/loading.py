@@ -21,9 +21,6 @@ from chariot.errors import DataError
 if TYPE_CHECKING:
     import pymysql.cursors
 
-# (description, completed, total) — units are chosen by the operation (bytes or rows).
-ProgressCallback = Callable[[str, int, int], None]
-
 INSERT_BATCH_ROWS = 20_000
 # Server error codes meaning "LOAD DATA LOCAL is switched off" (MariaDB 1148 and 4166, MySQL 8 3948,
 # libmysqlclient 2068): the caller may fall back to INSERTs.

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from chariot.config import MySQLSettings
 from chariot.errors import DataError
+from chariot.progress import ProgressCallback, notify
 from chariot.seed.download import cached_movielens_small
-from chariot.seed.loading import CsvLayout, LoadMethod, ProgressCallback
+from chariot.seed.loading import CsvLayout, LoadMethod
 from chariot.seed.results import SeedResult
 from chariot.seed.staged import StagedLoad, require_mysql
 
@@ -44,16 +45,15 @@ def seed_movielens(
         directory, downloaded = cached_movielens_small(timeout=download_timeout)
     paths = validate_movielens_dir(directory)
     total_bytes = sum(path.stat().st_size for path in paths.values())
-    done_bytes = 0
+    done_bytes, task = 0, "movielens CSV files"
     with StagedLoad(settings, method) as load:
         for table, path in paths.items():
-            if progress is not None:
-                progress(path.name, done_bytes, total_bytes)
+            notify(progress, task, done_bytes, total_bytes, unit="bytes")
             load.load_file(table, path, MOVIELENS_FILES[table])
             done_bytes += path.stat().st_size
-        if progress is not None:
-            progress("swapping tables", done_bytes, total_bytes)
+        notify(progress, task, done_bytes, total_bytes, unit="bytes")
         rows = load.swap_in()
+    notify(progress, task, done_bytes, total_bytes, unit="bytes", state="done")
     return SeedResult(
         dataset="movielens",
         database=settings.display_url(),

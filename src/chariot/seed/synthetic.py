@@ -21,7 +21,8 @@ import numpy as np
 from chariot.config import MySQLSettings, PostgresSettings
 from chariot.connections import mysql_connect, postgres_connection
 from chariot.errors import ConfigError, DataError, SinkWriteError
-from chariot.seed.loading import LoadMethod, ProgressCallback, load_csv
+from chariot.progress import ProgressCallback, notify
+from chariot.seed.loading import LoadMethod, load_csv
 from chariot.seed.movielens import MOVIELENS_FILES
 from chariot.seed.results import AppendResult, PostgresRatingsResult, SeedResult
 from chariot.seed.staged import StagedLoad, mysql_errors, require_mysql
@@ -35,6 +36,7 @@ from chariot.seed.synthetic_data import (
 
 # Generated ratings never have empty fields: load the columns directly (faster).
 GENERATED_RATINGS = replace(MOVIELENS_FILES["ratings"], direct=True)
+RATINGS_TASK = "synthetic ratings"
 
 
 def seed_synthetic(
@@ -52,6 +54,7 @@ def seed_synthetic(
     started = time.perf_counter()
     require_mysql(settings)
     spec = checked_spec(ratings, users, movies, seed)
+    notify(progress, RATINGS_TASK, 0, spec.ratings)
     with tempfile.TemporaryDirectory(prefix="chariot-synthetic-") as scratch:
         files = ChunkFiles(Path(scratch))
         with StagedLoad(settings, method) as load:
@@ -60,9 +63,8 @@ def seed_synthetic(
                 path = files.frame(frame, name)
                 load.load_file(name, path, MOVIELENS_FILES[name], expected=len(frame))
             _load_ratings_and_tags(load, files, spec, movie_frame["movieId"].to_numpy(), progress)
-            if progress is not None:
-                progress("swapping tables", spec.ratings, spec.ratings)
             rows = load.swap_in()
+    notify(progress, RATINGS_TASK, spec.ratings, spec.ratings, state="done")
     return SeedResult(
         dataset="synthetic",
         database=settings.display_url(),
@@ -85,12 +87,11 @@ def _load_ratings_and_tags(
     # closing(): on an error, stop the generator thread before the temp files go away.
     with closing(prefetched(files.written(generate_ratings(spec, ids)))) as chunks:
         for chunk in chunks:
-            if progress is not None:
-                progress("ratings", done, spec.ratings)
             ratings_rows, tags_rows = chunk.ratings_rows, chunk.tags_rows
             load.load_file("ratings", chunk.ratings, GENERATED_RATINGS, expected=ratings_rows)
             load.load_file("tags", chunk.tags, MOVIELENS_FILES["tags"], expected=tags_rows)
             done += ratings_rows
+            notify(progress, RATINGS_TASK, done, spec.ratings)
 
 
 def append_synthetic_ratings(

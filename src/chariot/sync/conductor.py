@@ -18,11 +18,12 @@ from chariot.batch import Key
 from chariot.config import Settings
 from chariot.errors import Busy, ChariotError, ConfigError, DataError, SourceReadError
 from chariot.plugins import load_sink, load_source
+from chariot.progress import ProgressCallback
 from chariot.sinks.base import Sink
 from chariot.sources.base import Source
 from chariot.streams import MOVIELENS_STREAMS, Stream
 from chariot.sync.results import SinkTableResult, SyncResult, TableResult
-from chariot.sync.writer import ProgressCallback, SinkWriter, describe_error, error_kind
+from chariot.sync.writer import SinkWriter, describe_error, error_kind
 
 log = logging.getLogger(__name__)
 

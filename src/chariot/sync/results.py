@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
@@ -120,16 +119,3 @@ class SyncResult(BaseModel):
             raise SinkWriteError(
                 "; ".join(failure.line() for failure in self.failures), hint=self.hint()
             )
-
-
-@dataclass(frozen=True)
-class Progress:
-    """Reported to the progress callback from the writer threads (keep the callback quick)."""
-
-    table: str
-    sink: str
-    rows_written: int
-    rows_rejected: int
-    rows_expected: int  # rows the reader will hand over (at the start of the table)
-    seconds: float
-    state: Literal["started", "running", "done", "failed"]

@@ -11,18 +11,17 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
 
 from chariot.batch import Batch
 from chariot.errors import ChariotError
+from chariot.progress import ProgressCallback, State, notify
 from chariot.redaction import redact
 from chariot.sinks.base import Sink
 from chariot.streams import Stream
-from chariot.sync.results import Progress, SinkTableResult
+from chariot.sync.results import SinkTableResult
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[Progress], None]
 _END = None  # the reader's "no more batches" marker
 
 
@@ -67,7 +66,7 @@ class SinkWriter:
         result = self.result
         assert result is not None
         started = time.perf_counter()
-        self._report(progress, result, expected, started, "started")
+        self._report(progress, result, expected, "running")
         try:
             while (batch := self.queue.get()) is not _END:
                 if self.failure is not None or self.stop.is_set():
@@ -76,13 +75,13 @@ class SinkWriter:
                     self._write(batch, result)
                 except BaseException as error:  # any failure ends this sink only, not the run
                     self._fail(result, stream, error)
-                    self._report(progress, result, expected, started, "failed")
+                    self._report(progress, result, expected, "failed")
                     continue
-                self._report(progress, result, expected, started, "running")
+                self._report(progress, result, expected, "running")
         finally:
             result.seconds = round(time.perf_counter() - started, 3)
             if self.failure is None:
-                self._report(progress, result, expected, started, "done")
+                self._report(progress, result, expected, "done")
             self.finished.set()
 
     def _write(self, batch: Batch, result: SinkTableResult) -> None:
@@ -127,25 +126,10 @@ class SinkWriter:
         progress: ProgressCallback | None,
         result: SinkTableResult,
         expected: int,
-        started: float,
-        state: str,
+        state: State,
     ) -> None:
-        if progress is None:
-            return
-        try:
-            progress(
-                Progress(
-                    table=result.table,
-                    sink=result.sink,
-                    rows_written=result.rows_written,
-                    rows_rejected=result.rows_rejected,
-                    rows_expected=expected,
-                    seconds=time.perf_counter() - started,
-                    state=state,  # type: ignore[arg-type]
-                )
-            )
-        except Exception:  # a broken progress display must not fail the sync
-            log.debug("progress callback failed", exc_info=True)
+        done = result.rows_written + result.rows_rejected
+        notify(progress, f"{result.table} -> {result.sink}", done, expected, state=state)
 
 
 def error_kind(error: BaseException) -> str:
