@@ -37,18 +37,22 @@ BY_COMMAND = [
     (
         "sync",
         "0 (rows rejected with a reason included); 2 bad option, unknown table or sink; "
-        "3 a server unreachable at start; 4 source read error; 5 one or more sinks failed",
+        "3 every failed sink (or the source) was unreachable; 4 source read error; "
+        "5 one or more sinks failed; 8 the source was replaced or emptied under a sink's "
+        "checkpoint; 9 another command holds a table's writer lease",
     ),
     (
         "aggregate",
         "0; 2 bad option or setting; 3 a server or the Dask scheduler unreachable; "
-        "6 partitions failed, input tables missing, or the Neo4j write failed after "
-        "PostgreSQL was promoted",
+        "6 partitions failed, input tables missing or half-loaded, or the Neo4j write failed "
+        "after PostgreSQL was promoted; 9 a first copy or full refresh of an input table is "
+        "running, or another command holds the graph's writer lease",
     ),
     (
         "audit",
         "0 everything agrees; 1 differences found; 2 bad option; 3 a server unreachable; "
-        "7 the audit itself could not run",
+        "7 the audit itself could not run; 9 with `--repair`: another command holds a "
+        "writer lease",
     ),
     ("run", "0 when every stage is ok, otherwise the code of the stage that failed"),
     ("status", "0; 3 when any server is down (the others are still reported)"),
@@ -71,7 +75,7 @@ in any output.
 
 With `--json`, stdout holds one JSON object whatever happens. A result has a top-level
 `ok`, true exactly when the exit code is 0 (an audit that found differences is
-`"ok": false`; `seed` has no `ok` yet). An error is:
+`"ok": false`). An error is:
 
 ```json
 {

@@ -78,7 +78,14 @@ def render_init(result: InitResult) -> None:
         console.print(f"labels: {escape(', '.join(result.labels))}", highlight=False)
     for relationship in result.relationships:
         console.print(f"  {escape(relationship)}", highlight=False)
-    console.print(f"wrote {escape(result.path)}: edit it, then `chariot run`", highlight=False)
+    console.print(f"wrote {escape(result.path)}: review and edit it", highlight=False)
+    # Say so until the commands read it: a user must not believe `sync` now uses it.
+    console.print(
+        "note: sync, audit and aggregate do not read the project file yet (they still know "
+        "only the MovieLens tables); this file is the proposal they will use",
+        style="yellow",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -11,11 +11,12 @@ from rich.table import Table
 from chariot.cli.common import (
     JsonOption,
     console,
-    print_json,
+    finish,
     reported_errors,
     settings_from,
 )
 from chariot.cli.progress import progress_display
+from chariot.exit_codes import ExitCode
 from chariot.seed.loading import LoadMethod
 from chariot.seed.results import SeedResult
 
@@ -96,9 +97,10 @@ def synthetic(
 
 
 def show(result: SeedResult, *, as_json: bool) -> None:
-    if as_json:
-        print_json(result)
-        return
+    finish(result, exit_code=ExitCode.OK, as_json=as_json, render=lambda: _render(result))
+
+
+def _render(result: SeedResult) -> None:
     heading = f"Seeded {result.dataset} into {result.database}"
     console.print(heading, highlight=False, soft_wrap=True)
     table = Table()
