@@ -3,6 +3,7 @@ cheaply and named with the way out, instead of "nothing to do" and lag 0."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,17 @@ def test_a_source_whose_greatest_key_fell_below_the_checkpoint_is_named(
     assert result.exit_code == ExitCode.DATA, result.output
     assert "chariot sync --full-refresh --table ratings" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_status_names_a_sink_holding_more_rows_than_the_source(cli: Any, synced: Settings) -> None:
+    mysql_execute(synced.mysql, "DELETE FROM ratings WHERE userId > 10")
+    result = cli("status", "--json", settings=synced)
+    notes = json.loads(result.stdout)["notes"]
+    assert any(
+        "chariot sync --full-refresh --table ratings --sink postgres" in note for note in notes
+    ), notes
+    shown = cli("status", settings=synced)
+    assert "Note:" in shown.stdout and "--full-refresh --table ratings" in shown.stdout
 
 
 def test_an_emptied_source_table_is_named(cli: Any, synced: Settings) -> None:
