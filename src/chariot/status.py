@@ -79,6 +79,11 @@ class StatusReport(BaseModel):
         default_factory=dict,
         description="parts that could not be read (last_audit, aggregation_runs), and why",
     )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="what needs attention, with the command that fixes it (a sink holding "
+        "more rows than the source: the source was replaced or rows were deleted)",
+    )
 
     @property
     def all_reachable(self) -> bool:
@@ -96,7 +101,7 @@ def collect_status(settings: Settings) -> StatusReport:
         ),
         _probe("neo4j", "sink", settings.neo4j.display_url(), lambda: _neo4j_facts(settings)),
     ]
-    report = StatusReport(endpoints=endpoints)
+    report = StatusReport(endpoints=endpoints, notes=_more_than_the_source(endpoints))
     _add_sync_state(report, settings)
     try:
         report.aggregation_runs = aggregation_runs(settings)
@@ -107,6 +112,26 @@ def collect_status(settings: Settings) -> StatusReport:
     except ChariotError as error:
         report.unavailable["last_audit"] = redact(str(error))
     return report
+
+
+def _more_than_the_source(endpoints: list[EndpointStatus]) -> list[str]:
+    """A sink that holds more rows of a table than the source has: a key-based sync cannot
+    see deletes or a replaced source, so say so, with the command that reloads the table."""
+    source = next((e for e in endpoints if e.role == "source" and e.reachable), None)
+    if source is None:
+        return []
+    notes = []
+    for sink in (e for e in endpoints if e.role == "sink" and e.reachable):
+        for table, held in sink.row_counts.items():
+            expected = source.row_counts.get(table)
+            if held is not None and expected is not None and held > expected:
+                notes.append(
+                    f"{sink.name} holds {held:,} {table} rows, the source {expected:,}: the "
+                    "source was replaced or rows were deleted; reload with "
+                    f"`chariot sync --full-refresh --table {table} --sink {sink.name}` "
+                    "(or `chariot audit --repair`)"
+                )
+    return notes
 
 
 def _last_audit(settings: Settings) -> LastAudit | None:

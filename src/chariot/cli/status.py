@@ -46,6 +46,8 @@ def render_status(report: StatusReport) -> None:
     for endpoint in report.endpoints:
         if endpoint.error:
             console.print(f"[red]{endpoint.name}[/]: {escape(endpoint.error)}", soft_wrap=True)
+    for note in report.notes:
+        console.print(f"[yellow]Note:[/] {escape(note)}", soft_wrap=True)
     render_sync_state(report)
     render_aggregation_runs(report)
     render_last_audit(report)
