@@ -398,6 +398,34 @@ def test_delete_keys_removes_rows_and_orphans(
 
 
 @pytest.mark.integration
+def test_deleting_a_movie_removes_only_what_its_row_created(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    load_small(sink)
+    db = neo4j_settings
+    before = snapshot(db)
+    # Movie 2 still has a rating (user 1), a tag (user 3) and a link: its node stays with
+    # them; only title, year and its genres go (Fantasy was only its own).
+    assert sink.delete_keys(MOVIES, [(2,), (3,), (404,)]) == 2
+    assert query(
+        db,
+        "MATCH (m:Movie {movieId: 2}) RETURN m.title AS title, m.year AS year, "
+        "m.imdbId AS imdb, COUNT { (m)-[:IN_GENRE]->() } AS genres, "
+        "COUNT { ()-[:RATED]->(m) } AS ratings, COUNT { ()-[:TAGGED]->(m) } AS tags",
+    ) == [{"title": None, "year": None, "imdb": "0113497", "genres": 0, "ratings": 1, "tags": 1}]
+    # Movie 3 had nothing else: no bare node is left behind.
+    assert scalar(db, "MATCH (m:Movie {movieId: 3}) RETURN count(m)") == 0
+    assert sorted(r["n"] for r in query(db, "MATCH (g:Genre) RETURN g.name AS n")) == [
+        "Adventure",
+        "Animation",
+    ]
+    assert sorted(r["id"] for r in query(db, "MATCH (u:User) RETURN u.userId AS id")) == [1, 2, 3]
+    # Writing the rows again restores the graph exactly.
+    sink.upsert_rows(MOVIES, SMALL["movies"])
+    assert snapshot(db) == before
+
+
+@pytest.mark.integration
 def test_upsert_rows_writes_without_moving_the_checkpoint(
     sink: Neo4jSink, neo4j_settings: Neo4jSettings
 ) -> None:
