@@ -381,15 +381,18 @@ def test_delete_keys_removes_rows_and_orphans(
     assert query(db, "MATCH (m:Movie {movieId: 2}) RETURN m.imdbId AS i, m.tmdbId AS t") == [
         {"i": None, "t": None}
     ]
-    # Movie 2: DETACH removes its rating and tag; user 3 (only tagged movie 2) and the
-    # genre Fantasy (only movie 2's) are orphaned and go; Adventure stays with movie 1.
+    # Movie 2: its title, year and IN_GENRE go (Fantasy, only its own, is orphaned); its
+    # rating and tag keep the node. Deleting those too leaves nothing of movie 2 or user 3.
     assert sink.delete_keys(MOVIES, [(2,)]) == 1
-    assert scalar(db, "MATCH (m:Movie {movieId: 2}) RETURN count(m)") == 0
-    assert sorted(r["id"] for r in query(db, "MATCH (u:User) RETURN u.userId AS id")) == [1]
+    assert scalar(db, "MATCH (m:Movie {movieId: 2}) WHERE m.title IS NULL RETURN count(m)") == 1
     assert sorted(r["n"] for r in query(db, "MATCH (g:Genre) RETURN g.name AS n")) == [
         "Adventure",
         "Animation",
     ]
+    assert sink.delete_keys(RATINGS, [(1, 2)]) == 1
+    assert sink.delete_keys(TAGS, [(3, 2, "jungle")]) == 1
+    assert scalar(db, "MATCH (m:Movie {movieId: 2}) RETURN count(m)") == 0
+    assert sorted(r["id"] for r in query(db, "MATCH (u:User) RETURN u.userId AS id")) == [1]
     # A rating that made a placeholder movie: deleting it leaves no bare Movie behind.
     sink.upsert_rows(RATINGS, [(1, 555, Decimal("1.0"), 4)])
     assert sink.delete_keys(RATINGS, [(1, 555)]) == 1
