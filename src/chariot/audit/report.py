@@ -23,13 +23,20 @@ class TableAudit(BaseModel):
 
     table: str
     sink: str
-    source_rows: int = Field(description="rows in the source, in the compared segments")
+    source_rows: int = Field(
+        description="rows in the source a sync loads (rejected rows left out), in the compared "
+        "segments"
+    )
     sink_rows: int = Field(description="rows in the sink, in the compared segments")
     rows_compared: int = Field(description="source rows whose segment was compared")
     missing: int = Field(0, description="source rows the sink lacks (rejected rows excluded)")
     extra: int = Field(0, description="sink rows the source does not have")
     differing: int = Field(0, description="rows in both whose values differ")
-    rejected_known: int = Field(0, description="missing rows a sync recorded as rejected")
+    rejected_known: int = Field(
+        0,
+        description="source rows a sync rejects (the reader's rules, or recorded as rejected "
+        "by this sink): left out of the comparison, expected absent, not differences",
+    )
     segments: int = Field(description="segments the key space was split into")
     segments_compared: int
     segments_differing: int

@@ -134,7 +134,7 @@ def render_audit(report: AuditReport) -> None:
 
 def _results_table(title: str, results: list[TableAudit]) -> Table:
     table = Table(title=title, title_justify="left")
-    # "rejected": missing rows a sync recorded as rejected (expected, not a difference).
+    # "rejected": source rows a sync rejects (left out: expected absent, not a difference).
     columns = (
         "table",
         "sink",
