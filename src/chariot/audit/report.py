@@ -63,6 +63,19 @@ class SummariesAudit(BaseModel):
         return self.status != "differences"
 
 
+class OrphanNote(BaseModel):
+    """Source rows whose referenced row is absent from the source (a rating of a movie not
+    in ``movies``). The sinks keep them on purpose: a note, not a difference."""
+
+    table: str
+    references: str = Field(description="the referenced table")
+    columns: list[str] = Field(description="this table's columns holding the reference")
+    count: int = Field(description="rows whose referenced row is absent")
+    keys: list[list[Any]] = Field(
+        default_factory=list, description="the first keys of such rows (--examples), in key order"
+    )
+
+
 class RepairAction(BaseModel):
     table: str
     sink: str
@@ -92,6 +105,9 @@ class AuditReport(BaseModel):
     summaries: SummariesAudit
     repair: RepairReport | None = None
     audit_id: int | None = Field(None, description="row in _chariot_audits; None if not stored")
+    orphans: list[OrphanNote] = Field(
+        default_factory=list, description="notes, not differences: rows referencing absent rows"
+    )
     notes: list[str] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
