@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -150,6 +152,40 @@ def test_kill_9_of_the_main_process_takes_its_worker_processes_with_it(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(command.pid, signal.SIGKILL)  # whatever is left, so the test leaks nothing
         command.communicate(timeout=30)
+
+
+# A parent that starts a child watching it (the watchdog alone, no parent-death signal),
+# prints the child's pid and waits.
+WATCHED_CHILD = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c",
+    "import sys, time; from chariot.aggregate.executors import _watch_parent; "
+    "_watch_parent(int(sys.argv[1])); time.sleep(120)", str(os.getpid())])
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
+def test_the_watchdog_alone_ends_a_worker_whose_parent_died() -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", WATCHED_CHILD],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.kill()
+        parent.wait(timeout=30)
+        wait_for(lambda: not _alive(child), timeout=10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+        parent.communicate(timeout=30)
 
 
 @pytest.mark.slow
