@@ -3,9 +3,13 @@ failing partitions, --restart, and readers during promotion."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -103,6 +107,85 @@ def test_kill_9_of_the_whole_command_then_rerun_finishes_exactly(big_settings: S
     # Every partition that was running when killed was attempted again. (The kill can land
     # just after the running ones finished, so the count may be zero: that race is harmless.)
     assert retried[0][0] >= interrupted.get("running", 0)
+
+
+def _children(pid: int) -> set[int]:
+    """Live processes whose parent is ``pid`` (Linux /proc)."""
+    found: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, as opposed to gone or a zombie (finished, only waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
+def test_kill_9_of_the_main_process_takes_its_worker_processes_with_it(
+    big_settings: Settings,
+) -> None:
+    command = start_cli(
+        big_settings, "aggregate", "--no-graph", "--json", "--workers", "2", "--executor", "process"
+    )
+    try:
+        worker = wait_for(
+            lambda: (
+                partition_states(big_settings.postgres).get("running", 0)
+                and _running_worker_pid(big_settings, exclude=command.pid)
+            )
+        )
+        children = wait_for(lambda: (found := _children(command.pid)) >= {worker} and found)
+        os.kill(command.pid, signal.SIGKILL)  # the main process only, not its group
+        command.wait(timeout=30)  # not communicate(): live workers would hold its pipes open
+        wait_for(lambda: not any(_alive(pid) for pid in children), timeout=20)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(command.pid, signal.SIGKILL)  # whatever is left, so the test leaks nothing
+        command.communicate(timeout=30)
+
+
+# A parent that starts a child watching it (the watchdog alone, no parent-death signal),
+# prints the child's pid and waits.
+WATCHED_CHILD = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c",
+    "import sys, time; from chariot.aggregate.executors import _watch_parent; "
+    "_watch_parent(int(sys.argv[1])); time.sleep(120)", str(os.getpid())])
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table in /proc")
+def test_the_watchdog_alone_ends_a_worker_whose_parent_died() -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", WATCHED_CHILD],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        assert _alive(child)
+        parent.kill()
+        parent.wait(timeout=30)
+        wait_for(lambda: not _alive(child), timeout=10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+        parent.communicate(timeout=30)
 
 
 @pytest.mark.slow

@@ -1,14 +1,19 @@
-"""Kill -9 at random moments, then run again: nothing lost, nothing duplicated, in both sinks.
+"""Kill -9 at chosen points, then run again: nothing lost, nothing duplicated, in both sinks.
 
 A sync of 200,000 synthetic ratings (plus movies, links, tags) runs as a real
-``python -m chariot sync`` process and is SIGKILLed at random moments. After every kill
-each sink must hold no row the source lacks, no duplicate, and every source row up to its
-own checkpoint (the checkpoint commits with its rows). A final run completes and both sinks
-must equal the source exactly. ``CHARIOT_CRASH_SEED`` replays a failing sequence.
+``python -m chariot sync`` process. The test hook ``CHARIOT_TEST_PAUSE_AFTER_BATCHES=N``
+makes each sink writer block after its N-th committed batch and note it in a marker file;
+the test waits for the marker and SIGKILLs the process there, so every kill lands mid-sync
+on any machine. After every kill each sink must hold no row the source lacks, no duplicate,
+and every source row up to its own checkpoint (the checkpoint commits with its rows). A few
+kills after random delays follow as an extra (whether they land mid-sync does not count).
+A final run completes and both sinks must equal the source exactly. ``CHARIOT_CRASH_SEED``
+replays the random delays.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -40,7 +45,13 @@ from tests.sync_support import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RATINGS_ROWS = 200_000
-KILLS = 5
+BATCH_SIZE = 5_000  # per sink: 4 batches of movies, 4 of links, 40 of ratings, 2 of tags
+# Batches each run commits per sink before it is killed: in movies, in links, then in
+# ratings (36 in all, fewer than the 50 a sink needs, so every run is killed mid-sync).
+PAUSES = (2, 5, 9, 13, 7)
+RANDOM_KILLS = 2
+PAUSE_AFTER = "CHARIOT_TEST_PAUSE_AFTER_BATCHES"
+PAUSE_MARKER = "CHARIOT_TEST_PAUSE_MARKER"
 
 
 def _assert_no_loss_no_duplicates(
@@ -89,7 +100,39 @@ def _in_order(shaped: list[tuple[Any, ...]], source_keys: list[tuple[Any, ...]])
     return [by_key[key] for key in source_keys]
 
 
-def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
+def _paused_writers(marker: Path) -> list[dict[str, Any]]:
+    """The marker's complete lines: one per writer that committed its N-th batch and blocked."""
+    text = marker.read_text() if marker.exists() else ""
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n")]
+
+
+def _kill_when_paused(
+    command: list[str], env: dict[str, str], cwd: Path, marker: Path
+) -> list[dict[str, Any]]:
+    """Run the sync until a writer pauses at the hook, SIGKILL it, return the marker lines."""
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 600
+        while not _paused_writers(marker) and process.poll() is None:
+            assert time.monotonic() < deadline, "no writer reached its pause within 600 s"
+            time.sleep(0.05)
+    finally:
+        process.kill()  # SIGKILL
+        _, err = process.communicate()
+    assert process.returncode == -signal.SIGKILL, f"the sync ended before its pause: {err}"
+    return _paused_writers(marker)  # read again: the other writer may have paused too
+
+
+def _stored_checkpoint(settings: Settings, sink: str, table: str) -> list[Any] | None:
+    marks = (
+        checkpoints(settings.postgres) if sink == "postgres" else graph_checkpoints(settings.neo4j)
+    )
+    return marks.get(table)
+
+
+def test_sigkill_at_chosen_points_loses_and_duplicates_nothing(
     settings: Settings, tmp_path: Path
 ) -> None:
     from chariot.seed import seed_synthetic
@@ -97,33 +140,38 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     seed_synthetic(settings.mysql, RATINGS_ROWS, seed=7)
     source = source_rows(settings.mysql, RATINGS)
     assert len(source) == RATINGS_ROWS
-    seed = int(os.environ.get("CHARIOT_CRASH_SEED", time.time_ns() % 1_000_000))
-    rng = random.Random(seed)
-    env = {**os.environ, **settings_env(settings), "CHARIOT_RUN__BATCH_SIZE": "5000"}
+    env = {**os.environ, **settings_env(settings), "CHARIOT_RUN__BATCH_SIZE": str(BATCH_SIZE)}
     command = [sys.executable, "-m", "chariot", "--quiet", "sync"]
 
-    kills = 0
-    for attempt in range(4 * KILLS):
+    for run, batches in enumerate(PAUSES, start=1):
+        marker = tmp_path / f"paused-{run}.jsonl"
+        paused = _kill_when_paused(
+            command, {**env, PAUSE_AFTER: str(batches), PAUSE_MARKER: str(marker)}, tmp_path, marker
+        )
+        context = f"after run {run}, killed after {batches} committed batches"
+        for writer in paused:  # the kill came right after this commit, nothing later
+            assert writer["batches"] == batches, (writer, context)
+            stored = _stored_checkpoint(settings, writer["sink"], writer["table"])
+            assert stored == writer["checkpoint"], (writer, stored, context)
+        _check_ratings(settings, source, context)
+
+    # An extra, not a pass/fail count: kills after random delays, wherever they land.
+    seed = int(os.environ.get("CHARIOT_CRASH_SEED", time.time_ns() % 1_000_000))
+    rng = random.Random(seed)
+    for attempt in range(RANDOM_KILLS):
+        delay = rng.uniform(0.5, 6.0)
         process = subprocess.Popen(
             command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        delay = rng.uniform(0.5, 6.0)
         try:
             process.wait(timeout=delay)
         except subprocess.TimeoutExpired:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-        else:  # finished before the kill: fine, but it does not count
-            assert process.returncode == 0, process.stderr.read() if process.stderr else ""
-        if process.stderr:
-            process.stderr.close()
+            process.kill()
+        _, err = process.communicate()
+        assert process.returncode in (0, -signal.SIGKILL), err
         _check_ratings(
-            settings, source, f"after run {attempt + 1} (killed at {delay:.2f}s, seed {seed})"
+            settings, source, f"after random kill {attempt + 1} at {delay:.2f}s (seed {seed})"
         )
-        if kills == KILLS:
-            break
-    assert kills == KILLS, f"only {kills} runs were still going when killed (seed {seed})"
 
     final = subprocess.run(
         command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600

@@ -381,20 +381,51 @@ def test_delete_keys_removes_rows_and_orphans(
     assert query(db, "MATCH (m:Movie {movieId: 2}) RETURN m.imdbId AS i, m.tmdbId AS t") == [
         {"i": None, "t": None}
     ]
-    # Movie 2: DETACH removes its rating and tag; user 3 (only tagged movie 2) and the
-    # genre Fantasy (only movie 2's) are orphaned and go; Adventure stays with movie 1.
+    # Movie 2: its title, year and IN_GENRE go (Fantasy, only its own, is orphaned); its
+    # rating and tag keep the node. Deleting those too leaves nothing of movie 2 or user 3.
     assert sink.delete_keys(MOVIES, [(2,)]) == 1
-    assert scalar(db, "MATCH (m:Movie {movieId: 2}) RETURN count(m)") == 0
-    assert sorted(r["id"] for r in query(db, "MATCH (u:User) RETURN u.userId AS id")) == [1]
+    assert scalar(db, "MATCH (m:Movie {movieId: 2}) WHERE m.title IS NULL RETURN count(m)") == 1
     assert sorted(r["n"] for r in query(db, "MATCH (g:Genre) RETURN g.name AS n")) == [
         "Adventure",
         "Animation",
     ]
+    assert sink.delete_keys(RATINGS, [(1, 2)]) == 1
+    assert sink.delete_keys(TAGS, [(3, 2, "jungle")]) == 1
+    assert scalar(db, "MATCH (m:Movie {movieId: 2}) RETURN count(m)") == 0
+    assert sorted(r["id"] for r in query(db, "MATCH (u:User) RETURN u.userId AS id")) == [1]
     # A rating that made a placeholder movie: deleting it leaves no bare Movie behind.
     sink.upsert_rows(RATINGS, [(1, 555, Decimal("1.0"), 4)])
     assert sink.delete_keys(RATINGS, [(1, 555)]) == 1
     assert scalar(db, "MATCH (m:Movie {movieId: 555}) RETURN count(m)") == 0
     assert sink.checkpoint(RATINGS) == (2, 1)  # repair never moves a checkpoint
+
+
+@pytest.mark.integration
+def test_deleting_a_movie_removes_only_what_its_row_created(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    load_small(sink)
+    db = neo4j_settings
+    before = snapshot(db)
+    # Movie 2 still has a rating (user 1), a tag (user 3) and a link: its node stays with
+    # them; only title, year and its genres go (Fantasy was only its own).
+    assert sink.delete_keys(MOVIES, [(2,), (3,), (404,)]) == 2
+    assert query(
+        db,
+        "MATCH (m:Movie {movieId: 2}) RETURN m.title AS title, m.year AS year, "
+        "m.imdbId AS imdb, COUNT { (m)-[:IN_GENRE]->() } AS genres, "
+        "COUNT { ()-[:RATED]->(m) } AS ratings, COUNT { ()-[:TAGGED]->(m) } AS tags",
+    ) == [{"title": None, "year": None, "imdb": "0113497", "genres": 0, "ratings": 1, "tags": 1}]
+    # Movie 3 had nothing else: no bare node is left behind.
+    assert scalar(db, "MATCH (m:Movie {movieId: 3}) RETURN count(m)") == 0
+    assert sorted(r["n"] for r in query(db, "MATCH (g:Genre) RETURN g.name AS n")) == [
+        "Adventure",
+        "Animation",
+    ]
+    assert sorted(r["id"] for r in query(db, "MATCH (u:User) RETURN u.userId AS id")) == [1, 2, 3]
+    # Writing the rows again restores the graph exactly.
+    sink.upsert_rows(MOVIES, SMALL["movies"])
+    assert snapshot(db) == before
 
 
 @pytest.mark.integration

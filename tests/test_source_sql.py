@@ -274,3 +274,26 @@ def test_any_sqlalchemy_url_is_a_source(tmp_path: Path) -> None:
         ((1, 1, "a"), "NULL timestamp")
     ]
     assert resumed == rows[1:]
+
+
+def test_control_characters_are_not_mistaken_for_a_nul(mysql_settings: MySQLSettings) -> None:
+    """Under a Unicode collation control characters weigh nothing, like a NUL: the NUL rule
+    must look at the bytes, or a title with a backspace is rejected as holding a NUL."""
+    create_source_tables(mysql_settings)
+    titles = ["back\x08space", "unit\x1fseparator", "del\x7f", "tab\there", "nul\x00byte"]
+    mysql_execute(
+        mysql_settings,
+        (
+            "INSERT INTO movies VALUES (%s, %s, %s)",
+            [(i, title, "A") for i, title in enumerate(titles, start=1)],
+        ),
+    )
+    source = _source(mysql_settings)
+    try:
+        batches = list(source.read(MOVIES, after=None, batch_size=10))
+    finally:
+        source.close()
+    assert [row[1] for batch in batches for row in batch.rows] == titles[:-1]
+    assert [(r.key, r.reason) for b in batches for r in b.rejects] == [
+        ((5,), "NUL character in title")
+    ]

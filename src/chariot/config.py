@@ -283,6 +283,8 @@ DOCUMENTED_NAMES = frozenset(
         "MOVIELENS_DIR",
         "REQUIRE_SERVICES",
         "CRASH_SEED",
+        "TEST_PAUSE_AFTER_BATCHES",
+        "TEST_PAUSE_MARKER",
         "SERVICES_DIR",
         "SERVICES_PYTHON",
         "JAVA",

@@ -1,8 +1,9 @@
-"""What a table is: its source name, key, columns, and the tables it depends on.
+"""What a table is: its source name, key, columns, and the tables it references.
 
 Streams are data. The conductor (``sync.py``) iterates over them; each sink maps a
-stream to its own storage. Adding a table means adding a ``Stream`` here and a mapping in
-each sink, never touching the conductor.
+stream to its own storage; the audit reads the references to report orphans. Adding a
+table means adding a ``Stream`` here and a mapping in each sink, never touching the
+conductor or the audit.
 """
 
 from __future__ import annotations
@@ -24,12 +25,27 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """Each row points at one row of another stream (a foreign key no sink enforces: a row
+    whose referenced row is absent is kept, and the audit reports it as an orphan)."""
+
+    table: str  # the referenced stream's name
+    columns: tuple[str, ...]  # this stream's source columns, in the referenced key's order
+
+
+@dataclass(frozen=True)
 class Stream:
     name: str
     source_table: str
     columns: tuple[Column, ...]
     key: tuple[str, ...]  # source column names, in key order
-    depends_on: tuple[str, ...] = field(default=())
+    depends_on: tuple[str, ...] = field(default=())  # synced after these (besides references)
+    references: tuple[Reference, ...] = field(default=())
+
+    @property
+    def dependencies(self) -> tuple[str, ...]:
+        """Streams to sync first: ``depends_on`` and every referenced stream."""
+        return tuple(dict.fromkeys((*self.depends_on, *(r.table for r in self.references))))
 
     @property
     def source_columns(self) -> tuple[str, ...]:
@@ -72,7 +88,7 @@ LINKS = Stream(
         Column("tmdbId", "tmdb_id", "int", nullable=True),
     ),
     key=("movieId",),
-    depends_on=("movies",),
+    references=(Reference("movies", ("movieId",)),),
 )
 
 RATINGS = Stream(
@@ -92,7 +108,7 @@ RATINGS = Stream(
         Column("timestamp", "timestamp", "bigint"),
     ),
     key=("userId", "movieId"),
-    depends_on=("movies",),
+    references=(Reference("movies", ("movieId",)),),
 )
 
 TAGS = Stream(
@@ -105,7 +121,7 @@ TAGS = Stream(
         Column("timestamp", "timestamp", "bigint"),
     ),
     key=("userId", "movieId", "tag"),
-    depends_on=("movies",),
+    references=(Reference("movies", ("movieId",)),),
 )
 
 MOVIELENS_STREAMS: tuple[Stream, ...] = (MOVIES, LINKS, RATINGS, TAGS)

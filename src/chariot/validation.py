@@ -54,7 +54,7 @@ def _column_rules(
         reason = f"{column.source} not a multiple of {column.step}"
         rules.append((ratio != cast(ratio, Integer), reason))
     if column.kind == "text" and dialect in NUL_CAPABLE_DIALECTS:
-        rules.append((_contains_nul(value), f"NUL character in {column.source}"))
+        rules.append((_contains_nul(value, dialect), f"NUL character in {column.source}"))
     return rules
 
 
@@ -62,12 +62,16 @@ def _column_rules(
 NUL_CAPABLE_DIALECTS = {"mysql", "mariadb", "sqlite"}
 
 
-def _contains_nul(value: ColumnElement[Any]) -> ColumnElement[bool]:
+def _contains_nul(value: ColumnElement[Any], dialect: str) -> ColumnElement[bool]:
     # Not LIKE with a bound '\x00': SQLite cuts the parameter at the NUL, leaving '%%', which
     # matches every row. CHAR(0) is built by the database itself (MySQL and SQLite alike).
-    from sqlalchemy import func
+    # MySQL/MariaDB compare the bytes: under a Unicode collation control characters weigh
+    # nothing, like NUL, and INSTR would find a NUL in 'back\x08space'.
+    from sqlalchemy import cast, func
+    from sqlalchemy.dialects.mysql import BINARY
 
-    return func.instr(value, func.char(0)) > 0
+    text = cast(value, BINARY()) if dialect in ("mysql", "mariadb") else value
+    return func.instr(text, func.char(0)) > 0
 
 
 def _number(value: Decimal) -> ColumnElement[Any]:

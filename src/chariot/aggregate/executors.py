@@ -2,13 +2,17 @@
 
 Each returns the workers' reports and the errors of workers that died (a killed process,
 a lost Dask worker): those never stop the round's other workers, and the partitions a dead
-worker held are taken over once their lease is released or expires.
+worker held are taken over once their lease is released or expires. Local worker processes
+die with the command that started them, even when it is killed with SIGKILL.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +27,8 @@ from chariot.errors import ConfigError, ConnectionFailed
 EXECUTORS = ("inline", "process", "dask")
 POLL_SECONDS = 0.5
 DASK_CONNECT_SECONDS = 15
+PARENT_WATCH_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass
@@ -75,12 +81,51 @@ def _process_pool(
     # would copy in a held state.
     context = multiprocessing.get_context("spawn")
     result = Round()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         futures = [
             pool.submit(worker, settings, run_id, parent_pid=os.getpid()) for _ in range(workers)
         ]
         _collect(futures, result, tick)
     return result
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this worker process when its parent does. Otherwise a killed
+    command leaves its workers behind, blocked forever on the pool's queue.
+
+    Linux delivers SIGKILL at the parent's death (``PR_SET_PDEATHSIG``); a watchdog thread
+    polling the parent pid covers other systems. The pool is started and used by one thread
+    of the parent, which outlives it (the death signal follows the creating thread).
+    """
+    _arm_parent_death_signal()
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(
+        target=_watch_parent, args=(parent_pid,), name="chariot-parent-watch", daemon=True
+    ).start()
+
+
+def _arm_parent_death_signal() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # no usable libc: the watchdog still covers it
+        pass
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_WATCH_SECONDS)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _collect(futures: list[Future[WorkerReport]], result: Round, tick: Tick) -> None:

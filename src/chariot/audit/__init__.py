@@ -6,6 +6,7 @@ sides.py      what a database offers the comparison (checksums, digests, rows)
 source.py     MySQL/MariaDB side; postgres.py, neo4j.py: the sinks' sides
 compare.py    segment checksums, bisection, row classification
 tables.py     one stream at a time, sides in parallel, the report rows
+orphans.py    notes on source rows whose referenced row is absent (not differences)
 summaries.py  aggregation summaries against an independent recomputation
 repair.py     --repair: upsert what is missing or changed, delete what is extra
 history.py    each audit's summary in _chariot_audits, for `chariot status`
@@ -58,6 +59,7 @@ def run_audit(
     audit itself cannot run; differences are data in the returned report, never errors.
     """
     from chariot.audit.history import store_audit
+    from chariot.audit.orphans import find_orphans
     from chariot.audit.repair import repair
     from chariot.audit.tables import audit_tables
 
@@ -65,6 +67,7 @@ def run_audit(
     scope = _scope(settings, options)
     started_at, started = datetime.now(UTC), time.perf_counter()
     audits = audit_tables(settings, scope, progress)
+    orphans, notes = find_orphans(settings, scope.streams, limit=scope.examples)
     summaries = _summaries(settings, scope, options, progress)
     repaired: RepairReport | None = None
     if options.repair:
@@ -82,6 +85,8 @@ def run_audit(
         results=[a.result for a in audits],
         summaries=summaries,
         repair=repaired,
+        orphans=orphans,
+        notes=notes,
     )
     report.seconds = round(time.perf_counter() - started, 3)
     try:

@@ -23,13 +23,20 @@ class TableAudit(BaseModel):
 
     table: str
     sink: str
-    source_rows: int = Field(description="rows in the source, in the compared segments")
+    source_rows: int = Field(
+        description="rows in the source a sync loads (rejected rows left out), in the compared "
+        "segments"
+    )
     sink_rows: int = Field(description="rows in the sink, in the compared segments")
     rows_compared: int = Field(description="source rows whose segment was compared")
     missing: int = Field(0, description="source rows the sink lacks (rejected rows excluded)")
     extra: int = Field(0, description="sink rows the source does not have")
     differing: int = Field(0, description="rows in both whose values differ")
-    rejected_known: int = Field(0, description="missing rows a sync recorded as rejected")
+    rejected_known: int = Field(
+        0,
+        description="source rows a sync rejects (the reader's rules, or recorded as rejected "
+        "by this sink): left out of the comparison, expected absent, not differences",
+    )
     segments: int = Field(description="segments the key space was split into")
     segments_compared: int
     segments_differing: int
@@ -54,6 +61,19 @@ class SummariesAudit(BaseModel):
     @property
     def clean(self) -> bool:
         return self.status != "differences"
+
+
+class OrphanNote(BaseModel):
+    """Source rows whose referenced row is absent from the source (a rating of a movie not
+    in ``movies``). The sinks keep them on purpose: a note, not a difference."""
+
+    table: str
+    references: str = Field(description="the referenced table")
+    columns: list[str] = Field(description="this table's columns holding the reference")
+    count: int = Field(description="rows whose referenced row is absent")
+    keys: list[list[Any]] = Field(
+        default_factory=list, description="the first keys of such rows (--examples), in key order"
+    )
 
 
 class RepairAction(BaseModel):
@@ -85,6 +105,9 @@ class AuditReport(BaseModel):
     summaries: SummariesAudit
     repair: RepairReport | None = None
     audit_id: int | None = Field(None, description="row in _chariot_audits; None if not stored")
+    orphans: list[OrphanNote] = Field(
+        default_factory=list, description="notes, not differences: rows referencing absent rows"
+    )
     notes: list[str] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]

@@ -3,11 +3,16 @@
 Reads run in autocommit (one short snapshot per statement), so an audit never holds a
 transaction open across segments. Key order and key comparison are the source's own (the
 primary key's collation): boundaries are read with ``ORDER BY key LIMIT 1 OFFSET n``.
+
+The side holds only the rows a sync would load: a row that the reader's reject rules
+(``chariot.validation``, the same SQL) refuse is left out of every read and counted apart,
+so a sink is compared with what a full refresh would give it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chariot.audit.canonical import Canonical, arith_total, mysql_arith, mysql_digest
@@ -17,9 +22,27 @@ from chariot.batch import Key
 from chariot.config import Settings
 from chariot.connections import mysql_connect
 from chariot.errors import AuditError
+from chariot.streams import Stream
 
 if TYPE_CHECKING:
     import pymysql.connections
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    loadable: int  # rows a sync loads: what the sinks are compared with
+    rejected: int  # rows the reader's reject rules refuse
+
+
+def reject_reason_sql(stream: Stream) -> str:
+    """The reader's reject rules for this stream as MySQL text: a reason, or NULL."""
+    from sqlalchemy.dialects import mysql
+
+    from chariot.sources.sql import source_table
+    from chariot.validation import reject_reason
+
+    reason = reject_reason(stream, source_table(stream), "mysql")
+    return str(reason.compile(dialect=mysql.dialect(), compile_kwargs={"literal_binds": True}))
 
 
 class SourceSide(HashingSide):
@@ -39,6 +62,8 @@ class SourceSide(HashingSide):
         self.stream = canonical.stream
         self.table = f"`{self.stream.source_table}`"
         self.key_columns = [f"`{name}`" for name in self.stream.key]
+        self.reject_reason = reject_reason_sql(self.stream)
+        self.loadable = f"({self.reject_reason}) IS NULL"
         self.python_mode = canonical.from_source_row is not None
         self.bisectable = not self.python_mode
         self._connection: pymysql.connections.Connection | None = None
@@ -72,7 +97,11 @@ class SourceSide(HashingSide):
 
     def where(self, segment: Segment) -> tuple[str, list[Any]]:
         values, param = positional()
-        return range_condition(self.key_columns, segment, param), values
+        return f"{range_condition(self.key_columns, segment, param)} AND {self.loadable}", values
+
+    def with_keys(self, keys: Sequence[Key]) -> tuple[str, list[Any]]:
+        values, param = positional()
+        return f"({keys_condition(self.key_columns, keys, param)}) AND {self.loadable}", values
 
     # -- what the whole audit needs once per stream ------------------------------------------
 
@@ -89,8 +118,11 @@ class SourceSide(HashingSide):
                 hint="load the source first, e.g. `chariot seed movielens`",
             )
 
-    def count_rows(self) -> int:
-        return int(self.query(f"SELECT COUNT(*) FROM {self.table}")[0][0])
+    def count_rows(self) -> RowCounts:
+        # One scan of the table counts both (COUNT(*) alone would read it all the same).
+        rejected = f"COALESCE(SUM(({self.reject_reason}) IS NOT NULL), 0)"
+        total, refused = self.query(f"SELECT COUNT(*), {rejected} FROM {self.table}")[0]
+        return RowCounts(loadable=int(total) - int(refused), rejected=int(refused))
 
     def boundaries(self, segment_rows: int) -> list[Key]:
         """Every ``segment_rows``-th key, walking the primary key once in short queries."""
@@ -160,8 +192,7 @@ class SourceSide(HashingSide):
         return self._values(where, params)
 
     def fetch_values(self, keys: Sequence[Key]) -> list[tuple[Any, ...]]:
-        values, param = positional()
-        return self._values(keys_condition(self.key_columns, keys, param), values)
+        return self._values(*self.with_keys(keys))
 
     def _values(self, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
         if self.python_mode:
@@ -180,9 +211,7 @@ class SourceSide(HashingSide):
         """Source rows (``stream.source_columns`` order, driver types) with these keys."""
         rows: list[tuple[Any, ...]] = []
         for start in range(0, len(keys), KEYS_PER_QUERY):
-            values, param = positional()
-            where = keys_condition(self.key_columns, keys[start : start + KEYS_PER_QUERY], param)
-            rows.extend(self._raw(where, values))
+            rows.extend(self._raw(*self.with_keys(keys[start : start + KEYS_PER_QUERY])))
         return rows
 
     def raw_rows_in(self, segment: Segment) -> list[tuple[Any, ...]]:

@@ -67,6 +67,14 @@ class StreamAudit:
     segments: list[Segment] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class KeySpace:
+    """A stream's segments, and the source rows the sync's reject rules leave out."""
+
+    segments: list[Segment]
+    rejected: int
+
+
 class SideFactory:
     """Opens sides; one shared Neo4j driver for the whole audit."""
 
@@ -115,7 +123,8 @@ def audit_stream(
     progress: ProgressCallback | None = None,
 ) -> list[StreamAudit]:
     started = time.perf_counter()
-    segments = _segments(factory, stream, scope)
+    space = _key_space(factory, stream, scope)
+    segments = space.segments
     chosen = [segments[i] for i in choose_segments(segments, scope.sample, seed=scope.seed)]
     canonicals = {sink: canonical_for(stream.name, sink) for sink in scope.sinks}
     tracker = SegmentProgress(progress, stream.name, canonicals, len(chosen))
@@ -160,6 +169,7 @@ def audit_stream(
             tracker.compared(sink)
     seconds = time.perf_counter() - started
     for audit in results:
+        audit.result.rejected_known += space.rejected
         audit.segments = segments
         audit.result.segments = len(segments)
         audit.result.sampled = scope.sample is not None and scope.sample < 1
@@ -167,12 +177,13 @@ def audit_stream(
     return results
 
 
-def _segments(factory: SideFactory, stream: Stream, scope: Scope) -> list[Segment]:
+def _key_space(factory: SideFactory, stream: Stream, scope: Scope) -> KeySpace:
     source = factory.source(canonical_for(stream.name, "postgres"))
     try:
         source.check_exists()
-        rows = segment_rows_for(source.count_rows(), scope.segment_rows)
-        return segments_from_boundaries(source.boundaries(rows))
+        counts = source.count_rows()
+        rows = segment_rows_for(counts.loadable, scope.segment_rows)
+        return KeySpace(segments_from_boundaries(source.boundaries(rows)), counts.rejected)
     finally:
         source.close()
 
@@ -213,7 +224,7 @@ def _compare_sink(
             comparison.close()
         findings.reconcile()
         if findings.missing or findings.missing_ranges:
-            _set_aside_rejects(factory.settings, stream, sink_name, findings)
+            _set_aside_rejects(factory.settings, stream, sink_name, findings, source)
         result = TableAudit(
             table=stream.name,
             sink=sink_name,
@@ -249,9 +260,10 @@ def _compare_sink(
 
 
 def _set_aside_rejects(
-    settings: Settings, stream: Stream, sink_name: str, findings: Findings
+    settings: Settings, stream: Stream, sink_name: str, findings: Findings, source: Side
 ) -> None:
-    """Rows a sync recorded as rejected are expected to be missing: count them apart."""
+    """Rows this sink recorded as rejected are expected to be missing: count them apart.
+    (Rows the reader's rules reject never reach the comparison: the source leaves them out.)"""
     from chariot.plugins import load_sink
 
     with load_sink(sink_name)(settings) as sink:
@@ -260,10 +272,15 @@ def _set_aside_rejects(
     for key in keys & findings.missing.keys():
         findings.missing.pop(key)
         findings.rejected_known.add(key)
-    for key in keys - findings.rejected_known:
-        if any(key_in_segment(key, segment) for segment, _ in findings.missing_ranges):
-            findings.rejected_known.add(key)
-            findings.rejected_in_ranges += 1
+    in_ranges = [
+        key
+        for key in keys - findings.rejected_known
+        if any(key_in_segment(key, segment) for segment, _ in findings.missing_ranges)
+    ]
+    # Only a row the source side holds is counted in a missing range.
+    for key in source.rows(in_ranges) if in_ranges else ():
+        findings.rejected_known.add(key)
+        findings.rejected_in_ranges += 1
 
 
 def examples(source: Side, sink: Side, findings: Findings, limit: int) -> list[RowDifference]:

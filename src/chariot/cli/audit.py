@@ -10,7 +10,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from chariot.audit import AuditOptions, run_audit
-from chariot.audit.report import AuditReport, RowDifference, SummariesAudit, TableAudit
+from chariot.audit.report import (
+    AuditReport,
+    OrphanNote,
+    RowDifference,
+    SummariesAudit,
+    TableAudit,
+)
 from chariot.cli.common import (
     JsonOption,
     WaitOption,
@@ -59,7 +65,9 @@ def audit(
     examples: Annotated[
         int,
         typer.Option(
-            "--examples", min=0, help="Keys listed per kind of difference, per table and sink."
+            "--examples",
+            min=0,
+            help="Keys listed per kind of difference (per table and sink) and per orphan note.",
         ),
     ] = 10,
     segment_rows: Annotated[
@@ -136,6 +144,8 @@ def render_audit(report: AuditReport) -> None:
         console.print(repairs)
         console.print(_results_table("Audit after repair", report.repair.after))
         _render_examples(report.repair.after)
+    for orphan in report.orphans:
+        console.print(f"[yellow]note:[/] {escape(_orphan_line(orphan))}", soft_wrap=True)
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     verdict = "[green]clean[/]" if report.clean else f"[red]{report.differences:,} difference(s)[/]"
@@ -143,9 +153,19 @@ def render_audit(report: AuditReport) -> None:
     console.print(f"Result: {verdict} in {report.seconds:.1f} s{where}")
 
 
+def _orphan_line(orphan: OrphanNote) -> str:
+    line = (
+        f"{orphan.count:,} {orphan.table} rows reference {orphan.references} absent from the "
+        f"source ({', '.join(orphan.columns)}); kept by the sinks, not a difference"
+    )
+    if orphan.keys:
+        line += "; first keys: " + ", ".join(_text(key) for key in orphan.keys)
+    return line
+
+
 def _results_table(title: str, results: list[TableAudit]) -> Table:
     table = Table(title=title, title_justify="left")
-    # "rejected": missing rows a sync recorded as rejected (expected, not a difference).
+    # "rejected": source rows a sync rejects (left out: expected absent, not a difference).
     columns = (
         "table",
         "sink",

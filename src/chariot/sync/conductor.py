@@ -92,7 +92,7 @@ def select_streams(streams: tuple[Stream, ...], names: list[str] | None) -> list
         if stream in ordered or stream.name in visiting:
             return
         visiting.add(stream.name)
-        for dependency in stream.depends_on:
+        for dependency in stream.dependencies:
             if dependency in by_name:
                 visit(by_name[dependency])
         visiting.discard(stream.name)

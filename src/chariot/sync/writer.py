@@ -18,6 +18,7 @@ from chariot.progress import ProgressCallback, State, notify
 from chariot.redaction import redact
 from chariot.sinks.base import Sink
 from chariot.streams import Stream
+from chariot.sync.pause_hook import pause_after_commit
 from chariot.sync.results import SinkTableResult
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class SinkWriter:
         self.stop = threading.Event()  # set by the conductor on interrupt: drop what is left
         self.failure: str | None = None  # first failure; later tables are skipped
         self.result: SinkTableResult | None = None
+        self.committed = 0  # batches written this run (the crash test's hook counts them)
 
     @property
     def name(self) -> str:
@@ -108,6 +110,8 @@ class SinkWriter:
         result.rows_rejected += len(written.rejected)
         if batch.last_key:
             result.checkpoint_after = list(batch.last_key)
+        self.committed += 1
+        pause_after_commit(self.name, batch, self.committed)
 
     def _fail(self, result: SinkTableResult, stream: Stream, error: BaseException) -> None:
         self.failure = describe_error(error)

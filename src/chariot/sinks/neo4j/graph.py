@@ -103,19 +103,25 @@ SET r.reason = reject[2], r.lastSeen = datetime()
 
 # -- deletes by source key (audit --repair) ----------------------------------------------
 
-# A movie's users and genres, read before DETACH DELETE so their orphans can go too.
-MOVIE_NEIGHBOURS = """
+# A movie row owns its title, year and IN_GENRE relationships, nothing else: its ratings,
+# tags and link fields come from other rows and keep the node (then a placeholder). The
+# genres it leaves are read first so that their orphans can go too (users: none, ratings
+# and tags keep theirs).
+MOVIE_GENRES = """
 UNWIND $keys AS key
-MATCH (m:Movie {movieId: key[0]})
-OPTIONAL MATCH (m)--(n)
-RETURN collect(DISTINCT n.userId) AS users, collect(DISTINCT n.name) AS genres
+MATCH (:Movie {movieId: key[0]})-[:IN_GENRE]->(g:Genre)
+RETURN [] AS users, collect(DISTINCT g.name) AS genres
 """
 
 DELETE_MOVIES = """
 UNWIND $keys AS key
-MATCH (m:Movie {movieId: key[0]})
-DETACH DELETE m
-RETURN count(*) AS deleted
+MATCH (m:Movie {movieId: key[0]}) WHERE m.title IS NOT NULL OR m.year IS NOT NULL
+CALL (m) {
+  MATCH (m)-[g:IN_GENRE]->(:Genre)
+  DELETE g
+}
+REMOVE m.title, m.year
+RETURN count(m) AS deleted
 """
 
 DELETE_LINKS = """
@@ -260,7 +266,8 @@ MAPPINGS: dict[str, GraphMapping] = {
                 "REMOVE m.title, m.year",
             ),
         ),
-        neighbours=MOVIE_NEIGHBOURS,
+        movie_key=0,
+        neighbours=MOVIE_GENRES,
         after_write=(DELETE_UNUSED_GENRES,),
     ),
     "links": GraphMapping(

@@ -1,0 +1,80 @@
+"""Orphans: source rows whose referenced row is absent from the source (``Stream.references``).
+
+The sinks keep such rows on purpose (no foreign keys: a rating may arrive before its movie),
+so the audit reports them as notes with their first keys, never as differences. Each
+reference costs one anti-join in the source (plus one to list keys when there are orphans);
+rows the reader's reject rules refuse are not counted, since no sink holds them.
+"""
+
+from __future__ import annotations
+
+from chariot.audit.canonical import canonical_for
+from chariot.audit.report import OrphanNote
+from chariot.audit.source import SourceSide
+from chariot.config import Settings
+from chariot.streams import STREAMS_BY_NAME, Reference, Stream
+
+
+def find_orphans(
+    settings: Settings, streams: tuple[Stream, ...], limit: int
+) -> tuple[list[OrphanNote], list[str]]:
+    """Orphan notes for each reference of these streams (with up to ``limit`` keys each),
+    and plain notes for references that could not be checked."""
+    orphans: list[OrphanNote] = []
+    notes: list[str] = []
+    for stream in streams:
+        if not stream.references:
+            continue
+        source = SourceSide(settings, canonical_for(stream.name, "postgres"))
+        try:
+            for reference in stream.references:
+                parent = STREAMS_BY_NAME.get(reference.table)
+                if parent is None or not _source_has(source, parent.source_table):
+                    notes.append(
+                        f"{stream.name} not checked for orphans: the source has no table "
+                        f"{parent.source_table if parent else reference.table}"
+                    )
+                    continue
+                found = _orphans(source, reference, parent, limit)
+                if found.count:
+                    orphans.append(found)
+        finally:
+            source.close()
+    return orphans, notes
+
+
+def _source_has(source: SourceSide, table: str) -> bool:
+    found = source.query(
+        "SELECT COUNT(*) FROM information_schema.tables "
+        "WHERE table_schema = DATABASE() AND table_name = %s",
+        (table,),
+    )
+    return bool(found[0][0])
+
+
+def _orphans(source: SourceSide, reference: Reference, parent: Stream, limit: int) -> OrphanNote:
+    child = source.table
+    joined = " AND ".join(
+        f"parent.`{key}` = {child}.`{column}`"
+        for key, column in zip(parent.key, reference.columns, strict=True)
+    )
+    present = " AND ".join(f"{child}.`{column}` IS NOT NULL" for column in reference.columns)
+    where = (
+        f"{source.loadable} AND {present} AND NOT EXISTS "
+        f"(SELECT 1 FROM `{parent.source_table}` AS parent WHERE {joined})"
+    )
+    count = int(source.query(f"SELECT COUNT(*) FROM {child} WHERE {where}")[0][0])
+    keys: list[list[object]] = []
+    if count and limit > 0:
+        order = ", ".join(f"{child}.{column}" for column in source.key_columns)
+        rows = source.query(
+            f"SELECT {order} FROM {child} WHERE {where} ORDER BY {order} LIMIT {int(limit)}"
+        )
+        keys = [list(row) for row in rows]
+    return OrphanNote(
+        table=source.stream.name,
+        references=parent.name,
+        columns=list(reference.columns),
+        count=count,
+        keys=keys,
+    )
