@@ -42,12 +42,24 @@ ROW_STATISTICS = ("count",)
 
 
 class Statistic(Strict):
-    kind: StatisticKind
-    of: str | None = Field(None, description="column; default: measure (time_column)")
-    values: list[Decimal] = Field(default_factory=list)
-    edges: list[Decimal] = Field(default_factory=list)
-    prior_weight: Decimal | None = Field(None, ge=0)
-    prior_mean: Decimal | None = None
+    """One statistic, one column of the summary table (usually written compactly)."""
+
+    kind: StatisticKind = Field(description="what is computed")
+    of: str | None = Field(
+        None,
+        description="the column it is of; default: `measure` (`time_column` for earliest "
+        "and latest)",
+    )
+    values: list[Decimal] = Field(
+        default_factory=list, description="histogram: the exact values to count"
+    )
+    edges: list[Decimal] = Field(
+        default_factory=list, description="histogram: the bounds of the ranges to count"
+    )
+    prior_weight: Decimal | None = Field(
+        None, ge=0, description="bayesian_average: how many values the prior weighs"
+    )
+    prior_mean: Decimal | None = Field(None, description="bayesian_average: the prior's mean")
 
     @model_validator(mode="before")
     @classmethod
@@ -94,23 +106,37 @@ def _check_bins(values: list[Decimal], edges: list[Decimal]) -> None:
 class Join(Strict):
     """Another table the group key is read from (``genres`` of the rated movie)."""
 
-    table: str
+    table: str = Field(description="the project table joined")
     on: dict[str, str] = Field(
         min_length=1, description="column of the aggregated table -> column of this table"
     )
 
 
 class Aggregation(Strict):
+    """A summary table: the rows of one table grouped by a key, one column per statistic."""
+
     table: str = Field(description="the project table whose rows are aggregated")
-    group_by: str = Field(description='output column, or "joined_table.column"; lists explode')
-    group_as: str | None = Field(None, description="name of the group column; default its own")
-    join: Join | None = None
+    group_by: str = Field(
+        description='a column of `table`, or `"joined_table.column"`; a list column groups '
+        "by each element"
+    )
+    group_as: str | None = Field(
+        None, description="the group column's name in the summary; default: the column's own"
+    )
+    join: Join | None = Field(None, description="the table `group_by` names a column of")
     measure: str | None = Field(None, description="the column most statistics are of")
     time_column: str | None = Field(None, description="the column of earliest and latest")
-    statistics: dict[str, Statistic] = Field(min_length=1, description="output column -> stat")
-    label: str | None = Field(None, description="graph label keyed by the group key")
+    statistics: dict[str, Statistic] = Field(
+        min_length=1, description="summary column -> statistic"
+    )
+    label: str | None = Field(
+        None,
+        description="a graph label keyed by the group key: its nodes get the statistics "
+        "as properties",
+    )
     properties: dict[str, str] = Field(
-        default_factory=dict, description="output column -> node property; default camelCase"
+        default_factory=dict,
+        description="summary column -> node property; default: the column in camelCase",
     )
 
     @property

@@ -34,24 +34,34 @@ Properties = dict[Name, str]  # property name -> output column
 class NodeExtension(Strict):
     """A table keyed like the label whose rows add properties to its nodes."""
 
-    table: str
-    properties: Properties = Field(default_factory=dict)
+    table: str = Field(description="a project table with the same key as the label's table")
+    properties: Properties = Field(
+        default_factory=dict, description="property name -> column of this table"
+    )
 
 
 class NodeLabel(Strict):
+    """A node label: one node per row of a table, or one per distinct value of columns."""
+
     table: str | None = Field(None, description="one node per row of this table")
     key: list[Name] = Field(
         default_factory=list,
-        description="key property names (table-backed: one per key column; default: the "
-        "columns' names)",
+        description="key property names: with `table`, one per key column (default: the key "
+        "columns' names); with `values`, exactly one",
     )
     properties: Properties | None = Field(
-        None, description="default: every other column of the table, under its own name"
+        None,
+        description="property name -> column; default: every other column of the table, "
+        "under its own name",
     )
     values: list[str] = Field(
-        default_factory=list, description='"table.column" whose distinct values are the nodes'
+        default_factory=list,
+        description='`"table.column"` references whose distinct values are the nodes (a '
+        "list column: each element)",
     )
-    extended_by: list[NodeExtension] = Field(default_factory=list)
+    extended_by: list[NodeExtension] = Field(
+        default_factory=list, description="tables whose rows add properties to these nodes"
+    )
 
     @model_validator(mode="after")
     def _one_origin(self) -> NodeLabel:
@@ -81,18 +91,24 @@ def property_name(column: str) -> str:
 
 
 class Endpoint(Strict):
-    label: str
+    """One end of a relationship: the node whose key the row's columns hold."""
+
+    label: str = Field(description="a label of `[graph.nodes]`")
     key: list[str] = Field(
         min_length=1, description="columns of the relationship's table, one per key property"
     )
 
 
 class Relationship(Strict):
-    type: str = Field(pattern=NAME)
-    table: str
-    from_: Endpoint = Field(alias="from")
-    to: Endpoint
-    properties: Properties = Field(default_factory=dict)
+    """One relationship type, made by the rows of one table: each row links two nodes."""
+
+    type: str = Field(pattern=NAME, description="the relationship type, e.g. `RATED`")
+    table: str = Field(description="the project table whose rows make the relationships")
+    from_: Endpoint = Field(alias="from", description="the node it starts from")
+    to: Endpoint = Field(description="the node it points to")
+    properties: Properties = Field(
+        default_factory=dict, description="property name -> column of `table`"
+    )
     identity: list[Name] = Field(
         default_factory=list,
         description="properties that tell parallel relationships apart (a tag)",
@@ -100,5 +116,11 @@ class Relationship(Strict):
 
 
 class Graph(Strict):
-    nodes: dict[Name, NodeLabel] = Field(default_factory=dict)
-    relationships: list[Relationship] = Field(default_factory=list)
+    """The graph model: node labels and relationship types."""
+
+    nodes: dict[Name, NodeLabel] = Field(
+        default_factory=dict, description="label -> where its nodes come from"
+    )
+    relationships: list[Relationship] = Field(
+        default_factory=list, description="relationship types, one table each"
+    )

@@ -42,13 +42,27 @@ TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 class Column(Strict):
     """One source column: its source type, its sink types, and the rules a value must meet."""
 
-    type: str = Field(description="source type, e.g. 'smallint unsigned', 'decimal(4,2)'")
-    postgres: str | None = Field(None, description="PostgreSQL type; default: mapped from type")
-    neo4j: str | None = Field(None, description="Neo4j property type; default: mapped")
-    nullable: bool = Field(False, description="False: a NULL in the source is a reject")
-    min: Decimal | None = None
-    max: Decimal | None = None
-    step: Decimal | None = Field(None, gt=0, description="values must be multiples of this")
+    type: str = Field(
+        description="source type as MySQL spells it, e.g. `smallint unsigned`, `decimal(4,2)`"
+    )
+    postgres: str | None = Field(
+        None, description="the column's PostgreSQL type; default: mapped from `type`"
+    )
+    neo4j: str | None = Field(
+        None, description="the property's Neo4j type; default: mapped from `type`"
+    )
+    nullable: bool = Field(
+        False, description="false: a row with NULL here is rejected; a key column cannot be true"
+    )
+    min: Decimal | None = Field(
+        None, description="smallest value allowed (checked only when `max` is given too)"
+    )
+    max: Decimal | None = Field(
+        None, description="largest value allowed (checked only when `min` is given too)"
+    )
+    step: Decimal | None = Field(
+        None, gt=0, description="a value that is not a multiple of this is rejected"
+    )
 
     @field_validator("type")
     @classmethod
@@ -93,16 +107,19 @@ class Column(Strict):
 
 # -- transforms: each names the column it reads by its own kind key --------------------------
 
+INTO = "write the result to a new column of this name; default: replace the column"
 CastTarget = Literal["smallint", "integer", "bigint", "numeric", "double precision", "text"]
 
 
 class Split(Strict):
     """``"A|B"`` -> ``["A", "B"]``; NULL, ``""`` and each ``empty`` marker -> ``[]``."""
 
-    split: str
-    delimiter: str = Field(min_length=1)
-    empty: list[str] = Field(default_factory=list, description='markers of "no elements"')
-    into: str | None = None
+    split: str = Field(description="the column to split (text)")
+    delimiter: str = Field(min_length=1, description="the text between two elements")
+    empty: list[str] = Field(
+        default_factory=list, description='values that also mean "no elements"'
+    )
+    into: str | None = Field(None, description=INTO)
 
 
 class Extract(Strict):
@@ -111,21 +128,25 @@ class Extract(Strict):
     Write the pattern so PostgreSQL, MySQL and Python read it alike: ``[0-9]``, not ``\\d``.
     """
 
-    extract: str
-    pattern: str = Field(min_length=1)
-    group: int = Field(1, ge=0)
-    into: str | None = None
+    extract: str = Field(description="the column to read (text)")
+    pattern: str = Field(min_length=1, description="the regular expression")
+    group: int = Field(1, ge=0, description="the group whose text is the value (0: the match)")
+    into: str | None = Field(None, description=INTO)
 
 
 class Rename(Strict):
-    rename: str
-    to: str = Field(min_length=1, max_length=63)
+    """A column under another name, in the same place (key columns may be renamed)."""
+
+    rename: str = Field(description="the column to rename")
+    to: str = Field(min_length=1, max_length=63, description="its new name")
 
 
 class Cast(Strict):
-    cast: str
-    to: CastTarget
-    into: str | None = None
+    """A column converted to another PostgreSQL type (key columns may be cast)."""
+
+    cast: str = Field(description="the column to convert")
+    to: CastTarget = Field(description="the type it becomes")
+    into: str | None = Field(None, description=INTO)
 
 
 TRANSFORM_KINDS = ("split", "extract", "rename", "cast")
@@ -168,22 +189,34 @@ def transform_column(transform: Split | Extract | Rename | Cast) -> str:
 class Table(Strict):
     """One source table: its key, its columns (in source order) and its transforms."""
 
-    source: str | None = Field(None, description="source table name; default: the table's name")
-    key: list[str] = Field(min_length=1, description="source columns, in key order")
-    depends_on: list[str] = Field(default_factory=list)
-    columns: dict[str, Column] = Field(min_length=1)
-    transforms: list[Transform] = Field(default_factory=list)
+    source: str | None = Field(
+        None, description="the table's name in the source; default: the project's name for it"
+    )
+    key: list[str] = Field(
+        min_length=1, description="the source columns that identify a row, in key order"
+    )
+    depends_on: list[str] = Field(
+        default_factory=list, description="project tables to sync before this one"
+    )
+    columns: dict[str, Column] = Field(
+        min_length=1, description="source column name -> column, in source order"
+    )
+    transforms: list[Transform] = Field(
+        default_factory=list, description="transforms, applied in the order written"
+    )
 
 
 class Project(Strict):
     """A whole ``chariot.toml``."""
 
-    format: Literal[1] = PROJECT_FORMAT
-    name: str | None = None
-    tables: dict[Annotated[str, Field(pattern=TABLE_NAME)], Table] = Field(min_length=1)
-    graph: Graph = Field(default_factory=Graph)
+    format: Literal[1] = Field(PROJECT_FORMAT, description="the version of the file's format")
+    name: str | None = Field(None, description="a name for the project, for people to read")
+    tables: dict[Annotated[str, Field(pattern=TABLE_NAME)], Table] = Field(
+        min_length=1, description="table name -> table; PostgreSQL's table has this name"
+    )
+    graph: Graph = Field(default_factory=Graph, description="the graph model; default: none")
     aggregations: dict[Annotated[str, Field(pattern=TABLE_NAME)], Aggregation] = Field(
-        default_factory=dict
+        default_factory=dict, description="summary table name -> aggregation"
     )
 
     def source_table(self, name: str) -> str:
