@@ -81,9 +81,11 @@ lint: venv
 	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/mypy src
 
-# The exit-code page is generated from chariot.exit_codes (tests/test_docs.py checks it is current).
+# The exit-code and project-file pages are generated from chariot.exit_codes and the models of
+# chariot.project (tests/test_docs.py checks they are current).
 docs: venv
 	$(VENV)/bin/python scripts/exit_codes_page.py
+	$(VENV)/bin/python scripts/project_file_page.py
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 dist-check: venv
