@@ -34,7 +34,16 @@ from chariot.project.aggregations import Aggregation, Join, Statistic
 from chariot.project.base import Strict
 from chariot.project.graph import Endpoint, Graph, NodeExtension, NodeLabel, Relationship
 from chariot.project.loading import parse_project
-from chariot.project.model import Cast, Column, Extract, Project, Rename, Split, Table
+from chariot.project.model import (
+    Cast,
+    Column,
+    Extract,
+    Project,
+    Rename,
+    Split,
+    Table,
+    TableReference,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "reference" / "project-file.md"
@@ -116,6 +125,15 @@ SECTIONS: dict[type[BaseModel], Section] = {
         "boolean, keeps its width. Where `postgres` or `neo4j` is not given, it is mapped "
         "from `type`:\n\n" + _mapping_rules(),
         examples=(("[tables.ratings.columns]", ""),),
+    ),
+    TableReference: Section(
+        "References: `references = [...]`",
+        "references",
+        level=3,
+        intro="An array of inline tables in `[tables.NAME]`: "
+        '`references = [{ table = "movies", columns = ["movieId"] }]`. `chariot init` writes '
+        "one per foreign key to another table's primary key; declare the others yourself "
+        "(MovieLens declares none in its schema).",
     ),
     Split: Section(
         "`split`",

@@ -68,7 +68,8 @@ def test_init_proposes_tables_keys_types_and_graph(
         "timestamp",
         "local datetime",
     )
-    assert project.tables["orders"].depends_on == ["customers"]
+    orders = project.tables["orders"]
+    assert [(r.table, r.columns) for r in orders.references] == [("customers", ["customer_id"])]
     assert project.graph.nodes["OrderItems"].key == ["order_id", "line_no"]
     shapes = {(r.from_.label, r.type, r.to.label) for r in project.graph.relationships}
     assert shapes == {("Orders", "CUSTOMER", "Customers"), ("OrderItems", "ORDER", "Orders")}
@@ -121,7 +122,7 @@ def test_include_exclude_and_no_graph(
     assert result.exit_code == 0, result.output
     project = load_project(tmp_path / "chariot.toml")
     assert list(project.tables) == ["order_items", "orders"]
-    assert project.tables["orders"].depends_on == []  # customers is not in the project
+    assert project.tables["orders"].references == []  # customers is not in the project
     assert project.graph.nodes == {} and project.graph.relationships == []
 
     result = cli("init", "--force", "--exclude", "customers", settings=shop)

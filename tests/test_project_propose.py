@@ -103,7 +103,7 @@ def test_composite_foreign_keys_follow_the_referred_key_order() -> None:
     (relationship,) = project.graph.relationships
     assert relationship.type == "LINES"  # named after the table: no single column to name it
     assert relationship.to.key == ["order_ref", "no"]  # in lines' key order
-    assert project.tables["line_notes"].depends_on == ["lines"]
+    assert [r.table for r in project.tables["line_notes"].references] == ["lines"]
 
 
 def test_a_foreign_key_to_a_unique_key_proposes_no_relationship() -> None:

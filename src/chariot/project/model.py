@@ -186,6 +186,17 @@ def transform_column(transform: Split | Extract | Rename | Cast) -> str:
     return transform.cast
 
 
+class TableReference(Strict):
+    """Each row of the table points at one row of another table (a foreign key, declared
+    or not): synced after it, and rows whose referenced row is absent are audit notes."""
+
+    table: str = Field(min_length=1, description="the referenced project table")
+    columns: list[str] = Field(
+        min_length=1,
+        description="this table's source columns, in the order of the referenced table's key",
+    )
+
+
 class Table(Strict):
     """One source table: its key, its columns (in source order) and its transforms."""
 
@@ -196,7 +207,12 @@ class Table(Strict):
         min_length=1, description="the source columns that identify a row, in key order"
     )
     depends_on: list[str] = Field(
-        default_factory=list, description="project tables to sync before this one"
+        default_factory=list,
+        description="project tables to sync before this one (besides those it references)",
+    )
+    references: list[TableReference] = Field(
+        default_factory=list,
+        description="the tables this one's rows point at (foreign keys, declared or not)",
     )
     columns: dict[str, Column] = Field(
         min_length=1, description="source column name -> column, in source order"

@@ -19,7 +19,7 @@ import re
 from chariot.errors import ConfigError
 from chariot.project.column_types import map_source_type
 from chariot.project.graph import Endpoint, Graph, NodeLabel, Relationship, property_name
-from chariot.project.model import TABLE_NAME, Column, Project, Table
+from chariot.project.model import TABLE_NAME, Column, Project, Table, TableReference
 from chariot.project.reflect import ForeignKey, ReflectedTable, SourceSchema
 from chariot.project.writer import Notes
 
@@ -96,13 +96,20 @@ def _table(reflected: ReflectedTable, name: str, booleans: set[str], notes: Note
 
 
 def _resolve_dependencies(tables: dict[str, Table], sources: dict[str, ReflectedTable]) -> None:
-    """A table depends on the tables its foreign keys refer to (sync order only)."""
+    """A table references the tables its foreign keys refer to (sync order, orphan notes):
+    foreign keys to another table of the project that point at its whole primary key."""
     by_source = {reflected.name: name for name, reflected in sources.items()}
     for name, reflected in sources.items():
-        referred = [by_source.get(fk.referred_table) for fk in reflected.foreign_keys]
-        tables[name].depends_on = list(
-            dict.fromkeys(r for r in referred if r is not None and r != name)
-        )
+        for fk in reflected.foreign_keys:
+            referred = by_source.get(fk.referred_table)
+            if referred is None or referred == name:
+                continue
+            key = sources[referred].primary_key
+            if set(fk.referred_columns) != set(key):
+                continue  # a foreign key to a unique key other than the primary key
+            order = {column: i for i, column in enumerate(fk.referred_columns)}
+            columns = [fk.columns[order[k]] for k in key]
+            tables[name].references.append(TableReference(table=referred, columns=columns))
 
 
 class _GraphProposal:

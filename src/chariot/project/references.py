@@ -58,6 +58,20 @@ def _table(project: Project, name: str, table: Table) -> Iterator[Problem]:
     for position, other in enumerate(table.depends_on):
         if other not in project.tables:
             yield Problem(f"{path}.depends_on[{position}]", f"no table {other!r} in the project")
+    for position, reference in enumerate(table.references):
+        where = f"{path}.references[{position}]"
+        referred = project.tables.get(reference.table)
+        if referred is None:
+            yield Problem(f"{where}.table", f"no table {reference.table!r} in the project")
+        elif len(reference.columns) != len(referred.key):
+            yield Problem(
+                f"{where}.columns",
+                f"expected {len(referred.key)} column(s), one per key column of "
+                f"{reference.table!r}, got {len(reference.columns)}",
+            )
+        for column in reference.columns:
+            if column not in table.columns:
+                yield Problem(f"{where}.columns", f"expected a column of the table, got {column!r}")
     try:
         outputs = table_outputs(table)
     except TransformProblem as problem:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from chariot.errors import ConfigError
 from chariot.project.model import Project, Table
 from chariot.project.outputs import table_outputs
-from chariot.streams import Column, Stream
+from chariot.streams import Column, Reference, Stream
 
 # The staging kind of a plain column, by its PostgreSQL type (numeric(p,s) included).
 STREAM_KINDS = {"integer": "int", "bigint": "bigint", "text": "text", "numeric": "decimal"}
@@ -29,6 +29,7 @@ def table_stream(project: Project, name: str) -> Stream:
         columns=tuple(_column(name, table, column) for column in table.columns),
         key=tuple(table.key),
         depends_on=tuple(table.depends_on),
+        references=tuple(Reference(r.table, tuple(r.columns)) for r in table.references),
     )
 
 

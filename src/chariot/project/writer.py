@@ -68,6 +68,12 @@ def _table(name: str, table: Table, notes: Notes) -> Iterator[str]:
     yield f"key = {value(table.key)}"
     if table.depends_on:
         yield f"depends_on = {value(table.depends_on)}"
+    if table.references:
+        yield "references = ["
+        yield from (
+            f"  {value({'table': r.table, 'columns': r.columns})}," for r in table.references
+        )
+        yield "]"
     if table.transforms:
         yield "transforms = ["
         yield from (f"  {value(_transform(t))}," for t in table.transforms)
