@@ -43,6 +43,33 @@ def test_debug_adds_the_traceback_but_keeps_the_documented_code(cli: Any) -> Non
     assert "Traceback" in debug.output and "CHARIOT_MYSQL__PORT" in debug.output
 
 
+def test_sigterm_ends_a_command_like_ctrl_c(tmp_path: Any) -> None:
+    """A scheduler's SIGTERM: one line and exit 130, not death by signal."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        import chariot.cli.status as status_command
+        from chariot.cli.app import main
+        def stop(settings):  # the command is under way when the scheduler stops it
+            os.kill(os.getpid(), signal.SIGTERM)
+        status_command.collect_status = stop
+        sys.argv = ["chariot", "status"]
+        main()
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHARIOT_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert done.returncode == ExitCode.INTERRUPTED, done.stderr
+    assert "interrupted" in done.stderr and "Traceback" not in done.stderr
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
     "args",

@@ -51,6 +51,14 @@ def test_an_emptied_source_table_is_named(cli: Any, synced: Settings) -> None:
     assert "chariot sync --full-refresh --table tags" in result.stderr
 
 
+def test_one_sync_names_every_replaced_table(cli: Any, synced: Settings) -> None:
+    mysql_execute(synced.mysql, "DELETE FROM ratings WHERE userId > 10", "DELETE FROM tags")
+    result = cli("sync", "--sink", "postgres", settings=synced)
+    assert result.exit_code == ExitCode.DATA, result.output
+    for table in ("ratings", "tags"):
+        assert f"chariot sync --full-refresh --table {table}" in result.stderr
+
+
 def test_the_named_way_out_works(cli: Any, synced: Settings) -> None:
     mysql_execute(synced.mysql, "DELETE FROM ratings WHERE userId > 10")
     assert cli("sync", "--sink", "postgres", settings=synced).exit_code == ExitCode.DATA
