@@ -63,8 +63,10 @@ _MEANINGS = {
         "recovers."
     ),
     ExitCode.BUSY: (
-        "Another chariot command holds the writer lease of a table it needs (or a table is "
-        "half-loaded); nothing was changed. Wait, or pass `--wait SECONDS`."
+        "Another chariot command holds the writer lease of a table it needs, or a table it "
+        "reads is being loaded: nothing was changed (`aggregate`: unless its PostgreSQL "
+        "summaries were already promoted; a re-run finishes the graph write). Wait, or pass "
+        "`--wait SECONDS`."
     ),
     ExitCode.INTERNAL: "A bug in chariot: please report it with the output of `--debug`.",
     ExitCode.INTERRUPTED: "Interrupted (Ctrl-C or SIGTERM); re-run the same command to resume.",

@@ -75,6 +75,14 @@ def run_audit(
         again = prefixed(progress, "after repair: ")
         after = audit_tables(settings, scope, again) if actions else audits
         repaired = RepairReport(actions=actions, after=[a.result for a in after])
+        if summaries.status == "ok" and any(
+            a.table == "ratings" and a.sink == "postgres" and (a.upserted or a.deleted)
+            for a in actions
+        ):
+            notes.append(
+                "the repair changed ratings in PostgreSQL: the summaries were checked before it "
+                "and are stale now; run `chariot aggregate`"
+            )
     report = AuditReport(
         started_at=started_at,
         seconds=0.0,

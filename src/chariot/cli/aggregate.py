@@ -82,7 +82,8 @@ def aggregate(
 
     Resumable: re-run after any interruption and only unfinished partitions are computed;
     the new summaries replace the old in one transaction. Exits 6 when partitions failed
-    beyond CHARIOT_RUN__PARTITION_ATTEMPTS or the Neo4j write failed (re-run to finish it).
+    beyond CHARIOT_RUN__PARTITION_ATTEMPTS or the Neo4j write failed (re-run to finish it),
+    9 when an input table is being loaded or the graph's writer lease is held.
     """
     with reported_errors(ctx, as_json=as_json):
         settings = settings_from(ctx, partition_rows=partition_rows, lease_wait_seconds=wait)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -143,4 +144,11 @@ status_command.register(app)
 
 
 def main() -> None:
+    # SIGTERM (a scheduler stopping the job) ends a command like Ctrl-C: one line, exit 130,
+    # and every command resumes where it stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     app()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -94,7 +94,7 @@ def audit(
     """Compare every row and column of the source with each sink; optionally repair.
 
     Exit codes: 0 everything agrees, 1 differences found (after --repair: some remain),
-    7 the audit itself could not run.
+    7 the audit itself could not run, 9 (--repair) another command holds a writer lease.
     """
     options = AuditOptions(
         tables=tuple(table) if table else None,
@@ -148,9 +148,17 @@ def render_audit(report: AuditReport) -> None:
         console.print(f"[yellow]note:[/] {escape(_orphan_line(orphan))}", soft_wrap=True)
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
-    verdict = "[green]clean[/]" if report.clean else f"[red]{report.differences:,} difference(s)[/]"
+    verdict = "[green]clean[/]" if report.clean else f"[red]{_differences(report)}[/]"
     where = f" (audit #{report.audit_id})" if report.audit_id is not None else ""
     console.print(f"Result: {verdict} in {report.seconds:.1f} s{where}")
+
+
+def _differences(report: AuditReport) -> str:
+    """What is not clean: rows, summaries, or both (never "0 differences" for a failure)."""
+    parts = [f"{report.differences:,} row difference(s)"] if report.differences else []
+    if not report.summaries.clean:
+        parts.append(f"summaries: {report.summaries.status}")
+    return "; ".join(parts) or "not clean"
 
 
 def _orphan_line(orphan: OrphanNote) -> str:

@@ -62,7 +62,9 @@ def sync_command(
     """Copy MySQL tables into PostgreSQL and Neo4j: each table read once, sinks in parallel.
 
     Incremental: each sink resumes after its own checkpoint. Exits 5 when a sink failed
-    (the others finish their work), 4 when the source could not be read.
+    (the others finish their work), 3 when every failed sink was unreachable, 4 when the
+    source could not be read, 8 when the source was replaced under a sink, 9 when another
+    command holds a table's writer lease. Every code: docs, Reference, Exit codes.
     """
     with reported_errors(ctx, as_json=as_json):
         settings = settings_from(ctx, batch_size=batch_size, lease_wait_seconds=wait)

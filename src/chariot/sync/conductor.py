@@ -217,8 +217,9 @@ class _TableRun:
                 matching.append(writer)
                 continue
             table = self.stream.name
-            self._fail(
-                writer,
+            # This table only: the sink goes on with the others, so one run names every
+            # replaced table, each with its own way out.
+            _failed(
                 part,
                 DataError(
                     f"the source's {table} has no row at or after {writer.name}'s checkpoint "
@@ -321,10 +322,14 @@ class _TableRun:
                 "sink failed", extra={"sink": writer.name, "table": self.stream.name}, exc_info=True
             )
         writer.failure = describe_error(error)
-        part.status = "failed"
-        part.error = writer.failure
-        part.error_kind = error_kind(error)
-        part.error_hint = getattr(error, "hint", None)
+        _failed(part, error)
+
+
+def _failed(part: SinkTableResult, error: BaseException) -> None:
+    part.status = "failed"
+    part.error = describe_error(error)
+    part.error_kind = error_kind(error)
+    part.error_hint = getattr(error, "hint", None)
 
 
 def _listed(key: Key | None) -> list[Any] | None:
