@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +23,10 @@ from tests.servers import (
     from_testcontainers,
     unavailable,
 )
+
+# Every MovieLens test reaches its tables through the example project, as a user would.
+MOVIELENS_PROJECT = Path(__file__).resolve().parents[1] / "examples/movielens/chariot.toml"
+os.environ.setdefault("CHARIOT_PROJECT", str(MOVIELENS_PROJECT))
 
 NEO4J_LOCK_PATH = Path(tempfile.gettempdir()) / "chariot-neo4j-tests.lock"
 

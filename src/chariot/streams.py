@@ -1,27 +1,38 @@
 """What a table is: its source name, key, columns, and the tables it references.
 
-Streams are data. The conductor (``sync.py``) iterates over them; each sink maps a
-stream to its own storage; the audit reads the references to report orphans. Adding a
-table means adding a ``Stream`` here and a mapping in each sink, never touching the
-conductor or the audit.
+Streams are data, built from the project file (``chariot.project.streams``). The conductor
+iterates over them; each sink maps a stream to its own storage from the stream alone
+(``outputs`` for PostgreSQL, ``project.graph`` for Neo4j); the audit reads the same.
+The MovieLens constants below remain only until every caller takes its streams from a
+project (``examples/movielens/chariot.toml`` declares the same four tables).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chariot.project.model import Project
+    from chariot.project.outputs import OutputColumn
 
 
 @dataclass(frozen=True)
 class Column:
-    source: str  # name in the source database (MovieLens camelCase)
-    name: str  # name in the sinks (snake_case)
-    kind: str  # "int", "bigint", "text", "decimal"
+    source: str  # name in the source database
+    name: str  # name in the sinks' staging (its plain output's name, else the source's)
+    # Coarse kind, from the PostgreSQL type: "int", "bigint", "text", "decimal", or the
+    # PostgreSQL base type itself for the others ("boolean", "timestamptz", "text[]", ...).
+    kind: str
     nullable: bool = False  # False: a NULL in the source makes the row un-loadable (a reject)
     # Value rules (validation.py turns them into SQL, evaluated by the source database):
     min_value: Decimal | None = None
     max_value: Decimal | None = None
     step: Decimal | None = None  # the value must be a multiple of this (ratings: 0.5)
+    source_type: str = ""  # as the project file writes it: "datetime", "set('a','b')", ...
+    postgres: str = ""  # the column's PostgreSQL type as read ("" -> from ``kind``)
+    neo4j: str = ""  # its Neo4j type ("integer", "local datetime", "list<string>", ...)
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,14 @@ class Stream:
     key: tuple[str, ...]  # source column names, in key order
     depends_on: tuple[str, ...] = field(default=())  # synced after these (besides references)
     references: tuple[Reference, ...] = field(default=())
+    # The project's table definition, as text: two streams are equal only when their
+    # definitions are (the layouts cached per stream depend on every detail of it).
+    signature: str = ""
+    # The columns the sinks store, after the table's transforms, in order. Empty for a
+    # stream built by hand: then each column as read, under its staging name.
+    outputs: tuple[OutputColumn, ...] = field(default=(), compare=False, repr=False)
+    # The whole project, for what spans tables (the graph model, the aggregations).
+    project: Project | None = field(default=None, compare=False, repr=False)
 
     @property
     def dependencies(self) -> tuple[str, ...]:

@@ -1,20 +1,31 @@
-"""The project's tables as today's ``chariot.streams.Stream`` objects.
-
-The bridge that lets sync, audit and status take their tables from a project file instead
-of the MovieLens constants. Streams know four staging kinds only, so a column whose
-PostgreSQL type is not one of them (a timestamp, a boolean, ...) raises ``ConfigError``
-until the sinks learn the other types.
+"""The project's tables as ``chariot.streams.Stream`` objects: what sync, audit and status
+iterate over. A stream carries its source columns (as read, with their types), its output
+columns (after transforms) and the project itself, so each sink derives its mapping from
+the stream alone.
 """
 
 from __future__ import annotations
 
-from chariot.errors import ConfigError
 from chariot.project.model import Project, Table
 from chariot.project.outputs import table_outputs
 from chariot.streams import Column, Reference, Stream
 
-# The staging kind of a plain column, by its PostgreSQL type (numeric(p,s) included).
-STREAM_KINDS = {"integer": "int", "bigint": "bigint", "text": "text", "numeric": "decimal"}
+# The coarse kind of a column, by its PostgreSQL base type; any other type is its own kind.
+STREAM_KINDS = {
+    "smallint": "int",
+    "integer": "int",
+    "bigint": "bigint",
+    "text": "text",
+    "numeric": "decimal",
+}
+
+
+def default_streams() -> tuple[Stream, ...]:
+    """The streams of the project file found as ``load_project`` finds it (``--project``,
+    ``$CHARIOT_PROJECT``, ``./chariot.toml``): what a library call uses when given none."""
+    from chariot.project.loading import load_project
+
+    return project_streams(load_project())
 
 
 def project_streams(project: Project) -> tuple[Stream, ...]:
@@ -26,30 +37,36 @@ def table_stream(project: Project, name: str) -> Stream:
     return Stream(
         name=name,
         source_table=project.source_table(name),
-        columns=tuple(_column(name, table, column) for column in table.columns),
+        columns=tuple(_column(table, source) for source in table.columns),
         key=tuple(table.key),
         depends_on=tuple(table.depends_on),
         references=tuple(Reference(r.table, tuple(r.columns)) for r in table.references),
+        signature=table.model_dump_json(),
+        outputs=table_outputs(table),
+        project=project,
     )
 
 
-def _column(table_name: str, table: Table, source: str) -> Column:
+def column_kind(postgres: str) -> str:
+    """``numeric(2,1)`` -> ``decimal``; ``timestamptz`` -> ``timestamptz``."""
+    base = postgres.split("(")[0].strip()
+    return STREAM_KINDS.get(base, base)
+
+
+def _column(table: Table, source: str) -> Column:
     column = table.columns[source]
     postgres = column.postgres or ""
-    kind = STREAM_KINDS.get(postgres.split("(")[0])
-    if kind is None:
-        raise ConfigError(
-            f"tables.{table_name}.columns.{source}: PostgreSQL type {postgres} is not "
-            "supported by the sinks yet (integer, bigint, text and numeric are)"
-        )
     return Column(
         source=source,
         name=_staging_name(table, source),
-        kind=kind,
+        kind=column_kind(postgres),
         nullable=column.nullable,
         min_value=column.min,
         max_value=column.max,
         step=column.step,
+        source_type=column.type,
+        postgres=postgres,
+        neo4j=column.neo4j or "",
     )
 
 

@@ -19,9 +19,10 @@ from chariot.config import Settings
 from chariot.errors import Busy, ChariotError, ConfigError, DataError, SourceReadError
 from chariot.plugins import load_sink, load_source
 from chariot.progress import ProgressCallback
+from chariot.project.streams import default_streams
 from chariot.sinks.base import Sink
 from chariot.sources.base import Source
-from chariot.streams import MOVIELENS_STREAMS, Stream
+from chariot.streams import Stream
 from chariot.sync.results import SinkTableResult, SyncResult, TableResult
 from chariot.sync.writer import SinkWriter, describe_error, error_kind
 
@@ -37,14 +38,17 @@ def sync(
     dry_run: bool = False,
     progress: ProgressCallback | None = None,
     source_name: str = "mysql",
-    streams: tuple[Stream, ...] = MOVIELENS_STREAMS,
+    streams: tuple[Stream, ...] | None = None,
 ) -> SyncResult:
     """Copy the selected tables from the source into every selected sink.
 
     Returns the run's result even when sinks failed (``result.failures``; see
     ``raise_for_failures``). Raises ``SourceReadError`` when the source cannot be read,
-    ``ConfigError``/``PluginError`` for unknown tables or sinks.
+    ``ConfigError``/``PluginError`` for unknown tables or sinks. ``streams``: default, the
+    project file's tables (``default_streams``).
     """
+    if streams is None:
+        streams = default_streams()
     selected = select_streams(streams, tables)
     sink_names = list(dict.fromkeys(sinks or settings.run.sinks))
     if not sink_names:

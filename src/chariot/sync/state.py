@@ -13,8 +13,9 @@ from chariot.batch import Key
 from chariot.config import Settings
 from chariot.errors import ChariotError
 from chariot.plugins import load_sink, load_source
+from chariot.project.streams import default_streams
 from chariot.sources.base import Source
-from chariot.streams import MOVIELENS_STREAMS, Stream
+from chariot.streams import Stream
 from chariot.sync.writer import describe_error
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,11 @@ class SyncState:
 def sync_state(
     settings: Settings,
     *,
-    streams: tuple[Stream, ...] = MOVIELENS_STREAMS,
+    streams: tuple[Stream, ...] | None = None,
     source_name: str = "mysql",
 ) -> SyncState:
+    if streams is None:
+        streams = default_streams()
     state = SyncState()
     marks: dict[str, dict[str, Key]] = {}
     for name in settings.run.sinks:
