@@ -66,6 +66,7 @@ test: services
 demo: services
 	@$(LOAD_ENV); \
 	set -x; \
+	export CHARIOT_PROJECT=examples/movielens/chariot.toml; \
 	$(VENV)/bin/chariot seed movielens $(if $(MOVIELENS_DIR),--dir "$(MOVIELENS_DIR)"); \
 	$(VENV)/bin/chariot run; \
 	$(VENV)/bin/chariot status

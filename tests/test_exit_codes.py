@@ -55,7 +55,7 @@ def test_sigterm_ends_a_command_like_ctrl_c(tmp_path: Any) -> None:
         import os, signal, sys
         import chariot.cli.status as status_command
         from chariot.cli.app import main
-        def stop(settings):  # the command is under way when the scheduler stops it
+        def stop(settings, streams):  # the command is under way when the scheduler stops it
             os.kill(os.getpid(), signal.SIGTERM)
         status_command.collect_status = stop
         sys.argv = ["chariot", "status"]

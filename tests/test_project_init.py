@@ -15,6 +15,7 @@ from chariot.project import load_project, parse_project
 from chariot.project.init import init_project, reflect_project
 from chariot.project.source_checks import check_project
 from chariot.project.writer import render_project
+from tests.conftest import MOVIELENS_PROJECT as MOVIELENS_EXAMPLE
 from tests.sync_support import mysql_execute
 
 pytestmark = pytest.mark.integration
@@ -236,3 +237,28 @@ def test_a_relationship_to_an_undefined_label_fails_loading(shop: Settings) -> N
     with pytest.raises(ConfigError) as caught:
         parse_project(text)
     assert "to.label: no label 'Client' in graph.nodes" in str(caught.value)
+
+
+def test_init_example_writes_the_movielens_project(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from chariot.cli.app import app
+    from chariot.project.loading import load_project
+    from chariot.project.streams import project_streams
+
+    target = tmp_path / "chariot.toml"
+    done = CliRunner().invoke(app, ["init", "--example", "movielens", "--project", str(target)])
+    assert done.exit_code == 0, done.output
+    assert target.read_text(encoding="utf-8") == MOVIELENS_EXAMPLE.read_text(encoding="utf-8")
+    assert [s.name for s in project_streams(load_project(target))] == [
+        "movies",
+        "links",
+        "ratings",
+        "tags",
+    ]
+    again = CliRunner().invoke(app, ["init", "--example", "movielens", "--project", str(target)])
+    assert again.exit_code == 2 and "exists already" in again.output
+    unknown = CliRunner().invoke(
+        app, ["init", "--example", "nope", "--project", str(tmp_path / "x.toml")]
+    )
+    assert unknown.exit_code == 2 and "unknown example 'nope'" in unknown.output

@@ -17,6 +17,7 @@ from chariot.config import Settings
 from chariot.errors import ChariotError
 from chariot.exit_codes import ExitCode
 from chariot.progress import ProgressCallback, State, notify, prefixed
+from chariot.streams import Stream
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def run_pipeline(
     workers: int | None = None,
     repair: bool = False,
     progress: ProgressCallback | None = None,
+    streams: tuple[Stream, ...] | None = None,
 ) -> PipelineResult:
     """Run sync → aggregate → audit; a stage that fails stops the pipeline.
 
@@ -66,7 +68,7 @@ def run_pipeline(
         prefixed(progress, f"{name}: ") for name in STAGES
     )
     stages = {
-        "sync": lambda: _sync(settings, sink_names, full_refresh, sync_progress),
+        "sync": lambda: _sync(settings, sink_names, full_refresh, sync_progress, streams),
         "aggregate": lambda: _aggregate(settings, sink_names, workers, aggregate_progress),
         "audit": lambda: _audit(settings, sink_names, repair, audit_progress),
     }
@@ -108,11 +110,17 @@ def _timed(name: StageName, stage: Callable[[], StageResult]) -> StageResult:
 
 
 def _sync(
-    settings: Settings, sinks: list[str], full_refresh: bool, progress: ProgressCallback | None
+    settings: Settings,
+    sinks: list[str],
+    full_refresh: bool,
+    progress: ProgressCallback | None,
+    streams: tuple[Stream, ...] | None,
 ) -> StageResult:
     from chariot.sync import sync
 
-    result = sync(settings, sinks=sinks, full_refresh=full_refresh, progress=progress)
+    result = sync(
+        settings, sinks=sinks, full_refresh=full_refresh, progress=progress, streams=streams
+    )
     rows = sum(table.rows_read for table in result.tables)
     payload = result.model_dump(mode="json")
     if not result.ok:

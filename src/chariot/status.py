@@ -21,7 +21,7 @@ from chariot.connections import (
 )
 from chariot.errors import ChariotError, SourceReadError
 from chariot.redaction import redact
-from chariot.streams import MOVIELENS_STREAMS
+from chariot.streams import Stream
 
 
 class EndpointStatus(BaseModel):
@@ -63,6 +63,7 @@ class SinkRejects(BaseModel):
 
 
 class StatusReport(BaseModel):
+    tables: list[str] = Field(default_factory=list, description="the project's tables, in order")
     endpoints: list[EndpointStatus]
     checkpoints: list[CheckpointStatus] = Field(default_factory=list)
     rejects: list[SinkRejects] = Field(default_factory=list)
@@ -93,16 +94,36 @@ class StatusReport(BaseModel):
         return any(e.name == name and not e.reachable for e in self.endpoints)
 
 
-def collect_status(settings: Settings) -> StatusReport:
+def collect_status(settings: Settings, streams: tuple[Stream, ...] | None = None) -> StatusReport:
+    """Servers, row counts of the project's tables (default: the project file's), sync
+    state, aggregation runs and the last audit."""
+    if streams is None:
+        from chariot.project.streams import default_streams
+
+        streams = default_streams()
     endpoints = [
-        _probe("mysql", "source", settings.mysql.display_url(), lambda: _source_facts(settings)),
         _probe(
-            "postgres", "sink", settings.postgres.display_url(), lambda: _postgres_facts(settings)
+            "mysql",
+            "source",
+            settings.mysql.display_url(),
+            lambda: _source_facts(settings, streams),
         ),
-        _probe("neo4j", "sink", settings.neo4j.display_url(), lambda: _neo4j_facts(settings)),
+        _probe(
+            "postgres",
+            "sink",
+            settings.postgres.display_url(),
+            lambda: _postgres_facts(settings, streams),
+        ),
+        _probe(
+            "neo4j", "sink", settings.neo4j.display_url(), lambda: _neo4j_facts(settings, streams)
+        ),
     ]
-    report = StatusReport(endpoints=endpoints, notes=_more_than_the_source(endpoints))
-    _add_sync_state(report, settings)
+    report = StatusReport(
+        tables=[stream.name for stream in streams],
+        endpoints=endpoints,
+        notes=_more_than_the_source(endpoints),
+    )
+    _add_sync_state(report, settings, streams)
     try:
         report.aggregation_runs = aggregation_runs(settings)
     except ChariotError as error:
@@ -140,11 +161,11 @@ def _last_audit(settings: Settings) -> LastAudit | None:
     return last_audit(settings)
 
 
-def _add_sync_state(report: StatusReport, settings: Settings) -> None:
+def _add_sync_state(report: StatusReport, settings: Settings, streams: tuple[Stream, ...]) -> None:
     """Each configured sink's checkpoints, lag behind the source and recorded rejects."""
     from chariot.sync.state import sync_state
 
-    state = sync_state(settings)
+    state = sync_state(settings, streams=streams)
     report.checkpoints = [CheckpointStatus(**item) for item in state.checkpoints]
     report.rejects = [SinkRejects.model_validate(item) for item in state.rejects]
     report.sink_errors = state.errors
@@ -162,7 +183,9 @@ def _probe(name: str, role: str, address: str, facts: Any) -> EndpointStatus:
     )
 
 
-def _source_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
+def _source_facts(
+    settings: Settings, streams: tuple[Stream, ...]
+) -> tuple[str, dict[str, int | None]]:
     """Version and row counts through the same engine ``sync`` reads with (URL or fields)."""
     from sqlalchemy import func, inspect, select, table
     from sqlalchemy.exc import SQLAlchemyError
@@ -173,7 +196,7 @@ def _source_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
             version = _source_version(connection)
             existing = set(inspect(connection).get_table_names())
             counts: dict[str, int | None] = {}
-            for stream in MOVIELENS_STREAMS:
+            for stream in streams:
                 if stream.source_table in existing:
                     query = select(func.count()).select_from(table(stream.source_table))
                     counts[stream.name] = int(connection.execute(query).scalar_one())
@@ -203,7 +226,9 @@ def _mysql_version(cursor: Any) -> str:
     return f"MySQL-compatible {cursor.fetchone()[0]}"
 
 
-def _postgres_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
+def _postgres_facts(
+    settings: Settings, streams: tuple[Stream, ...]
+) -> tuple[str, dict[str, int | None]]:
     from psycopg import sql
 
     schema = settings.postgres.schema_name
@@ -217,7 +242,7 @@ def _postgres_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
             )
         }
         counts: dict[str, int | None] = {}
-        for stream in MOVIELENS_STREAMS:
+        for stream in streams:
             if stream.name in existing:
                 query = sql.SQL("SELECT COUNT(*) FROM {}.{}").format(
                     sql.Identifier(schema), sql.Identifier(stream.name)
@@ -232,21 +257,17 @@ def _postgres_version(connection: Any) -> str:
     return f"PostgreSQL {first_value(connection.execute('SHOW server_version').fetchone())}"
 
 
-NEO4J_COUNT_QUERIES = {
-    "movies": "MATCH (m:Movie) WHERE m.title IS NOT NULL RETURN count(m)",
-    "links": "MATCH (m:Movie) WHERE m.imdbId IS NOT NULL RETURN count(m)",
-    "ratings": "MATCH (:User)-[r:RATED]->(:Movie) RETURN count(r)",
-    "tags": "MATCH (:User)-[t:TAGGED]->(:Movie) RETURN count(t)",
-}
+def _neo4j_facts(
+    settings: Settings, streams: tuple[Stream, ...]
+) -> tuple[str, dict[str, int | None]]:
+    from chariot.project.graph_counts import graph_count_query
 
-
-def _neo4j_facts(settings: Settings) -> tuple[str, dict[str, int | None]]:
     with neo4j_session(settings.neo4j) as session:
         version = _neo4j_version(session)
-        counts: dict[str, int | None] = {
-            table: int(session.run(query).single()[0])
-            for table, query in NEO4J_COUNT_QUERIES.items()
-        }
+        counts: dict[str, int | None] = {}
+        for stream in streams:
+            query = graph_count_query(stream)
+            counts[stream.name] = None if query is None else int(session.run(query).single()[0])
     return version, counts
 
 

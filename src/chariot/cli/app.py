@@ -93,6 +93,14 @@ def main_options(
             is_eager=True,  # seen by `--version` when given before it
         ),
     ] = None,
+    project: Annotated[
+        Path | None,
+        typer.Option(
+            "--project",
+            help="The project file (or a folder holding chariot.toml). Default: ./chariot.toml.",
+            envvar="CHARIOT_PROJECT",
+        ),
+    ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show the full traceback on errors.")
     ] = False,
@@ -126,7 +134,11 @@ def main_options(
     """Keep an analytics PostgreSQL and a Neo4j graph exactly in step with a MySQL source."""
     verbosity = -1 if quiet else verbose
     ctx.obj = GlobalOptions(
-        env_file=env_file, debug=debug, verbosity=verbosity, log_format=log_format.value
+        env_file=env_file,
+        project=project,
+        debug=debug,
+        verbosity=verbosity,
+        log_format=log_format.value,
     )
     configure_logging(verbosity=verbosity, log_format=log_format.value)
     if ctx.invoked_subcommand is None:  # bare `chariot`: the help, and success

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -18,6 +18,10 @@ from chariot.config import Settings, load_settings, unknown_settings
 from chariot.errors import ChariotError, ConfigError
 from chariot.exit_codes import ExitCode
 from chariot.redaction import redact
+
+if TYPE_CHECKING:
+    from chariot.project.model import Project
+    from chariot.streams import Stream
 
 console = Console()
 err_console = Console(stderr=True)
@@ -43,6 +47,7 @@ class GlobalOptions:
     """Options given before the command (``chariot --env-file X sync``)."""
 
     env_file: Path | None = None
+    project: Path | None = None
     debug: bool = False
     verbosity: int = 0
     log_format: str = "text"
@@ -53,6 +58,25 @@ def global_options(ctx: typer.Context) -> GlobalOptions:
     if not isinstance(root.obj, GlobalOptions):
         root.obj = GlobalOptions()
     return root.obj
+
+
+def project_from(ctx: typer.Context) -> Project:
+    """The project file: ``--project``, else ``$CHARIOT_PROJECT``, else ./chariot.toml."""
+    from chariot.project.loading import load_project
+
+    return load_project(global_options(ctx).project)
+
+
+def project_file_exists(ctx: typer.Context) -> bool:
+    from chariot.project.loading import project_path
+
+    return project_path(global_options(ctx).project).exists()
+
+
+def project_streams_from(ctx: typer.Context) -> tuple[Stream, ...]:
+    from chariot.project.streams import project_streams
+
+    return project_streams(project_from(ctx))
 
 
 def settings_from(ctx: typer.Context, **run_overrides: Any) -> Settings:

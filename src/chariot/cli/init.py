@@ -9,7 +9,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from chariot.cli.common import JsonOption, console, finish, reported_errors, settings_from
+from chariot.cli.common import (
+    JsonOption,
+    console,
+    finish,
+    global_options,
+    reported_errors,
+    settings_from,
+)
 from chariot.exit_codes import ExitCode
 from chariot.project.init import InitResult, init_project
 
@@ -37,8 +44,16 @@ def init(
         typer.Option(
             "--project",
             help="Write the project file here (a file, or a folder for chariot.toml). "
-            "Default: ./chariot.toml.",
+            "Default: the global --project, else ./chariot.toml.",
             envvar="CHARIOT_PROJECT",
+        ),
+    ] = None,
+    example: Annotated[
+        str | None,
+        typer.Option(
+            "--example",
+            help="Write an example project shipped with Chariot instead of reflecting the "
+            "source ('movielens': the tables `chariot seed movielens` loads).",
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -54,11 +69,12 @@ def init(
     with reported_errors(ctx, as_json=as_json):
         result = init_project(
             settings_from(ctx),
-            path=project,
+            path=project or global_options(ctx).project,
             include=include,
             exclude=exclude,
             graph=not no_graph,
             force=force,
+            example=example,
         )
     finish(result, exit_code=ExitCode.OK, as_json=as_json, render=lambda: render_init(result))
 
@@ -79,13 +95,7 @@ def render_init(result: InitResult) -> None:
     for relationship in result.relationships:
         console.print(f"  {escape(relationship)}", highlight=False)
     console.print(f"wrote {escape(result.path)}: review and edit it", highlight=False)
-    # Say so until the commands read it: a user must not believe `sync` now uses it.
-    console.print(
-        "note: sync, audit and aggregate do not read the project file yet (they still know "
-        "only the MovieLens tables); this file is the proposal they will use",
-        style="yellow",
-        highlight=False,
-    )
+    console.print("next: chariot run (sync, aggregate, audit)", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

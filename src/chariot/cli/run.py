@@ -15,6 +15,7 @@ from chariot.cli.common import (
     console,
     fail,
     finish,
+    project_streams_from,
     reported_errors,
     settings_from,
 )
@@ -71,6 +72,7 @@ def run(
                 workers=workers,
                 repair=repair,
                 progress=progress,
+                streams=project_streams_from(ctx),
             )
     failed = result.failed_stage
     if failed is not None and not as_json:

@@ -119,6 +119,12 @@ def _render(result: SeedResult) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    # Both datasets have the MovieLens tables: its example project describes them.
+    console.print(
+        "next: chariot init --example movielens (once), then chariot run",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -8,10 +8,17 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from chariot.cli.common import JsonOption, console, finish, reported_errors, settings_from
+from chariot.cli.common import (
+    JsonOption,
+    console,
+    finish,
+    project_file_exists,
+    project_streams_from,
+    reported_errors,
+    settings_from,
+)
 from chariot.exit_codes import ExitCode
 from chariot.status import StatusReport, collect_status
-from chariot.streams import MOVIELENS_STREAMS
 
 
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
@@ -20,7 +27,13 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     Exits 3 when a server is unreachable; the others are still reported.
     """
     with reported_errors(ctx, as_json=as_json):
-        report = collect_status(settings_from(ctx))
+        settings = settings_from(ctx)
+        # The servers are worth seeing before there is a project (before `chariot init`).
+        if project_file_exists(ctx):
+            report = collect_status(settings, project_streams_from(ctx))
+        else:
+            report = collect_status(settings, ())
+            report.notes.append("no project file: run `chariot init` (tables are not shown)")
     finish(
         report,
         exit_code=ExitCode.OK if report.all_reachable else ExitCode.CONNECTION,
@@ -33,13 +46,13 @@ def render_status(report: StatusReport) -> None:
     table = Table(title="Servers", title_justify="left")
     for column in ("server", "role", "state", "version"):
         table.add_column(column)
-    for stream in MOVIELENS_STREAMS:
-        table.add_column(stream.name, justify="right")
+    for name in report.tables:
+        table.add_column(name, justify="right")
     for endpoint in report.endpoints:
         state = "[green]up[/]" if endpoint.reachable else "[red]down[/]"
         counts = [
-            "-" if endpoint.row_counts.get(s.name) is None else f"{endpoint.row_counts[s.name]:,}"
-            for s in MOVIELENS_STREAMS
+            "-" if endpoint.row_counts.get(name) is None else f"{endpoint.row_counts[name]:,}"
+            for name in report.tables
         ]
         table.add_row(endpoint.name, endpoint.role, state, endpoint.version or "", *counts)
     console.print(table)

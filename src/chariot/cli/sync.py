@@ -16,6 +16,7 @@ from chariot.cli.common import (
     console,
     err_console,
     finish,
+    project_streams_from,
     reported_errors,
     settings_from,
 )
@@ -76,6 +77,7 @@ def sync_command(
                 full_refresh=full_refresh,
                 dry_run=dry_run,
                 progress=progress,
+                streams=project_streams_from(ctx),
             )
     finish(
         result,

@@ -62,14 +62,18 @@ def init_project(
     exclude: list[str] | None = None,
     graph: bool = True,
     force: bool = False,
+    example: str | None = None,
 ) -> InitResult:
-    """Write the proposed project to ``path`` (default ``./chariot.toml``).
+    """Write the proposed project to ``path`` (default ``./chariot.toml``); with ``example``,
+    write that example project instead of reflecting the source (``EXAMPLES``).
 
     Never overwrites an existing file unless ``force``; the file is replaced atomically.
     """
     target = project_path(path)
     if target.exists() and not force:
         raise ConfigError(f"{target} exists already", hint="pass --force to overwrite it")
+    if example is not None:
+        return _write_example(example, target, settings)
     project, notes = _reflect(settings, include, exclude, graph)
     text = render_project(project, notes)
     parse_project(text, file=str(target))  # what we write must read back
@@ -96,6 +100,25 @@ def _reflect(
     project, notes = propose_project(schema, booleans=booleans, graph=graph)
     notes.header = [line.format(source=schema.description) for line in HEADER]
     return project, notes
+
+
+# Example projects shipped with Chariot: name -> file in the package's ``examples`` folder.
+EXAMPLES = {"movielens": "movielens.toml"}
+
+
+def example_text(name: str) -> str:
+    from importlib.resources import files
+
+    if name not in EXAMPLES:
+        raise ConfigError(f"unknown example {name!r}", hint=f"examples: {', '.join(EXAMPLES)}")
+    return files("chariot").joinpath("examples", EXAMPLES[name]).read_text(encoding="utf-8")
+
+
+def _write_example(name: str, target: Path, settings: Settings) -> InitResult:
+    text = example_text(name)
+    project = parse_project(text, file=f"example {name}")
+    _write_atomically(target, text)
+    return _summary(target, settings, project, Notes())
 
 
 def select_tables(
