@@ -1,0 +1,135 @@
+"""A user's own database, end to end through the CLI: `chariot init`, then `chariot run`.
+
+Two schemas nobody wrote Chariot for: the small shop of the issue (customers, orders,
+order_items with a composite key) and MySQL's Sakila sample database. Nothing but the
+project file `init` writes tells Chariot about them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chariot.config import Settings
+from chariot.connections import neo4j_session, postgres_connection
+from tests.sakila import ROW_COUNTS, load_sakila
+from tests.sync_support import mysql_execute
+
+pytestmark = pytest.mark.integration
+
+SHOP = (
+    "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(100) NOT NULL)",
+    "CREATE TABLE orders (id INT PRIMARY KEY, customer_id INT NOT NULL,"
+    " total DECIMAL(10,2) NOT NULL, created_at DATETIME NOT NULL,"
+    " FOREIGN KEY (customer_id) REFERENCES customers (id))",
+    "CREATE TABLE order_items (order_id INT NOT NULL, line_no SMALLINT NOT NULL,"
+    " sku VARCHAR(32) NOT NULL, qty INT NOT NULL, PRIMARY KEY (order_id, line_no),"
+    " FOREIGN KEY (order_id) REFERENCES orders (id))",
+    "INSERT INTO customers VALUES (1, 'Ada'), (2, 'Bob'), (3, 'Cy')",
+    "INSERT INTO orders VALUES (10, 1, 99.50, '2024-05-01 10:00:00'),"
+    " (11, 2, 120.00, '2024-05-02 11:30:00'), (12, 1, 0.05, '2024-06-30 23:59:59')",
+    "INSERT INTO order_items VALUES (10, 1, 'SKU-1', 2), (10, 2, 'SKU-2', 1),"
+    " (11, 1, 'SKU-1', 5), (12, 1, 'SKU-3', 1)",
+)
+
+
+def _project_env(tmp_path: Path) -> dict[str, str]:
+    return {"CHARIOT_PROJECT": str(tmp_path / "chariot.toml")}
+
+
+def _postgres_rows(settings: Settings, query: str) -> list[tuple[Any, ...]]:
+    with postgres_connection(settings.postgres) as connection:
+        connection.execute(f'SET search_path TO "{settings.postgres.schema_name}"')
+        return [tuple(row) for row in connection.execute(query).fetchall()]
+
+
+def _graph_value(settings: Settings, query: str) -> Any:
+    with neo4j_session(settings.neo4j) as session:
+        return session.run(query).single()[0]
+
+
+def test_a_shop_database_with_nothing_but_init_and_run(
+    cli: Callable[..., Any], settings: Settings, tmp_path: Path
+) -> None:
+    mysql_execute(settings.mysql, *SHOP)
+    env = _project_env(tmp_path)
+    init = cli("init", settings=settings, env=env)
+    assert init.exit_code == 0, init.output
+
+    run = cli("run", "--json", settings=settings, env=env)
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout)["ok"] is True
+
+    assert _postgres_rows(settings, "SELECT id, name FROM customers ORDER BY id") == [
+        (1, "Ada"),
+        (2, "Bob"),
+        (3, "Cy"),
+    ]
+    orders = _postgres_rows(settings, "SELECT id, customer_id, total, created_at FROM orders")
+    assert sorted((o[0], o[1], o[2], o[3].isoformat()) for o in orders) == [
+        (10, 1, Decimal("99.50"), "2024-05-01T10:00:00"),
+        (11, 2, Decimal("120.00"), "2024-05-02T11:30:00"),
+        (12, 1, Decimal("0.05"), "2024-06-30T23:59:59"),
+    ]
+    assert _postgres_rows(
+        settings, "SELECT order_id, line_no, sku, qty FROM order_items ORDER BY 1, 2"
+    ) == [(10, 1, "SKU-1", 2), (10, 2, "SKU-2", 1), (11, 1, "SKU-1", 5), (12, 1, "SKU-3", 1)]
+
+    # Every order is linked to its customer, whatever the relationship type init chose.
+    assert _graph_value(settings, "MATCH (:Customers)--(:Orders) RETURN count(*)") == 3
+    assert _graph_value(settings, "MATCH (c:Customers {id: 1})--(o:Orders) RETURN count(o)") == 2
+    assert _graph_value(settings, "MATCH (n:OrderItems) RETURN count(n)") == 4
+
+    audit = cli("audit", settings=settings, env=env)
+    assert audit.exit_code == 0, audit.output
+    status = cli("status", "--json", settings=settings, env=env)
+    assert status.exit_code == 0, status.output
+    report = json.loads(status.stdout)
+    assert report["tables"] == ["customers", "orders", "order_items"]
+
+
+def test_sakila_init_run_audit_and_repair(
+    cli: Callable[..., Any], settings: Settings, tmp_path: Path
+) -> None:
+    load_sakila(settings.mysql)
+    env = _project_env(tmp_path)
+    init = cli("init", settings=settings, env=env)
+    assert init.exit_code == 0, init.output
+
+    run = cli("run", "--json", settings=settings, env=env)
+    assert run.exit_code == 0, run.output
+
+    for table, rows in ROW_COUNTS.items():
+        assert _postgres_rows(settings, f"SELECT count(*) FROM {table}") == [(rows,)], table
+    assert (
+        _graph_value(settings, "MATCH (:Actor)-[r:FILM_ACTOR]->(:Film) RETURN count(r)")
+        == (ROW_COUNTS["film_actor"])
+    )
+    assert _graph_value(settings, "MATCH (n:Rental) RETURN count(n)") == ROW_COUNTS["rental"]
+
+    # The source moves on: updates, deletes and inserts, then the audit finds and repairs them.
+    mysql_execute(
+        settings.mysql,
+        "UPDATE film SET title = CONCAT(title, ' II') WHERE film_id IN (1, 2, 3)",
+        "UPDATE payment SET amount = amount + 1 WHERE payment_id = 5",
+        "DELETE FROM film_actor WHERE actor_id = 1 AND film_id = 1",
+        "DELETE FROM payment WHERE payment_id = 7",
+        "INSERT INTO actor (actor_id, first_name, last_name) VALUES (201, 'NEW', 'ACTOR')",
+        "INSERT INTO film_actor (actor_id, film_id) VALUES (201, 1)",
+    )
+    found = cli("audit", settings=settings, env=env)
+    assert found.exit_code == 1, found.output
+    repaired = cli("audit", "--repair", settings=settings, env=env)
+    assert repaired.exit_code == 0, repaired.output
+    clean = cli("audit", settings=settings, env=env)
+    assert clean.exit_code == 0, clean.output
+    assert _postgres_rows(settings, "SELECT title FROM film WHERE film_id = 1") == [
+        ("ACADEMY DINOSAUR II",)
+    ]
+    new_role = "MATCH (:Actor {actor_id: 201})-[r:FILM_ACTOR]->(:Film {film_id: 1}) RETURN count(r)"
+    assert _graph_value(settings, new_role) == 1
