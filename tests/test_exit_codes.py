@@ -103,3 +103,26 @@ def test_a_source_that_is_down_is_a_connection_error_for_sync(
     result = cli("sync", "--sink", "postgres", settings=unreachable(sql_settings, "mysql"))
     assert result.exit_code == ExitCode.CONNECTION, result.output
     assert "MySQL" in result.stderr or "mysql" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sync", "--json", "--bogus"], "No such option: --bogus"),
+        (["sync", "--batch-size", "x", "--json"], "Invalid value for '--batch-size'"),
+    ],
+)
+def test_a_usage_error_under_json_is_the_json_error_object(args: list[str], message: str) -> None:
+    """Scripts parse stdout of --json: a usage error must not leave it empty."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "chariot", *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == ExitCode.USAGE, done.stderr
+    error = json.loads(done.stdout)["error"]
+    assert error["kind"] == "usage" and message in error["message"]
+    assert error["hint"] == "see 'chariot sync --help'"
+    assert "Traceback" not in done.stderr

@@ -142,3 +142,24 @@ def test_an_unusable_url_is_a_setting_error(url: str) -> None:
 
     with pytest.raises(ValidationError, match="url"):
         MySQLSettings(url=url)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (
+            "mysql+pymysql://chariot:s3cr3t-pw@127.0.0.1:3306/movielens?charset=bogus",
+            "unknown charset 'bogus'",
+        ),
+        ("mysql+nodriver://chariot:s3cr3t-pw@127.0.0.1/movielens", "is not valid"),
+    ],
+)
+def test_a_malformed_source_url_is_a_usage_error_without_the_password(
+    cli: Any, url: str, message: str
+) -> None:
+    """Not an internal error (70) or an unreachable server (3): the URL itself is wrong."""
+    done = cli("sync", "--dry-run", "--json", env={"CHARIOT_MYSQL__URL": url})
+    assert done.exit_code == ExitCode.USAGE, done.output
+    error = json.loads(done.stdout)["error"]
+    assert message in error["message"]
+    assert "s3cr3t-pw" not in done.output

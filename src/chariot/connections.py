@@ -69,14 +69,16 @@ def source_engine(settings: MySQLSettings) -> sqlalchemy.engine.Engine:
     """A SQLAlchemy engine for the source (MySQL, or any URL given as ``CHARIOT_MYSQL__URL``)."""
     import sqlalchemy
 
+    _check_charset(settings)
     try:
         engine = sqlalchemy.create_engine(settings.sqlalchemy_url(), pool_pre_ping=True)
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
         return engine
-    except sqlalchemy.exc.ArgumentError as error:
-        raise ConnectionFailed(
-            f"source URL {settings.display_url()} is not valid: {error}"
+    except sqlalchemy.exc.ArgumentError as error:  # an unknown driver among them
+        raise ConfigError(
+            f"source URL {settings.display_url()} is not valid: {error}",
+            hint="use the pymysql driver: a URL that starts with mysql+pymysql://",
         ) from None
     except (sqlalchemy.exc.SQLAlchemyError, ImportError) as error:
         cause = getattr(error, "orig", None) or error
@@ -84,6 +86,23 @@ def source_engine(settings: MySQLSettings) -> sqlalchemy.engine.Engine:
             f"{source_label(settings)} at {settings.display_url()}: {_driver_message(cause)}",
             hint=_hint_for(str(cause), _mysql_prefix(settings)),
         ) from error
+
+
+def _check_charset(settings: MySQLSettings) -> None:
+    """PyMySQL fails on an unknown ``?charset=`` with an AttributeError deep inside; say it."""
+    if not settings.url:
+        return
+    from sqlalchemy.engine import make_url
+
+    charset = make_url(settings.url).query.get("charset")
+    if isinstance(charset, str) and settings.url.startswith(("mysql", "mariadb")):
+        from pymysql.charset import charset_by_name
+
+        if charset_by_name(charset) is None:
+            raise ConfigError(
+                f"source URL {settings.display_url()}: unknown charset {charset!r}",
+                hint="use ?charset=utf8mb4 (or leave it out)",
+            )
 
 
 def postgres_connect(settings: PostgresSettings, **kwargs: Any) -> psycopg.Connection[Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +19,7 @@ from chariot.cli import run as run_command
 from chariot.cli import seed as seed_command
 from chariot.cli import status as status_command
 from chariot.cli import sync as sync_command
-from chariot.cli.common import GlobalOptions
+from chariot.cli.common import GlobalOptions, fail
 from chariot.exit_codes import ExitCode
 from chariot.logs import configure_logging
 
@@ -159,7 +160,32 @@ def main() -> None:
     # SIGTERM (a scheduler stopping the job) ends a command like Ctrl-C: one line, exit 130,
     # and every command resumes where it stopped.
     signal.signal(signal.SIGTERM, _interrupt)
+    if "--json" in sys.argv[1:]:
+        sys.exit(_main_with_json_usage_errors())
     app()
+
+
+def _main_with_json_usage_errors() -> int:
+    """Like ``app()``, but a usage error (an unknown option, a bad value) is the JSON error
+    object on stdout too: a script reading ``--json`` output must never get nothing."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name="chariot", standalone_mode=False)
+    except typer.Abort:
+        return _json_failure("interrupted", ExitCode.INTERRUPTED, None)
+    except typer.TyperException as error:  # Typer's own click: a usage error, a bad value
+        context = getattr(error, "ctx", None)
+        path = context.command_path if context is not None else "chariot"
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        return _json_failure(message, ExitCode.USAGE, f"see '{path} --help'")
+    return code if isinstance(code, int) else ExitCode.OK
+
+
+def _json_failure(message: str, code: ExitCode, hint: str | None) -> int:
+    try:
+        fail(message, exit_code=code, hint=hint, as_json=True)
+    except typer.Exit as done:
+        return done.exit_code
 
 
 def _interrupt(signum: int, frame: object) -> None:

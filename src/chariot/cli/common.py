@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,8 +24,18 @@ if TYPE_CHECKING:
     from chariot.project.model import Project
     from chariot.streams import Stream
 
-console = Console()
-err_console = Console(stderr=True)
+
+def _console(*, stderr: bool = False) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped into a file or a pager, rich assumes 80 columns and cuts table cells ("movi…");
+    # a terminal's own width, or $COLUMNS, still rules.
+    piped = not stream.isatty() and not os.environ.get("COLUMNS")
+    return Console(stderr=stderr, width=PIPED_WIDTH if piped else None)
+
+
+PIPED_WIDTH = 200
+console = _console()
+err_console = _console(stderr=True)
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result as JSON on stdout instead of a table.")
