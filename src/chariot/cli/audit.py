@@ -36,6 +36,7 @@ def audit(
         typer.Option(
             "--table",
             "-t",
+            metavar="TABLE",
             help="Audit only this table (repeatable): movies, links, ratings, tags.",
         ),
     ] = None,
@@ -44,6 +45,7 @@ def audit(
         typer.Option(
             "--sink",
             "-s",
+            metavar="SINK",
             help="Audit only this sink (repeatable): postgres, neo4j. Default: CHARIOT_RUN__SINKS.",
         ),
     ] = None,

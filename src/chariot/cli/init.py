@@ -26,12 +26,16 @@ def init(
     include: Annotated[
         list[str] | None,
         typer.Option(
-            "--include", help="Only tables matching this name or pattern (repeatable; 'film*')."
+            "--include",
+            metavar="PATTERN",
+            help="Only tables matching this name or pattern (repeatable; 'film*').",
         ),
     ] = None,
     exclude: Annotated[
         list[str] | None,
-        typer.Option("--exclude", help="Leave out tables matching this name or pattern."),
+        typer.Option(
+            "--exclude", metavar="PATTERN", help="Leave out tables matching this name or pattern."
+        ),
     ] = None,
     no_graph: Annotated[
         bool, typer.Option("--no-graph", help="Propose no graph model (tables only).")

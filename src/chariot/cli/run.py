@@ -31,7 +31,10 @@ def run(
     sinks: Annotated[
         list[str] | None,
         typer.Option(
-            "--sink", "-s", help="Only these sinks (repeatable). Default: CHARIOT_RUN__SINKS."
+            "--sink",
+            "-s",
+            metavar="SINK",
+            help="Only these sinks (repeatable). Default: CHARIOT_RUN__SINKS.",
         ),
     ] = None,
     full_refresh: Annotated[

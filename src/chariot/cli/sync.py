@@ -30,13 +30,19 @@ def sync_command(
     ctx: typer.Context,
     tables: Annotated[
         list[str] | None,
-        typer.Option("--table", "-t", help="Sync only this table (repeatable). Default: all."),
+        typer.Option(
+            "--table",
+            "-t",
+            metavar="TABLE",
+            help="Sync only this table (repeatable). Default: all.",
+        ),
     ] = None,
     sinks: Annotated[
         list[str] | None,
         typer.Option(
             "--sink",
             "-s",
+            metavar="SINK",
             help="Write only to this sink (repeatable). Default: CHARIOT_RUN__SINKS.",
         ),
     ] = None,
