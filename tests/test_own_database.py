@@ -133,3 +133,31 @@ def test_sakila_init_run_audit_and_repair(
     ]
     new_role = "MATCH (:Actor {actor_id: 201})-[r:FILM_ACTOR]->(:Film {film_id: 1}) RETURN count(r)"
     assert _graph_value(settings, new_role) == 1
+
+
+def test_a_project_that_does_not_fit_the_source_stops_sync_before_any_write(
+    cli: Callable[..., Any], sql_settings: Settings, tmp_path: Path
+) -> None:
+    mysql_execute(sql_settings.mysql, *SHOP)
+    env = _project_env(tmp_path)
+    assert cli("init", "--no-graph", settings=sql_settings, env=env).exit_code == 0
+    project = tmp_path / "chariot.toml"
+    text = project.read_text(encoding="utf-8")
+    project.write_text(
+        text.replace(
+            "[tables.customers.columns]",
+            '[tables.customers.columns]\nemail = { type = "varchar(200)" }',
+        ),
+        encoding="utf-8",
+    )
+
+    done = cli("sync", "--sink", "postgres", settings=sql_settings, env=env)
+    assert done.exit_code == 2, done.output
+    assert (
+        "tables.customers.columns.email: the source table customers has no column 'email'"
+        in done.output
+    )
+    assert _postgres_rows(
+        sql_settings,
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+    ) == [(0,)]

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from chariot.config import Settings
+from chariot.connections import postgres_connection
 from chariot.errors import SourceReadError
 from chariot.streams import RATINGS, STREAMS_BY_NAME
 from chariot.sync import Progress, sync
@@ -262,9 +263,17 @@ def test_bad_input_ends_in_one_clear_line(cli: Any, sql_settings: Settings) -> N
     )
     assert no_source.exit_code == 3
     assert "wrong-secret" not in no_source.output and "Traceback" not in no_source.output
+    # A project naming tables the source lacks: the project is wrong for this source (2),
+    # said before anything is written (0.1.0 created `movies` in PostgreSQL, then failed).
     missing_tables = cli("sync", "--sink", "postgres", settings=sql_settings)
-    assert missing_tables.exit_code == 4, missing_tables.output
-    assert "reading table movies" in missing_tables.output
+    assert missing_tables.exit_code == 2, missing_tables.output
+    assert "tables.movies: the source has no table 'movies'" in missing_tables.output
+    with postgres_connection(sql_settings.postgres) as connection:
+        schema = sql_settings.postgres.schema_name
+        created = connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s", (schema,)
+        ).fetchone()
+    assert created == (0,)
 
 
 def test_progress_is_reported_per_table_and_sink(sql_settings: Settings) -> None:

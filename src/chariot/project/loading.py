@@ -65,6 +65,7 @@ def validate_project(data: dict[str, Any], *, file: str = PROJECT_FILE) -> Proje
     problems = check_references(project)
     if problems:
         raise problems_error(file, problems)
+    project._file = file
     return project
 
 

@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     Discriminator,
     Field,
+    PrivateAttr,
     Tag,
     field_validator,
     model_validator,
@@ -234,6 +235,13 @@ class Project(Strict):
     aggregations: dict[Annotated[str, Field(pattern=TABLE_NAME)], Aggregation] = Field(
         default_factory=dict, description="summary table name -> aggregation"
     )
+
+    # The file it was read from, for messages (not part of the file's content).
+    _file: str = PrivateAttr(default="chariot.toml")
+
+    @property
+    def file(self) -> str:
+        return self._file
 
     def source_table(self, name: str) -> str:
         return self.tables[name].source or name

@@ -7,12 +7,15 @@ or a unique index of NOT NULL columns; anything else may hold duplicates.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from chariot.config import Settings
 from chariot.project.model import Project
 from chariot.project.references import Problem, check_references
 from chariot.project.reflect import SourceSchema, reflect_schema
+
+log = logging.getLogger(__name__)
 
 
 def check_project(project: Project, settings: Settings) -> list[Problem]:
@@ -29,8 +32,34 @@ def check_project(project: Project, settings: Settings) -> list[Problem]:
     return problems + source_problems(project, schema)
 
 
-def source_problems(project: Project, schema: SourceSchema) -> list[Problem]:
-    return [problem for name in project.tables for problem in _table(project, name, schema)]
+def source_problems(
+    project: Project, schema: SourceSchema, tables: list[str] | None = None
+) -> list[Problem]:
+    names = project.tables if tables is None else tables
+    return [problem for name in names for problem in _table(project, name, schema)]
+
+
+def require_source_matches(project: Project, settings: Settings, tables: list[str]) -> None:
+    """Before a sync reads ``tables``: a table or column the source lacks, or a key that is
+    not unique there, is a ``ConfigError`` (exit 2) naming the file and key path, raised
+    before anything is written. A column whose type differs is only logged: the reader
+    still converts what it gets, and the audit compares the result."""
+    from chariot.connections import source_engine
+    from chariot.project.loading import problems_error
+
+    engine = source_engine(settings.mysql)
+    try:
+        wanted = [project.source_table(name) for name in tables]
+        schema = reflect_schema(engine, settings.mysql.display_url(), wanted)
+    finally:
+        engine.dispose()
+    problems = source_problems(project, schema, tables)
+    for problem in problems:
+        if problem.path.endswith(".type"):
+            log.warning("%s", problem.describe(project.file))
+    blocking = [problem for problem in problems if not problem.path.endswith(".type")]
+    if blocking:
+        raise problems_error(project.file, blocking)
 
 
 def _table(project: Project, name: str, schema: SourceSchema) -> Iterator[Problem]:

@@ -19,6 +19,7 @@ from chariot.config import Settings
 from chariot.errors import Busy, ChariotError, ConfigError, DataError, SourceReadError
 from chariot.plugins import load_sink, load_source
 from chariot.progress import ProgressCallback
+from chariot.project.source_checks import require_source_matches
 from chariot.project.streams import default_streams
 from chariot.sinks.base import Sink
 from chariot.sources.base import Source
@@ -54,6 +55,9 @@ def sync(
     if not sink_names:
         raise ConfigError("no sink selected", hint="pass --sink or set CHARIOT_RUN__SINKS")
     sink_classes = {name: load_sink(name) for name in sink_names}
+    project = selected[0].project if selected else None
+    if project is not None and source_name == "mysql":
+        require_source_matches(project, settings, [stream.name for stream in selected])
     started = time.perf_counter()
     result = SyncResult(
         source=settings.mysql.display_url(),
