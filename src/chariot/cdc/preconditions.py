@@ -1,0 +1,187 @@
+"""Can this source be read by change capture? One line per problem, each with its fix.
+
+Checked up front, before anything is read: the binary log is on, in ROW format, with FULL
+row images and FULL row metadata (without it row events carry no column names), the user
+holds the replication privileges, and a saved position is still on the server.
+
+Exit codes: a setting or a privilege -> ``ChangeCaptureUnavailable`` (4, source_read: the
+source's log cannot be read); a purged position -> ``LogPositionPurged`` (8, data: the
+source no longer holds what a sink needs; the message names the command that recovers).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chariot.cdc.position import LogPosition, is_mariadb
+from chariot.errors import DataError, SourceReadError
+
+if TYPE_CHECKING:
+    import pymysql.connections
+
+RECOVER = "chariot sync --full-refresh"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One unmet precondition: what is wrong, and the exact fix."""
+
+    message: str
+    fix: str
+
+    def line(self) -> str:
+        return f"{self.message} (fix: {self.fix})"
+
+
+class ChangeCaptureUnavailable(SourceReadError):
+    """The source's binary log cannot be read by change capture (a setting or a grant)."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more: see `chariot status`)" if len(problems) > 1 else ""
+        super().__init__(f"change capture: {first.message}{more}", hint=first.fix)
+        self.problems = problems
+
+
+class LogPositionPurged(DataError):
+    """A sink's saved log position is no longer on the server (the logs were purged)."""
+
+
+def change_capture_problems(connection: pymysql.connections.Connection) -> list[Problem]:
+    """Every unmet setting and privilege, in the order a user would fix them."""
+    mariadb = is_mariadb(connection)
+    variables = _variables(connection)
+    problems = _settings_problems(variables, mariadb=mariadb)
+    if variables.get("log_bin") in ("1", "ON"):
+        problems += _privilege_problems(connection, mariadb=mariadb)
+    return problems
+
+
+def check_change_capture(
+    connection: pymysql.connections.Connection, position: LogPosition | None = None
+) -> None:
+    """Raise ``ChangeCaptureUnavailable`` for the first problem (all on ``.problems``), or
+    ``LogPositionPurged`` when ``position`` is given and its file is gone."""
+    problems = change_capture_problems(connection)
+    if problems:
+        raise ChangeCaptureUnavailable(problems)
+    if position is not None:
+        check_position_available(connection, position)
+
+
+def check_position_available(
+    connection: pymysql.connections.Connection, position: LogPosition
+) -> None:
+    """``LogPositionPurged`` when the file of ``position`` is no longer in SHOW BINARY LOGS."""
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW BINARY LOGS")
+        files = {str(row[0]) for row in cursor.fetchall()}
+    if position.file not in files:
+        oldest = min(files, key=lambda name: LogPosition(name, 0).sort_key(), default="none")
+        raise LogPositionPurged(
+            f"change capture: the saved log position {position.render()} was purged from the "
+            f"source (its oldest binary log is {oldest}): changes since then cannot be read",
+            hint=f"re-copy the affected tables with `{RECOVER}` (add --table T for each), "
+            "then keep binary logs longer than the time between syncs "
+            "(binlog_expire_logs_seconds)",
+        )
+
+
+def _variables(connection: pymysql.connections.Connection) -> dict[str, str]:
+    names = ("log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN (%s, %s, %s, %s)", names)
+        return {str(name).lower(): str(value).upper() for name, value in cursor.fetchall()}
+
+
+def _settings_problems(variables: dict[str, str], *, mariadb: bool) -> list[Problem]:
+    if variables.get("log_bin") not in ("1", "ON"):
+        fix = (
+            "start MariaDB with --log-bin --server-id=1 --binlog-format=ROW "
+            "--binlog-row-image=FULL --binlog-row-metadata=FULL"
+            if mariadb
+            else "start MySQL without --skip-log-bin / --disable-log-bin (on by default in "
+            "MySQL 8), with --binlog-row-metadata=FULL"
+        )
+        return [Problem("the binary log is off (log_bin = OFF)", fix)]
+    problems = []
+    for name in ("binlog_format", "binlog_row_image", "binlog_row_metadata"):
+        found = variables.get(name)
+        wanted = "ROW" if name == "binlog_format" else "FULL"
+        if found is None:
+            problems.append(
+                Problem(
+                    f"the server has no {name} setting (too old for change capture)",
+                    "upgrade to MariaDB 10.5 or later, or MySQL 8.0.14 or later",
+                )
+            )
+        elif found != wanted:
+            dashed = name.replace("_", "-")
+            problems.append(
+                Problem(
+                    f"{name} is {found}, change capture needs {wanted}",
+                    f"SET PERSIST {name} = '{wanted}' (MySQL 8) or SET GLOBAL {name} = "
+                    f"'{wanted}' and --{dashed}={wanted} in the server's options (MariaDB)",
+                )
+            )
+    return problems
+
+
+# Privileges as SHOW GRANTS prints them; MariaDB 10.5 renamed REPLICATION CLIENT to
+# BINLOG MONITOR (the old name is an alias) and prints REPLICATION SLAVE as such.
+_NEEDED_MARIADB = ("REPLICATION SLAVE", "BINLOG MONITOR")
+_NEEDED_MYSQL = ("REPLICATION SLAVE", "REPLICATION CLIENT")
+_ALIASES = {"REPLICATION REPLICA": "REPLICATION SLAVE", "REPLICATION CLIENT": "BINLOG MONITOR"}
+_GLOBAL_GRANT = re.compile(r"^GRANT (?P<privileges>.+?) ON \*\.\* TO ", re.IGNORECASE)
+_ROLE_GRANT = re.compile(r"^GRANT [`'][^`']+[`'](?:@[`'][^`']*[`'])? TO ", re.IGNORECASE)
+
+
+def _privilege_problems(
+    connection: pymysql.connections.Connection, *, mariadb: bool
+) -> list[Problem]:
+    granted, has_roles = _global_privileges(connection, mariadb=mariadb)
+    if "ALL PRIVILEGES" in granted or has_roles:
+        return []  # a role's privileges are not listed here: the reader will find out
+    needed = _NEEDED_MARIADB if mariadb else _NEEDED_MYSQL
+    missing = [privilege for privilege in needed if privilege not in granted]
+    if not missing:
+        return []
+    user = _current_user(connection)
+    grant = ", ".join(missing)
+    return [
+        Problem(
+            f"the source user {user} lacks {grant} (needed to read the binary log)",
+            f"as an admin: GRANT {grant} ON *.* TO {user}",
+        )
+    ]
+
+
+def _global_privileges(
+    connection: pymysql.connections.Connection, *, mariadb: bool
+) -> tuple[set[str], bool]:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW GRANTS")
+        lines = [str(row[0]) for row in cursor.fetchall()]
+    granted: set[str] = set()
+    has_roles = False
+    for line in lines:
+        match = _GLOBAL_GRANT.match(line)
+        if match:
+            for privilege in match["privileges"].split(","):
+                name = " ".join(privilege.split()).upper()
+                granted.add(name)
+                if mariadb or name != "REPLICATION CLIENT":
+                    granted.add(_ALIASES.get(name, name))
+        elif _ROLE_GRANT.match(line):
+            has_roles = True
+    return granted, has_roles
+
+
+def _current_user(connection: pymysql.connections.Connection) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT CURRENT_USER()")
+        row: Any = cursor.fetchone()
+    user, _, host = str(row[0]).partition("@")
+    return f"'{user}'@'{host}'"
