@@ -53,7 +53,7 @@ def change_capture_problems(connection: pymysql.connections.Connection) -> list[
     """Every unmet setting and privilege, in the order a user would fix them."""
     mariadb = is_mariadb(connection)
     variables = _variables(connection)
-    problems = _settings_problems(variables, mariadb=mariadb)
+    problems = settings_problems(variables, mariadb=mariadb)
     if variables.get("log_bin") in ("1", "ON"):
         problems += _privilege_problems(connection, mariadb=mariadb)
     return problems
@@ -96,7 +96,7 @@ def _variables(connection: pymysql.connections.Connection) -> dict[str, str]:
         return {str(name).lower(): str(value).upper() for name, value in cursor.fetchall()}
 
 
-def _settings_problems(variables: dict[str, str], *, mariadb: bool) -> list[Problem]:
+def settings_problems(variables: dict[str, str], *, mariadb: bool) -> list[Problem]:
     if variables.get("log_bin") not in ("1", "ON"):
         fix = (
             "start MariaDB with --log-bin --server-id=1 --binlog-format=ROW "

@@ -1,0 +1,136 @@
+"""Change-capture preconditions: one clear line each, with the exact fix and exit code."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from chariot.cdc.position import LogPosition, current_position
+from chariot.cdc.preconditions import (
+    ChangeCaptureUnavailable,
+    LogPositionPurged,
+    change_capture_problems,
+    check_change_capture,
+    settings_problems,
+)
+from chariot.config import MySQLSettings
+from chariot.connections import mysql_connect
+from chariot.exit_codes import ExitCode
+
+GOOD = {"log_bin": "ON", "binlog_format": "ROW", "binlog_row_image": "FULL"}
+
+
+def test_good_settings_have_no_problem() -> None:
+    assert settings_problems({**GOOD, "binlog_row_metadata": "FULL"}, mariadb=True) == []
+
+
+@pytest.mark.parametrize(
+    ("variables", "says", "fix"),
+    [
+        ({"log_bin": "OFF"}, "the binary log is off", "--log-bin"),
+        (
+            {**GOOD, "binlog_format": "MIXED", "binlog_row_metadata": "FULL"},
+            "binlog_format is MIXED",
+            "binlog_format = 'ROW'",
+        ),
+        (
+            {**GOOD, "binlog_row_image": "MINIMAL", "binlog_row_metadata": "FULL"},
+            "binlog_row_image is MINIMAL",
+            "--binlog-row-image=FULL",
+        ),
+        (
+            {**GOOD, "binlog_row_metadata": "MINIMAL"},
+            "binlog_row_metadata is MINIMAL",
+            "SET PERSIST binlog_row_metadata = 'FULL'",
+        ),
+        (GOOD, "no binlog_row_metadata setting", "MariaDB 10.5"),
+    ],
+)
+def test_each_setting_problem_is_one_line_with_its_fix(
+    variables: dict[str, str], says: str, fix: str
+) -> None:
+    problems = settings_problems(variables, mariadb=True)
+    assert len(problems) == 1
+    assert says in problems[0].message and fix in problems[0].fix
+    assert "\n" not in problems[0].line()
+    error = ChangeCaptureUnavailable(problems)
+    assert error.exit_code == ExitCode.SOURCE_READ
+    assert says in str(error) and error.hint == problems[0].fix
+
+
+def test_mysql_is_told_its_own_fix_for_the_binary_log() -> None:
+    (problem,) = settings_problems({"log_bin": "OFF"}, mariadb=False)
+    assert "--skip-log-bin" in problem.fix
+
+
+@pytest.mark.integration
+def test_the_binlog_server_meets_every_precondition(binlog_mysql: MySQLSettings) -> None:
+    connection = mysql_connect(binlog_mysql)
+    try:
+        assert change_capture_problems(connection) == []
+        check_change_capture(connection, current_position(connection))
+    finally:
+        connection.close()
+
+
+@pytest.mark.integration
+def test_a_purged_position_says_how_to_recover(binlog_mysql: MySQLSettings) -> None:
+    connection = mysql_connect(binlog_mysql)
+    try:
+        gone = LogPosition("binlog.000000", 4)  # before any file the server still holds
+        with pytest.raises(LogPositionPurged) as raised:
+            check_change_capture(connection, gone)
+    finally:
+        connection.close()
+    assert raised.value.exit_code == ExitCode.DATA
+    assert "binlog.000000:4 was purged" in str(raised.value)
+    assert "chariot sync --full-refresh" in (raised.value.hint or "")
+
+
+@pytest.fixture
+def reader_without_replication(binlog_mysql: MySQLSettings) -> Iterator[MySQLSettings]:
+    """A user that may SELECT but holds no replication privilege."""
+    name = f"cdc_{uuid.uuid4().hex[:8]}"
+    password = uuid.uuid4().hex
+    admin = mysql_connect(binlog_mysql, autocommit=True)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'")
+            cursor.execute(f"GRANT SELECT ON `{binlog_mysql.database}`.* TO '{name}'@'%'")
+        yield binlog_mysql.model_copy(update={"user": name, "password": SecretStr(password)})
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP USER IF EXISTS '{name}'@'%'")
+        admin.close()
+
+
+@pytest.mark.integration
+def test_missing_replication_grants_are_named_with_the_grant(
+    reader_without_replication: MySQLSettings, binlog_mysql: MySQLSettings
+) -> None:
+    connection = mysql_connect(reader_without_replication)
+    try:
+        with pytest.raises(ChangeCaptureUnavailable) as raised:
+            check_change_capture(connection)
+    finally:
+        connection.close()
+    assert raised.value.exit_code == ExitCode.SOURCE_READ
+    assert "lacks REPLICATION SLAVE" in str(raised.value)
+    hint = raised.value.hint or ""
+    assert hint.startswith("as an admin: GRANT REPLICATION SLAVE, ")
+    user = reader_without_replication.user
+    # The fix, applied as printed, is enough.
+    admin = mysql_connect(binlog_mysql, autocommit=True)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(hint.removeprefix("as an admin: "))
+    finally:
+        admin.close()
+    connection = mysql_connect(reader_without_replication)
+    try:
+        assert change_capture_problems(connection) == [], user
+    finally:
+        connection.close()
