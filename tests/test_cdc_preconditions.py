@@ -16,6 +16,7 @@ from chariot.cdc.preconditions import (
     check_change_capture,
     settings_problems,
 )
+from chariot.cdc.reader import read_transactions
 from chariot.config import MySQLSettings
 from chariot.connections import mysql_connect
 from chariot.exit_codes import ExitCode
@@ -59,6 +60,22 @@ def test_each_setting_problem_is_one_line_with_its_fix(
     error = ChangeCaptureUnavailable(problems)
     assert error.exit_code == ExitCode.SOURCE_READ
     assert says in str(error) and error.hint == problems[0].fix
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("binlog_row_value_options", "PARTIAL_JSON"),
+        ("binlog_transaction_compression", "ON"),
+        ("log_bin_compress", "ON"),
+    ],
+)
+def test_settings_that_log_unreadable_events_are_problems(variable: str, value: str) -> None:
+    """The reader would skip such events: silent loss, so refused up front."""
+    variables = {**GOOD, "binlog_row_metadata": "FULL", variable: value}
+    (problem,) = settings_problems(variables, mariadb=False)
+    assert problem.message.startswith(f"{variable} is {value}")
+    assert variable in problem.fix
 
 
 def test_mysql_is_told_its_own_fix_for_the_binary_log() -> None:
@@ -134,3 +151,28 @@ def test_missing_replication_grants_are_named_with_the_grant(
         assert change_capture_problems(connection) == [], user
     finally:
         connection.close()
+
+
+@pytest.mark.integration
+def test_the_reader_without_replication_grants_says_which_grant(
+    reader_without_replication: MySQLSettings, binlog_mysql: MySQLSettings
+) -> None:
+    admin = mysql_connect(binlog_mysql)
+    try:
+        start = current_position(admin)
+    finally:
+        admin.close()
+    with pytest.raises(ChangeCaptureUnavailable) as raised:
+        list(read_transactions(reader_without_replication, [], start))
+    assert raised.value.exit_code == ExitCode.SOURCE_READ
+    assert "GRANT REPLICATION SLAVE ON *.*" in (raised.value.hint or "")
+
+
+@pytest.mark.integration
+def test_the_reader_from_a_purged_position_says_how_to_recover(
+    binlog_mysql: MySQLSettings,
+) -> None:
+    with pytest.raises(LogPositionPurged) as raised:
+        list(read_transactions(binlog_mysql, [], LogPosition("binlog.000000", 4)))
+    assert raised.value.exit_code == ExitCode.DATA
+    assert "chariot sync --full-refresh" in (raised.value.hint or "")

@@ -9,6 +9,7 @@ from chariot.cdc.position import LogPosition, current_position
 from chariot.cdc.reader import Change, SourceTransaction, read_transactions
 from chariot.config import MySQLSettings
 from chariot.connections import mysql_connect
+from chariot.errors import SourceReadError
 from chariot.streams import Column, Stream
 from tests.cdc_support import execute
 
@@ -106,3 +107,17 @@ def test_stop_at_ends_the_read_there(binlog_mysql: MySQLSettings) -> None:
     execute(binlog_mysql, "INSERT INTO items VALUES (2, 'b')")
     read = list(read_transactions(binlog_mysql, [ITEMS], start, stop_at=middle))
     assert [t.changes for t in read] == [[Change("items", "insert", None, {"id": 1, "label": "a"})]]
+
+
+def test_a_column_the_log_lacks_is_a_clear_error(binlog_mysql: MySQLSettings) -> None:
+    execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
+    start = _position(binlog_mysql)
+    execute(
+        binlog_mysql,
+        "ALTER TABLE items DROP COLUMN label",
+        "INSERT INTO items VALUES (1)",
+    )
+    with pytest.raises(SourceReadError) as raised:
+        _read(binlog_mysql, start)
+    assert "has no column 'label'" in str(raised.value)
+    assert "chariot sync --full-refresh --table items" in (raised.value.hint or "")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 _TEXT = re.compile(r"^(?P<file>[^\s:]+):(?P<offset>\d+)(?: gtid=(?P<gtid>\S+))?$")
 _SEQUENCE = re.compile(r"\.(\d+)$")
+_ACCESS_DENIED = 1227  # ER_SPECIFIC_ACCESS_DENIED_ERROR
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,14 @@ def _log_status(connection: pymysql.connections.Connection) -> tuple[Any, ...]:
                 row = cursor.fetchone()
         except pymysql.err.ProgrammingError:
             continue  # a syntax error: this server spells it another way
+        except pymysql.err.OperationalError as error:
+            if error.args and error.args[0] == _ACCESS_DENIED:
+                raise SourceReadError(
+                    "change capture: the source user may not read the binary log status",
+                    hint="as an admin: GRANT REPLICATION CLIENT ON *.* TO the source user "
+                    "(MariaDB: BINLOG MONITOR)",
+                ) from error
+            raise
         if row is None:
             raise SourceReadError(
                 "the source's binary log is off: no log position to read",

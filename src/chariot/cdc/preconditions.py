@@ -80,19 +80,50 @@ def check_position_available(
         files = {str(row[0]) for row in cursor.fetchall()}
     if position.file not in files:
         oldest = min(files, key=lambda name: LogPosition(name, 0).sort_key(), default="none")
-        raise LogPositionPurged(
-            f"change capture: the saved log position {position.render()} was purged from the "
-            f"source (its oldest binary log is {oldest}): changes since then cannot be read",
-            hint=f"re-copy the affected tables with `{RECOVER}` (add --table T for each), "
-            "then keep binary logs longer than the time between syncs "
-            "(binlog_expire_logs_seconds)",
-        )
+        raise position_purged(position, oldest)
+
+
+def position_purged(position: LogPosition, oldest: str | None = None) -> LogPositionPurged:
+    """The error for a saved position whose log file the server no longer has."""
+    holds = f" (its oldest binary log is {oldest})" if oldest else ""
+    return LogPositionPurged(
+        f"change capture: the saved log position {position.render()} was purged from the "
+        f"source{holds}: changes since then cannot be read",
+        hint=f"re-copy the affected tables with `{RECOVER}` (add --table T for each), "
+        "then keep binary logs longer than the time between syncs "
+        "(binlog_expire_logs_seconds)",
+    )
+
+
+def missing_replication_grant(user: str) -> ChangeCaptureUnavailable:
+    """The error for a server that refused the binary log dump (no REPLICATION SLAVE)."""
+    return ChangeCaptureUnavailable(
+        [
+            Problem(
+                f"the source user {user} may not read the binary log",
+                f"as an admin: GRANT REPLICATION SLAVE ON *.* TO {user}",
+            )
+        ]
+    )
+
+
+# Settings read up front; each absent one is fine (another flavour or an older version),
+# except binlog_row_metadata, which change capture cannot do without.
+_VARIABLES = (
+    "log_bin",
+    "binlog_format",
+    "binlog_row_image",
+    "binlog_row_metadata",
+    "binlog_row_value_options",  # MySQL 8: PARTIAL_JSON logs partial JSON after-images
+    "binlog_transaction_compression",  # MySQL 8: compressed payloads the reader cannot read
+    "log_bin_compress",  # MariaDB: compressed row events the reader cannot read
+)
 
 
 def _variables(connection: pymysql.connections.Connection) -> dict[str, str]:
-    names = ("log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata")
+    marks = ", ".join(["%s"] * len(_VARIABLES))
     with connection.cursor() as cursor:
-        cursor.execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN (%s, %s, %s, %s)", names)
+        cursor.execute(f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({marks})", _VARIABLES)
         return {str(name).lower(): str(value).upper() for name, value in cursor.fetchall()}
 
 
@@ -126,6 +157,35 @@ def settings_problems(variables: dict[str, str], *, mariadb: bool) -> list[Probl
                     f"'{wanted}' and --{dashed}={wanted} in the server's options (MariaDB)",
                 )
             )
+    return problems + _unreadable_events(variables)
+
+
+def _unreadable_events(variables: dict[str, str]) -> list[Problem]:
+    """Settings under which the server logs changes in a form the reader cannot decode:
+    they would be skipped, and skipped changes are silent loss."""
+    problems = []
+    if variables.get("binlog_row_value_options", "") not in ("", "OFF"):
+        problems.append(
+            Problem(
+                "binlog_row_value_options is PARTIAL_JSON: JSON updates are logged partially",
+                "SET PERSIST binlog_row_value_options = ''",
+            )
+        )
+    if variables.get("binlog_transaction_compression", "OFF") in ("1", "ON"):
+        problems.append(
+            Problem(
+                "binlog_transaction_compression is ON: compressed transactions cannot be read",
+                "SET PERSIST binlog_transaction_compression = OFF",
+            )
+        )
+    if variables.get("log_bin_compress", "OFF") in ("1", "ON"):
+        problems.append(
+            Problem(
+                "log_bin_compress is ON: compressed row events cannot be read",
+                "SET GLOBAL log_bin_compress = OFF and drop --log-bin-compress from the "
+                "server's options",
+            )
+        )
     return problems
 
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from chariot.cdc.decode import decode_row
 from chariot.cdc.position import LogPosition
 from chariot.config import MySQLSettings
-from chariot.errors import ConfigError, SourceReadError
+from chariot.errors import ConfigError, ConnectionFailed, SourceReadError
 from chariot.streams import Column, Stream
 
 ChangeKind = Literal["insert", "update", "delete"]
@@ -72,8 +72,9 @@ def read_transactions(
     """
     columns = {stream.source_table: stream.columns for stream in streams}
     stream = _open_stream(settings, list(columns), start, follow=follow, server_id=server_id)
+    events = _events(stream, start, f"'{settings.address().user or ''}'")
     try:
-        yield from _transactions(stream, columns, stop_at)
+        yield from _transactions(stream, events, columns, stop_at)
     finally:
         stream.close()
 
@@ -131,13 +132,16 @@ def _default_server_id() -> int:
 
 
 def _transactions(
-    stream: Any, columns: Mapping[str, Sequence[Column]], stop_at: LogPosition | None
+    stream: Any,
+    events: Iterable[Any],
+    columns: Mapping[str, Sequence[Column]],
+    stop_at: LogPosition | None,
 ) -> Iterator[SourceTransaction]:
     from pymysqlreplication.event import GtidEvent, MariadbGtidEvent, QueryEvent, XidEvent
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
     current = _Open()
-    for event in _events(stream):
+    for event in events:
         committed = False
         if isinstance(event, MariadbGtidEvent | GtidEvent):
             current = _Open(gtid=str(event.gtid))
@@ -157,14 +161,32 @@ def _transactions(
             return
 
 
-def _events(stream: Any) -> Iterable[Any]:
+# Server errors of a binary log dump that have their own message and way out.
+_LOG_PURGED = 1236  # ER_MASTER_FATAL_ERROR_READING_BINLOG: the requested file is gone
+_ACCESS_DENIED = (1227, 1045)  # no REPLICATION SLAVE; bad credentials
+
+
+def _events(stream: Any, start: LogPosition, user: str) -> Iterable[Any]:
     import pymysql
+
+    from chariot.cdc.preconditions import missing_replication_grant, position_purged
 
     try:
         yield from stream
     except pymysql.err.MySQLError as error:
+        code = error.args[0] if error.args and isinstance(error.args[0], int) else None
+        message = str(error.args[-1]) if error.args else str(error)
+        if code == _LOG_PURGED and "log file name" in message:
+            raise position_purged(start) from error
+        if code == 1227:
+            raise missing_replication_grant(user) from error
+        if code in _ACCESS_DENIED or isinstance(error, pymysql.err.OperationalError):
+            raise ConnectionFailed(
+                f"reading the source's binary log: {message}",
+                hint="check CHARIOT_MYSQL__* and that the source server is running",
+            ) from error
         raise SourceReadError(
-            f"reading the source's binary log failed: {error.args[-1] if error.args else error}",
+            f"reading the source's binary log failed: {message}",
             hint="check the change-capture preconditions with `chariot status`",
         ) from error
 
@@ -176,6 +198,19 @@ def _query_text(event: Any) -> str:
 
 
 def _changes(event: Any, columns: Sequence[Column]) -> list[Change]:
+    try:
+        return _decoded_changes(event, columns)
+    except KeyError as missing:
+        # The row image lacks a column the project names: the table changed under us.
+        raise SourceReadError(
+            f"change capture: a change to table {event.table} has no column {missing} "
+            "(the table was altered after the project file was written)",
+            hint=f"update the project file, then `chariot sync --full-refresh --table "
+            f"{event.table}`",
+        ) from None
+
+
+def _decoded_changes(event: Any, columns: Sequence[Column]) -> list[Change]:
     from pymysqlreplication.row_event import DeleteRowsEvent, WriteRowsEvent
 
     table = str(event.table)
