@@ -84,6 +84,17 @@ TYPES: list[tuple[str, str, str, list[str]]] = [
     ("char(5)", "char(5)", "text", ["'ab '", "'é'", "''"]),
     ("text", "text", "text", ["'line\\nbreak\\ttab'", "''"]),
     ("varchar(10)", "varchar(10) CHARACTER SET latin1", "text", ["'é'"]),
+    ("tinytext", "tinytext", "text", ["'t'", "''"]),
+    ("mediumtext", "mediumtext", "text", ["'m\\0'"]),
+    ("longtext", "longtext", "text", ["REPEAT('é', 70000)"]),
+    ("tinyblob", "tinyblob", "bytea", ["x'00'", "''"]),
+    ("mediumblob", "mediumblob", "bytea", ["x'ff00ff'"]),
+    ("char(3)", "char(3) COLLATE utf8mb4_bin", "text", ["'a  '", "' a'"]),
+    ("enum('a b','c''d')", "enum('a b','c''d')", "text", ["'c''d'", "'not a member'"]),
+    ("set('x y','z')", "set('x y','z')", "text[]", ["'z,x y'"]),
+    ("json", "json", "jsonb", ['\'{"k": "é\\\\u00e9", "n": null}\'']),
+    ("decimal(5,0)", "decimal(5,0)", "numeric(5,0)", ["-99999", "12345"]),
+    ("decimal(4,2) unsigned", "decimal(4,2) unsigned", "numeric(4,2)", ["99.99", "0.5"]),
     (
         "uuid",
         "uuid",
@@ -250,3 +261,40 @@ def test_generated_values_decode_to_what_select_gives(
     literals = [[_literal(row[name]) for name in NUMERIC] for row in rows]
     selected, logged = roundtrip(binlog_mysql, columns, literals)
     assert logged == selected
+
+
+def test_update_images_are_decoded_each_with_its_own_none_sources(
+    binlog_mysql: MySQLSettings,
+) -> None:
+    stream = Stream(
+        "t",
+        "t",
+        (
+            Column("id", "id", "int", source_type="int", postgres="integer"),
+            Column(
+                "s", "s", "text[]", nullable=True, source_type="set('a','b')", postgres="text[]"
+            ),
+        ),
+        key=("id",),
+    )
+    connection = mysql_connect(binlog_mysql, autocommit=True)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE t (id int PRIMARY KEY, s set('a','b'))")
+            cursor.execute("INSERT INTO t VALUES (1, ''), (2, 'b,a')")
+            start = current_position(connection)
+            cursor.execute("UPDATE t SET s = CASE id WHEN 1 THEN 'b' ELSE NULL END")
+            cursor.execute("UPDATE t SET s = '' WHERE id = 2")
+            end = current_position(connection)
+    finally:
+        connection.close()
+    changes = [
+        (c.before, c.after)
+        for t in read_transactions(binlog_mysql, [stream], start, stop_at=end)
+        for c in t.changes
+    ]
+    assert changes == [
+        ({"id": 1, "s": []}, {"id": 1, "s": ["b"]}),
+        ({"id": 2, "s": ["a", "b"]}, {"id": 2, "s": None}),
+        ({"id": 2, "s": None}, {"id": 2, "s": []}),
+    ]

@@ -3,6 +3,8 @@ from a stored position. Needs a server with the binary log on: tests/cdc_support
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from chariot.cdc.position import LogPosition, current_position
@@ -121,3 +123,50 @@ def test_a_column_the_log_lacks_is_a_clear_error(binlog_mysql: MySQLSettings) ->
         _read(binlog_mysql, start)
     assert "has no column 'label'" in str(raised.value)
     assert "chariot sync --full-refresh --table items" in (raised.value.hint or "")
+
+
+def test_a_large_transaction_comes_whole(binlog_mysql: MySQLSettings) -> None:
+    """Many rows in one transaction span several row events: still one transaction."""
+    execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
+    start = _position(binlog_mysql)
+    values = ", ".join(f"({n}, 'label {n}')" for n in range(3000))
+    execute(binlog_mysql, "BEGIN", f"INSERT INTO items VALUES {values}", "COMMIT")
+    (transaction,) = _read(binlog_mysql, start)
+    assert [c.after["id"] for c in transaction.changes if c.after] == list(range(3000))
+
+
+def test_the_same_table_in_another_database_is_not_read(
+    binlog_mysql: MySQLSettings, binlog_server: MySQLSettings
+) -> None:
+    other = f"{binlog_mysql.database}_other"
+    execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
+    start = _position(binlog_mysql)
+    try:
+        execute(
+            binlog_server,
+            f"CREATE DATABASE `{other}`",
+            f"CREATE TABLE `{other}`.items (id int PRIMARY KEY, label varchar(20))",
+            f"INSERT INTO `{other}`.items VALUES (1, 'elsewhere')",
+        )
+        execute(binlog_mysql, "INSERT INTO items VALUES (2, 'here')")
+        assert _kinds(_read(binlog_mysql, start)) == [[("insert", None, (2, "here"))]]
+    finally:
+        execute(binlog_server, f"DROP DATABASE IF EXISTS `{other}`")
+
+
+def test_following_waits_for_the_next_transaction(binlog_mysql: MySQLSettings) -> None:
+    """With follow=True the reader blocks at the end of the log until a commit arrives (the
+    writer may commit before or after the reader connects: either way it must be read)."""
+    execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
+    start = _position(binlog_mysql)
+    writer = threading.Thread(
+        target=execute, args=(binlog_mysql, "INSERT INTO items VALUES (7, 'later')")
+    )
+    transactions = read_transactions(binlog_mysql, [ITEMS], start, follow=True)
+    writer.start()
+    try:
+        first = next(transactions)
+    finally:
+        transactions.close()  # closes the stream: no reader left blocked
+        writer.join()
+    assert _kinds([first]) == [[("insert", None, (7, "later"))]]

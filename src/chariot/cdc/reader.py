@@ -14,7 +14,7 @@ are not interpreted here.
 
 from __future__ import annotations
 
-import os
+import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -68,7 +68,7 @@ def read_transactions(
     ``follow``: wait for new transactions forever (else stop at the end of the log);
     ``stop_at``: stop after the first transaction that ends at or after this position.
     ``server_id``: this reader's replica id, unique among the server's replicas
-    (default: derived from the process id).
+    (default: a random one).
     """
     columns = {stream.source_table: stream.columns for stream in streams}
     stream = _open_stream(settings, list(columns), start, follow=follow, server_id=server_id)
@@ -127,8 +127,10 @@ def _open_stream(
 
 
 def _default_server_id() -> int:
-    # Replica ids must differ from the server's and other replicas'; servers use small ids.
-    return 1_000_000_000 + os.getpid() % 1_000_000_000
+    # A replica id must differ from the server's and from every other connected reader's
+    # (a second reader with the same id disconnects the first): random, above the small ids
+    # servers use.
+    return 2**31 + secrets.randbelow(2**31 - 1)
 
 
 def _transactions(
