@@ -209,6 +209,12 @@ def test_unsigned_values_logged_signed_are_made_unsigned() -> None:
     assert decode_value(-1, "int") == -1
 
 
+def test_mysql_binary_json_is_printed_as_mysql_prints_it() -> None:
+    # MySQL 8 logs JSON in its binary form, which the library parses (keys may be bytes).
+    parsed = {b"a": [1, 2.5, None, True], b"\xc3\xa9": {"x": "y"}}
+    assert decode_value(parsed, "json") == '{"a": [1, 2.5, null, true], "é": {"x": "y"}}'
+
+
 def test_negative_time_fraction_is_corrected() -> None:
     # What the library hands over for -00:00:01.25 (checked against the server above).
     logged = -dt.timedelta(seconds=1, microseconds=750000)

@@ -14,7 +14,11 @@ from chariot.streams import Column, Stream
 from tests.cdc_support import execute
 
 FILES = st.from_regex(r"[a-z][a-z0-9_-]{0,12}\.[0-9]{6}", fullmatch=True)
-GTIDS = st.one_of(st.just(""), st.from_regex(r"[0-9]{1,3}-[0-9]{1,5}-[0-9]{1,9}", fullmatch=True))
+GTIDS = st.one_of(
+    st.just(""),
+    st.from_regex(r"[0-9]{1,3}-[0-9]{1,5}-[0-9]{1,9}", fullmatch=True),  # MariaDB
+    st.from_regex(r"[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}:[0-9]{1,9}", fullmatch=True),  # MySQL
+)
 
 
 @given(FILES, st.integers(4, 2**32 - 1), GTIDS)

@@ -109,6 +109,8 @@ def test_stop_at_ends_the_read_there(binlog_mysql: MySQLSettings) -> None:
     execute(binlog_mysql, "INSERT INTO items VALUES (2, 'b')")
     read = list(read_transactions(binlog_mysql, [ITEMS], start, stop_at=middle))
     assert [t.changes for t in read] == [[Change("items", "insert", None, {"id": 1, "label": "a"})]]
+    # Already there: nothing, not the transactions after the stop.
+    assert list(read_transactions(binlog_mysql, [ITEMS], middle, stop_at=middle)) == []
 
 
 def test_a_column_the_log_lacks_is_a_clear_error(binlog_mysql: MySQLSettings) -> None:

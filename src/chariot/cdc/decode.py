@@ -33,6 +33,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from enum import Enum
 from functools import cache
 from typing import Any, Final
 
@@ -42,21 +43,15 @@ from chariot.streams import Column
 Decoder = Callable[[Any], Any]
 
 
-class _ZeroDate:
-    """A zero date or datetime in the log; never a value a sink stores."""
-
-    _instance: _ZeroDate | None = None
-
-    def __new__(cls) -> _ZeroDate:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+class _Zero(Enum):
+    DATE = "0000-00-00"
 
     def __repr__(self) -> str:
         return "ZERO_DATE"
 
 
-ZERO_DATE: Final = _ZeroDate()
+# A zero date or datetime in the log: never a value a sink stores.
+ZERO_DATE: Final = _Zero.DATE
 
 # pymysqlreplication's reasons for a None (row["none_sources"]), besides a real NULL.
 _EMPTY_SET = "empty set"
@@ -72,41 +67,41 @@ def decode_row(
     """One row image from the log -> ``{source column: contract value}`` for ``columns``.
 
     Columns of the table that the project does not carry are left out; a column the project
-    names but the row image lacks is a bug upstream (the table changed): KeyError.
+    names but the row image lacks raises KeyError (the table changed under the project).
     """
-    row: dict[str, Any] = {}
-    for column in columns:
-        value = values[column.source]
-        if value is None:
-            row[column.source] = _none(column, none_sources.get(column.source, "null"))
-        else:
-            row[column.source] = decoder(column.source_type, boolean=_boolean(column))(value)
-    return row
+    return {
+        column.source: decode_value(
+            values[column.source],
+            column.source_type,
+            boolean=column.postgres == "boolean" or column.kind == "boolean",
+            none_source=none_sources.get(column.source, ""),
+        )
+        for column in columns
+    }
 
 
 def decode_value(
     value: Any, source_type: str, *, boolean: bool = False, none_source: str = ""
 ) -> Any:
-    """One value as the log gives it -> the contract value (see the module docstring)."""
-    if value is None:
-        return _none_for(parse_source_type(source_type).name, none_source or "null")
-    return decoder(source_type, boolean=boolean)(value)
+    """One value as the log gives it -> the contract value (see the module docstring).
 
-
-def _boolean(column: Column) -> bool:
-    return column.postgres == "boolean" or column.kind == "boolean"
-
-
-def _none(column: Column, none_source: str) -> Any:
-    return _none_for(parse_source_type(column.source_type).name, none_source)
-
-
-def _none_for(type_name: str, none_source: str) -> Any:
-    if none_source == _EMPTY_SET and type_name == "set":
+    ``boolean``: a ``tinyint(1)`` stored as PostgreSQL boolean; ``none_source``: the
+    library's reason for a None (``row["none_sources"]``), which tells an empty SET and a
+    zero date from NULL.
+    """
+    if value is not None:
+        return decoder(source_type, boolean=boolean)(value)
+    name = _type_name(source_type)
+    if none_source == _EMPTY_SET and name == "set":
         return []
-    if none_source in _OUT_OF_RANGE and type_name in ("date", "datetime"):
+    if none_source in _OUT_OF_RANGE and name in ("date", "datetime"):
         return ZERO_DATE
     return None
+
+
+@cache
+def _type_name(source_type: str) -> str:
+    return parse_source_type(source_type).name
 
 
 @cache
@@ -226,10 +221,6 @@ def _decimal(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
 
 
-def _date(value: Any) -> Any:
-    return value
-
-
 _SIMPLE: dict[str, Decoder] = {
     "float": _float,
     "double": float,
@@ -239,6 +230,6 @@ _SIMPLE: dict[str, Decoder] = {
     "time": _time,
     "json": _json,
     "uuid": _uuid,
-    "date": _date,
-    "datetime": _date,
+    "date": _same,
+    "datetime": _same,
 }

@@ -70,6 +70,8 @@ def read_transactions(
     ``server_id``: this reader's replica id, unique among the server's replicas
     (default: a random one).
     """
+    if stop_at is not None and start.reached(stop_at):
+        return  # nothing to catch up on (reading on would pass the stop)
     columns = {stream.source_table: stream.columns for stream in streams}
     stream = _open_stream(settings, list(columns), start, follow=follow, server_id=server_id)
     events = _events(stream, start, f"'{settings.address().user or ''}'")
