@@ -37,7 +37,13 @@ from enum import Enum
 from functools import cache
 from typing import Any, Final
 
-from chariot.project.column_types import BINARIES, INTEGERS, SourceType, parse_source_type
+from chariot.project.column_types import (
+    BINARIES,
+    INTEGERS,
+    TEXTS,
+    SourceType,
+    parse_source_type,
+)
 from chariot.streams import Column
 
 Decoder = Callable[[Any], Any]
@@ -120,11 +126,7 @@ def decoder(source_type: str, *, boolean: bool = False) -> Decoder:
         return _set(parsed.members)
     if name == "bit":
         return _bit(parsed.size or 1)
-    return (
-        _text
-        if name in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum")
-        else _same
-    )
+    return _text if name in (*TEXTS, "enum") else _same
 
 
 def _integer(parsed: SourceType, *, boolean: bool) -> Decoder:
