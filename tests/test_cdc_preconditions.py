@@ -14,6 +14,7 @@ from chariot.cdc.preconditions import (
     LogPositionPurged,
     change_capture_problems,
     check_change_capture,
+    missing_privileges,
     settings_problems,
 )
 from chariot.cdc.reader import read_transactions
@@ -76,6 +77,57 @@ def test_settings_that_log_unreadable_events_are_problems(variable: str, value: 
     (problem,) = settings_problems(variables, mariadb=False)
     assert problem.message.startswith(f"{variable} is {value}")
     assert variable in problem.fix
+
+
+def test_every_problem_is_in_the_one_error() -> None:
+    variables = {**GOOD, "binlog_format": "STATEMENT", "binlog_row_metadata": "MINIMAL"}
+    error = ChangeCaptureUnavailable(settings_problems(variables, mariadb=True))
+    assert "binlog_format is STATEMENT" in str(error)
+    assert "binlog_row_metadata is MINIMAL" in str(error)
+    assert "--binlog-format=ROW" in (error.hint or "")
+    assert "--binlog-row-metadata=FULL" in (error.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("lines", "mariadb", "missing"),
+    [
+        (["GRANT ALL PRIVILEGES ON *.* TO `u`@`%` WITH GRANT OPTION"], True, []),
+        (
+            ["GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `u`@`%`"],
+            True,
+            [],
+        ),
+        (  # MariaDB's old name for BINLOG MONITOR
+            ["GRANT REPLICATION CLIENT, REPLICATION SLAVE ON *.* TO `u`@`%`"],
+            True,
+            [],
+        ),
+        (
+            ["GRANT USAGE ON *.* TO `u`@`%`", "GRANT SELECT ON `db`.* TO `u`@`%`"],
+            True,
+            ["REPLICATION SLAVE", "BINLOG MONITOR"],
+        ),
+        (  # MySQL 8 lists each privilege, then the dynamic ones
+            [
+                "GRANT SELECT, RELOAD, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO `u`@`%`",
+                "GRANT BACKUP_ADMIN ON *.* TO `u`@`%`",
+            ],
+            False,
+            [],
+        ),
+        (["GRANT SELECT, REPLICATION SLAVE ON *.* TO `u`@`%`"], False, ["REPLICATION CLIENT"]),
+        (
+            ["GRANT REPLICATION SLAVE ON `db`.* TO `u`@`%`"],
+            False,
+            ["REPLICATION SLAVE", "REPLICATION CLIENT"],
+        ),
+        (["GRANT USAGE ON *.* TO `u`@`%`", "GRANT `cdc_role` TO `u`@`%`"], False, []),
+    ],
+)
+def test_missing_privileges_are_read_from_show_grants(
+    lines: list[str], mariadb: bool, missing: list[str]
+) -> None:
+    assert missing_privileges(lines, mariadb=mariadb) == missing
 
 
 def test_mysql_is_told_its_own_fix_for_the_binary_log() -> None:
