@@ -169,7 +169,7 @@ def _same(value: Any) -> Any:
 
 
 def _float(value: Any) -> float:
-    # MySQL and MariaDB print a FLOAT with six significant digits (FLT_DIG).
+    # MariaDB prints a FLOAT with six significant digits (FLT_DIG; MySQL 8 untested here).
     return float(f"{float(value):.6g}")
 
 
