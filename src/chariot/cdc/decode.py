@@ -75,15 +75,33 @@ def decode_row(
     Columns of the table that the project does not carry are left out; a column the project
     names but the row image lacks raises KeyError (the table changed under the project).
     """
-    return {
-        column.source: decode_value(
-            values[column.source],
-            column.source_type,
-            boolean=column.postgres == "boolean" or column.kind == "boolean",
-            none_source=none_sources.get(column.source, ""),
+    row: dict[str, Any] = {}
+    for name, decode, source_type, boolean in _plan(tuple(columns)):
+        value = values[name]
+        if value is None:
+            row[name] = decode_value(
+                None, source_type, boolean=boolean, none_source=none_sources.get(name, "")
+            )
+        else:
+            row[name] = decode(value)
+    return row
+
+
+@cache
+def _plan(columns: tuple[Column, ...]) -> list[tuple[str, Decoder, str, bool]]:
+    """Per column: its name, decoder, type and boolean flag, worked out once per table."""
+    plan = []
+    for column in columns:
+        boolean = column.postgres == "boolean" or column.kind == "boolean"
+        plan.append(
+            (
+                column.source,
+                decoder(column.source_type, boolean=boolean),
+                column.source_type,
+                boolean,
+            )
         )
-        for column in columns
-    }
+    return plan
 
 
 def decode_value(
