@@ -172,3 +172,31 @@ def test_following_waits_for_the_next_transaction(binlog_mysql: MySQLSettings) -
         transactions.close()  # closes the stream: no reader left blocked
         writer.join()
     assert _kinds([first]) == [[("insert", None, (7, "later"))]]
+
+
+def test_one_phase_xa_is_a_transaction_and_two_phase_xa_is_refused(
+    binlog_mysql: MySQLSettings,
+) -> None:
+    execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
+    one, two = (f"{binlog_mysql.database}_{n}" for n in ("one", "two"))  # XIDs are server-wide
+    start = _position(binlog_mysql)
+    execute(
+        binlog_mysql,
+        f"XA START '{one}'",
+        "INSERT INTO items VALUES (1, 'one phase')",
+        f"XA END '{one}'",
+        f"XA COMMIT '{one}' ONE PHASE",
+    )
+    assert _kinds(_read(binlog_mysql, start)) == [[("insert", None, (1, "one phase"))]]
+    execute(
+        binlog_mysql,
+        f"XA START '{two}'",
+        "INSERT INTO items VALUES (2, 'two phase')",
+        f"XA END '{two}'",
+        f"XA PREPARE '{two}'",
+        f"XA COMMIT '{two}'",
+    )
+    with pytest.raises(SourceReadError) as raised:
+        _read(binlog_mysql, start)  # never silently without row 2
+    assert "two-phase XA transaction" in str(raised.value)
+    assert "--table items" in (raised.value.hint or "")
