@@ -8,7 +8,13 @@ import threading
 import pytest
 
 from chariot.cdc.position import LogPosition, current_position
-from chariot.cdc.reader import Change, SourceTransaction, read_transactions
+from chariot.cdc.reader import (
+    Change,
+    SchemaChanged,
+    SourceTransaction,
+    read_transactions,
+    schema_change_table,
+)
 from chariot.config import MySQLSettings
 from chariot.connections import mysql_connect
 from chariot.errors import SourceReadError
@@ -115,12 +121,9 @@ def test_stop_at_ends_the_read_there(binlog_mysql: MySQLSettings) -> None:
 
 def test_a_column_the_log_lacks_is_a_clear_error(binlog_mysql: MySQLSettings) -> None:
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
-    start = _position(binlog_mysql)
-    execute(
-        binlog_mysql,
-        "ALTER TABLE items DROP COLUMN label",
-        "INSERT INTO items VALUES (1)",
-    )
+    execute(binlog_mysql, "ALTER TABLE items DROP COLUMN label")
+    start = _position(binlog_mysql)  # the project file is stale from the start
+    execute(binlog_mysql, "INSERT INTO items VALUES (1)")
     with pytest.raises(SourceReadError) as raised:
         _read(binlog_mysql, start)
     assert "has no column 'label'" in str(raised.value)
@@ -200,3 +203,84 @@ def test_one_phase_xa_is_a_transaction_and_two_phase_xa_is_refused(
         _read(binlog_mysql, start)  # never silently without row 2
     assert "two-phase XA transaction" in str(raised.value)
     assert "--table items" in (raised.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ALTER TABLE items ADD COLUMN extra int NULL",
+        "TRUNCATE TABLE items",
+        "TRUNCATE items",
+        "RENAME TABLE items TO items_old",
+        "DROP TABLE items",
+        "ALTER TABLE `items` DROP COLUMN label",
+    ],
+)
+def test_a_schema_change_stops_reading_before_it(
+    binlog_mysql: MySQLSettings, statement: str
+) -> None:
+    execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
+    start = _position(binlog_mysql)
+    execute(binlog_mysql, "INSERT INTO items VALUES (1, 'a')")
+    before = _position(binlog_mysql)
+    execute(binlog_mysql, "CREATE TABLE unrelated (id int)", statement)
+    seen: list[SourceTransaction] = []
+    with pytest.raises(SchemaChanged) as raised:
+        seen.extend(
+            read_transactions(binlog_mysql, [ITEMS], start, stop_at=_position(binlog_mysql))
+        )
+    assert _kinds(seen) == [[("insert", None, (1, "a"))]]  # everything before it, then stop
+    error = raised.value
+    assert error.table == "items"
+    assert error.statement.split()[:2] == statement.split()[:2]  # the server may rewrite it
+    assert error.before == seen[0].position
+    assert (error.before.file, error.before.offset) == (before.file, before.offset)
+    assert error.after.reached(error.before) and error.after != error.before
+    assert statement.split()[0] in str(error)
+    assert "chariot sync --full-refresh --table items" in (error.hint or "")
+    # Past the statement (after a re-copy) reading goes on.
+    assert list(read_transactions(binlog_mysql, [ITEMS], error.after)) == []
+
+
+def test_a_schema_change_elsewhere_does_not_stop_reading(
+    binlog_mysql: MySQLSettings, binlog_server: MySQLSettings
+) -> None:
+    other = f"{binlog_mysql.database}_x"
+    execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
+    start = _position(binlog_mysql)
+    try:
+        execute(
+            binlog_server,
+            f"CREATE DATABASE `{other}`",
+            f"CREATE TABLE `{other}`.items (id int)",
+            f"ALTER TABLE `{other}`.items ADD COLUMN x int",
+        )
+        execute(
+            binlog_mysql, "CREATE TABLE items_archive (id int)", "INSERT INTO items VALUES (1, 'a')"
+        )
+        assert _kinds(_read(binlog_mysql, start)) == [[("insert", None, (1, "a"))]]
+    finally:
+        execute(binlog_server, f"DROP DATABASE IF EXISTS `{other}`")
+
+
+@pytest.mark.parametrize(
+    ("statement", "default", "found"),
+    [
+        ("ALTER TABLE items ADD x int", "db", "items"),
+        ("alter table `db`.`items` add x int", "other", "items"),
+        ("ALTER TABLE db . items ADD x int", "other", "items"),
+        ("ALTER TABLE items ADD x int", "other", None),  # other.items
+        ("ALTER TABLE other.items ADD x int", "db", None),
+        ("ALTER TABLE items_archive ADD x int", "db", None),
+        ("RENAME TABLE a TO items, b TO c", "db", "items"),
+        ("/* comment */ TRUNCATE items", "db", "items"),
+        ("DROP DATABASE IF EXISTS `db`", "other", "*"),
+        ("DROP DATABASE db2", "other", None),
+        ("INSERT INTO items VALUES (1)", "db", None),  # DML is in row events
+        ("CREATE TABLE x LIKE items", "db", "items"),  # conservative
+    ],
+)
+def test_schema_changes_are_found_by_table_and_schema(
+    statement: str, default: str, found: str | None
+) -> None:
+    assert schema_change_table(statement, default, "db", ["items"]) == found

@@ -14,6 +14,7 @@ are not interpreted here.
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,8 +76,9 @@ def read_transactions(
     columns = {stream.source_table: stream.columns for stream in streams}
     stream = _open_stream(settings, list(columns), start, follow=follow, server_id=server_id)
     events = _events(stream, start, f"'{settings.address().user or ''}'")
+    database = settings.address().database or ""
     try:
-        yield from _transactions(stream, events, columns, stop_at)
+        yield from _transactions(stream, events, columns, _Stops(start, stop_at, database))
     finally:
         stream.close()
 
@@ -142,11 +144,21 @@ def _default_server_id() -> int:
     return 2**31 + secrets.randbelow(2**31 - 1)
 
 
+@dataclass
+class _Stops:
+    """Where reading stands and must stop: the last commit read, the caller's stop, and the
+    database whose schema changes stop it."""
+
+    reached: LogPosition
+    stop_at: LogPosition | None
+    database: str
+
+
 def _transactions(
     stream: Any,
     events: Iterable[Any],
     columns: Mapping[str, Sequence[Column]],
-    stop_at: LogPosition | None,
+    stops: _Stops,
 ) -> Iterator[SourceTransaction]:
     from pymysqlreplication.event import (
         GtidEvent,
@@ -173,14 +185,77 @@ def _transactions(
             committed = True
         elif isinstance(event, QueryEvent):
             committed = _query_text(event) == "COMMIT"  # non-transactional tables
+            if not committed:
+                _stop_at_schema_change(event, stream, list(columns), stops)
         if not committed:
             continue
         position = LogPosition(stream.log_file, int(stream.log_pos), current.gtid)
         if current.changes:
             yield SourceTransaction(current.changes, position, current.gtid)
         current = _Open()
-        if stop_at is not None and position.reached(stop_at):
+        stops.reached = position
+        if stops.stop_at is not None and position.reached(stops.stop_at):
             return
+
+
+def _stop_at_schema_change(event: Any, stream: Any, tables: list[str], stops: _Stops) -> None:
+    statement = _query_text(event, upper=False)
+    schema = event.schema.decode() if isinstance(event.schema, bytes) else str(event.schema)
+    table = schema_change_table(statement, schema, stops.database, tables)
+    if table is not None:
+        after = LogPosition(stream.log_file, int(stream.log_pos))
+        raise SchemaChanged(table, statement, stops.reached, after)
+
+
+class SchemaChanged(SourceReadError):
+    """A statement changed (or may have changed) a project table's schema or contents
+    outside row events (ALTER, RENAME, DROP, TRUNCATE, CREATE): reading stops before it.
+
+    ``before``: the position the reader had reached (everything before it was yielded);
+    ``after``: right after the statement, where reading may go on once the table has been
+    re-copied."""
+
+    def __init__(self, table: str, statement: str, before: LogPosition, after: LogPosition) -> None:
+        shown = " ".join(statement.split())
+        shown = shown if len(shown) <= 120 else shown[:117] + "..."
+        super().__init__(
+            f"change capture stopped at a schema change of table {table}: {shown}",
+            hint="update the project file if the table's columns changed, then "
+            f"`chariot sync --full-refresh --table {table}`",
+        )
+        self.table = table
+        self.statement = statement
+        self.before = before
+        self.after = after
+
+
+_DDL = re.compile(r"^\s*(?:/\*.*?\*/\s*)*(ALTER|RENAME|DROP|TRUNCATE|CREATE)\b", re.I | re.S)
+_STATEMENT_COMMENT = re.compile(r"/\*.*?\*/", re.S)
+
+
+def schema_change_table(
+    statement: str, default_schema: str, database: str, tables: Sequence[str]
+) -> str | None:
+    """The project table a DDL statement touches ("*" for the whole database), else None.
+
+    Conservative on purpose: a statement that merely names the table (CREATE TABLE x LIKE
+    t) counts too; stopping needlessly is loud, missing a change would be silent.
+    """
+    if not _DDL.match(statement):
+        return None
+    text = _STATEMENT_COMMENT.sub(" ", statement)
+    db = re.escape(database)
+    if re.search(rf"^\s*DROP\s+(?:DATABASE|SCHEMA)\s+(?:IF\s+EXISTS\s+)?`?{db}`?\s*$", text, re.I):
+        return "*"
+    for table in tables:
+        name = re.escape(table)
+        qualified = rf"`?{db}`?\s*\.\s*`?{name}`?(?![\w$])"
+        unqualified = rf"(?<![\w$.`])`?{name}`?(?![\w$`.])"
+        if re.search(qualified, text, re.I):
+            return table
+        if default_schema == database and re.search(unqualified, text, re.I):
+            return table
+    return None
 
 
 def _never_dropped(current: _Open, why: str) -> None:
@@ -225,10 +300,10 @@ def _events(stream: Any, start: LogPosition, user: str) -> Iterable[Any]:
         ) from error
 
 
-def _query_text(event: Any) -> str:
+def _query_text(event: Any, *, upper: bool = True) -> str:
     query = event.query
     text = query.decode(errors="replace") if isinstance(query, bytes) else str(query)
-    return text.strip().upper()
+    return text.strip().upper() if upper else text.strip()
 
 
 def _changes(event: Any, columns: Sequence[Column]) -> list[Change]:
