@@ -8,8 +8,10 @@ it. Storing that position with the changes applied is what makes resuming exact:
 again from it yields exactly the later transactions.
 
 The stream is opened by file and offset on both MySQL 8 and MariaDB (the library's MariaDB
-mode ignores file and offset and would start at the server's first log). Statements (DDL)
-are not interpreted here.
+mode ignores file and offset and would start at the server's first log). A statement that
+changes a project table outside row events (ALTER, RENAME, DROP, TRUNCATE, ...) stops the
+read right before it (``SchemaChanged``); changes are never dropped silently (a two-phase XA
+transaction on a project table stops it too).
 """
 
 from __future__ import annotations
