@@ -5,6 +5,7 @@
 #
 #   scripts/services.sh up        start what is not running, wait until each answers a query
 #   scripts/services.sh down      stop what `up` started (pid files), wait for exit
+#   (`up`/`down` take server names to act on only those: `scripts/services.sh up mariadb`)
 #   scripts/services.sh status    one line per server
 #   scripts/services.sh install   only install missing packages and fetch the Neo4j jars
 #
@@ -12,6 +13,9 @@
 # else .env, else .env.example (see scripts/env.sh). All state lives in .services/
 # (override with CHARIOT_SERVICES_DIR). Tunables: NEO4J_VERSION, NEO4J_HEAP, NEO4J_PAGECACHE,
 # NEO4J_START_TIMEOUT (seconds), CHARIOT_JAVA (path of a Java 17 or 21 `java`).
+# MariaDB runs with the binary log on (ROW, full row images and metadata) for change capture:
+# the logs live in .services/mariadb/binlog and expire after MARIADB_BINLOG_EXPIRE_SECONDS
+# (default 3 days). A restart of an existing data dir applies these settings.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -47,6 +51,8 @@ MY_DATA="$MY_DIR/data"
 MY_SOCK="$MY_DIR/run/mariadb.sock"
 MY_PIDF="$MY_DIR/run/mariadbd.pid"
 MY_LOG="$MY_DIR/logs/mariadbd.log"
+MY_BINLOG_DIR="$MY_DIR/binlog"
+MY_BINLOG_EXPIRE="${MARIADB_BINLOG_EXPIRE_SECONDS:-259200}"
 
 PG_DIR="$SVC/postgres"
 PG_DATA="$PG_DIR/data"
@@ -201,7 +207,7 @@ my_admin() {  # run the mariadb client as the admin (root over our socket, unix_
 }
 
 mariadb_start() {
-    mkdir -p "$MY_DIR/run" "$MY_DIR/logs"
+    mkdir -p "$MY_DIR/run" "$MY_DIR/logs" "$MY_BINLOG_DIR"
     if [[ ! -d "$MY_DATA/mysql" ]]; then
         say "mariadb: creating datadir $MY_DATA"
         rm -rf "$MY_DATA"
@@ -229,6 +235,14 @@ mariadb_start() {
         --max-connections=300
         --max-allowed-packet=256M
         --innodb-buffer-pool-size=256M
+        # The binary log, as change capture reads it: row events with every column of both
+        # row images, and the column names (without FULL metadata rows arrive unnamed).
+        --server-id=1
+        --log-bin="$MY_BINLOG_DIR/binlog"
+        --binlog-format=ROW
+        --binlog-row-image=FULL
+        --binlog-row-metadata=FULL
+        --binlog-expire-logs-seconds="$MY_BINLOG_EXPIRE"
     )
     ((EUID == 0)) && args+=(--user=root)
     say "mariadb: starting on 127.0.0.1:$MY_PORT"
@@ -263,6 +277,8 @@ mariadb_bootstrap() {
         sql+="CREATE USER IF NOT EXISTS $u@'$h' IDENTIFIED VIA mysql_native_password USING PASSWORD($p);"
         sql+="ALTER USER $u@'$h' IDENTIFIED VIA mysql_native_password USING PASSWORD($p);"
         sql+="GRANT ALL PRIVILEGES ON *.* TO $u@'$h' WITH GRANT OPTION;"
+        # (ALL covers them; named so the grants a change-capture reader needs are on record)
+        sql+="GRANT SELECT, REPLICATION SLAVE, REPLICATION CLIENT, BINLOG MONITOR ON *.* TO $u@'$h';"
     done
     sql+="CREATE DATABASE IF NOT EXISTS $(sql_ident "$MY_DB") CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
     sql+="FLUSH PRIVILEGES;"
@@ -515,6 +531,21 @@ running_port() {  # state-file -> port recorded at start (postmaster.pid: line 4
     echo "${p:-?}"
 }
 
+WANTED=(mariadb postgres neo4j)  # the servers `up`/`down` act on (all unless named)
+wants() { [[ " ${WANTED[*]} " == *" $1 "* ]]; }
+
+select_servers() {  # names... -> WANTED (no names: all three)
+    (($#)) || return 0
+    local s
+    for s in "$@"; do
+        case $s in
+            mariadb | postgres | neo4j) ;;
+            *) die "unknown server '$s' (expected mariadb, postgres or neo4j)" ;;
+        esac
+    done
+    WANTED=("$@")
+}
+
 cmd_up() {
     local t0=$SECONDS my_pid="" pg_pid="" n4_pid="" started=()
     mkdir -p "$SVC"
@@ -523,6 +554,7 @@ cmd_up() {
     pg_pid="$(postgres_pid || true)"
     n4_pid="$(neo4j_pid || true)"
     check_port() {  # name pid state-file port
+        wants "$1" || return 0
         if [[ -n "$2" ]]; then
             local p
             p="$(running_port "$3")"
@@ -542,33 +574,39 @@ cmd_up() {
 
     # 2. Packages, Java, Neo4j jars.
     install_packages
-    PG_BIN="$(pg_bindir)" || die "no PostgreSQL server found under /usr/lib/postgresql"
-    [[ -n "$n4_pid" ]] || neo4j_fetch
+    if wants postgres; then
+        PG_BIN="$(pg_bindir)" || die "no PostgreSQL server found under /usr/lib/postgresql"
+    fi
+    if wants neo4j && [[ -z "$n4_pid" ]]; then neo4j_fetch; fi
 
     # 3. Neo4j boots slowest: launch it first, then MariaDB and PostgreSQL meanwhile.
-    if [[ -z "$n4_pid" ]]; then
+    if wants neo4j && [[ -z "$n4_pid" ]]; then
         neo4j_launch
         n4_pid="$N4_LAUNCH_PID"
         started+=(neo4j)
     fi
-    if [[ -z "$my_pid" ]]; then
-        mariadb_start
-        started+=(mariadb)
+    if wants mariadb; then
+        if [[ -z "$my_pid" ]]; then
+            mariadb_start
+            started+=(mariadb)
+        fi
+        mariadb_bootstrap
+        mariadb_verify
+        my_pid="$(mariadb_pid)" || die "mariadb: pid file $MY_PIDF missing"
     fi
-    mariadb_bootstrap
-    mariadb_verify
-    my_pid="$(mariadb_pid)" || die "mariadb: pid file $MY_PIDF missing"
-    if [[ -z "$pg_pid" ]]; then
-        postgres_start
-        started+=(postgres)
+    if wants postgres; then
+        if [[ -z "$pg_pid" ]]; then
+            postgres_start
+            started+=(postgres)
+        fi
+        postgres_bootstrap
+        postgres_verify
+        pg_pid="$(postgres_pid)" || die "postgres: postmaster.pid missing"
     fi
-    postgres_bootstrap
-    postgres_verify
-    pg_pid="$(postgres_pid)" || die "postgres: postmaster.pid missing"
-    neo4j_wait "$n4_pid"
+    if wants neo4j; then neo4j_wait "$n4_pid"; fi
 
     local what
-    for s in mariadb postgres neo4j; do
+    for s in "${WANTED[@]}"; do
         if [[ " ${started[*]} " == *" $s "* ]]; then what="started"; else what="already running"; fi
         case $s in
             mariadb)  printf 'mariadb   %-15s pid %-7s 127.0.0.1:%-5s user %s, database %s (%s)\n' "$what" "$my_pid" "$MY_PORT" "$MY_USER" "$MY_DB" "$(/usr/sbin/mariadbd --version | grep -o 'Ver [^ ]*' | cut -d' ' -f2)" ;;
@@ -592,8 +630,10 @@ stop_pid() {  # name pid seconds
 cmd_down() {
     local pid n4=""
     # Neo4j takes a few seconds to shut down: signal it first, wait for it last.
-    if n4="$(neo4j_pid)"; then kill -TERM "$n4" 2>/dev/null || true; fi
-    if pid="$(postgres_pid)"; then
+    if wants neo4j && n4="$(neo4j_pid)"; then kill -TERM "$n4" 2>/dev/null || true; fi
+    if ! wants postgres; then
+        :
+    elif pid="$(postgres_pid)"; then
         PG_BIN="$(pg_bindir)"
         as_pg "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 stop >/dev/null ||
             stop_pid postgres "$pid" 60
@@ -601,13 +641,17 @@ cmd_down() {
     else
         echo "postgres  not running"
     fi
-    if pid="$(mariadb_pid)"; then
+    if ! wants mariadb; then
+        :
+    elif pid="$(mariadb_pid)"; then
         stop_pid mariadb "$pid" 60
         echo "mariadb   stopped (was pid $pid)"
     else
         echo "mariadb   not running"
     fi
-    if [[ -n "$n4" ]]; then
+    if ! wants neo4j; then
+        :
+    elif [[ -n "$n4" ]]; then
         stop_pid neo4j "$n4" 120
         rm -f "$N4_PIDF"
         echo "neo4j     stopped (was pid $n4)"
@@ -648,12 +692,12 @@ lock() {  # one up/down at a time (e.g. `make -j`, two terminals)
 }
 
 case "${1:-}" in
-    up) lock; cmd_up ;;
-    down) lock; cmd_down ;;
+    up) shift; select_servers "$@"; lock; cmd_up ;;
+    down) shift; select_servers "$@"; lock; cmd_down ;;
     status) cmd_status ;;
     install) cmd_install ;;
     *)
-        echo "usage: $0 up|down|status|install" >&2
+        echo "usage: $0 up|down [mariadb|postgres|neo4j ...] | status | install" >&2
         exit 2
         ;;
 esac

@@ -64,7 +64,7 @@ def from_testcontainers(stack: list[object]) -> Servers:
     mysql = MySqlContainer(
         "mysql:8.4", username="root", password="chariot-mysql", dbname="movielens"
     )
-    mysql.with_command("--local-infile=1")
+    mysql.with_command("--local-infile=1 --binlog-row-metadata=FULL")  # change capture
     postgres = PostgresContainer(
         "postgres:16", username="chariot", password="chariot-postgres", dbname="chariot"
     )

@@ -289,6 +289,10 @@ DOCUMENTED_NAMES = frozenset(
         "SERVICES_PYTHON",
         "JAVA",
         "CSV_SINK_DIR",
+        "CDC_MYSQL__HOST",  # the change-capture tests' server (tests/cdc_support.py)
+        "CDC_MYSQL__PORT",
+        "CDC_MYSQL__USER",
+        "CDC_MYSQL__PASSWORD",
     )
 )
 
