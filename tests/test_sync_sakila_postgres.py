@@ -244,6 +244,25 @@ def test_sakila_values_of_the_new_types(
     assert isinstance(mike["picture"], bytes) and mike["picture"].startswith(b"\x89PNG")
 
 
+def test_source_sessions_read_timestamps_in_utc(mysql_settings: MySQLSettings) -> None:
+    from chariot.connections import source_engine
+
+    engine = source_engine(mysql_settings)
+    try:
+        with engine.connect() as connection:
+            zone = connection.exec_driver_sql("SELECT @@session.time_zone").scalar()
+    finally:
+        engine.dispose()
+    assert zone == "+00:00"
+    connection = mysql_connect(mysql_settings)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT @@session.time_zone")
+            assert cursor.fetchone() == ("+00:00",)
+    finally:
+        connection.close()
+
+
 # -- a user's own shop -------------------------------------------------------------------------
 
 SHOP = (
