@@ -428,3 +428,32 @@ def test_awkward_values_load_or_are_rejects_with_their_reason(
     assert spelt[(4,)]["span"].total_seconds() == -(838 * 3600 + 59 * 60 + 59)
     assert spelt[(4,)]["flag"] is False and spelt[(4,)]["raw"] == b""
     assert spelt[(1,)]["doc"] == {"a": None, "b": [1, 2.5, "\u00e9"]}
+
+
+def test_a_repair_may_hand_the_sink_the_drivers_rows(
+    sql_settings: Settings, tmp_path: Path
+) -> None:
+    """``upsert_rows`` (audit --repair) with rows read by pymysql itself: a SET as 'a,b', a
+    TIMESTAMP naive, a BIT as bytes land as a sync lands them."""
+    from chariot.sinks.postgres import PostgresSink
+
+    mysql_execute(sql_settings.mysql, ODDITIES)
+    good = [row for row in ODDITY_ROWS if row[0] in (1, 3, 4, 5, 9)]
+    mysql_execute(
+        sql_settings.mysql, (f"INSERT INTO oddities VALUES ({', '.join(['%s'] * 12)})", good)
+    )
+    project, result = init_and_sync(sql_settings, tmp_path)
+    assert result.ok, result.failures
+    stream = project_streams(project)[0]
+    with postgres_connection(sql_settings.postgres, autocommit=True) as connection:
+        connection.execute(f'TRUNCATE "{sql_settings.postgres.schema_name}".oddities')
+    connection = mysql_connect(sql_settings.mysql)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {', '.join(stream.source_columns)} FROM oddities")
+            raw = list(cursor.fetchall())
+    finally:
+        connection.close()
+    with PostgresSink(sql_settings) as sink:
+        assert sink.upsert_rows(stream, raw) == len(good)
+    assert_tables_equal(sql_settings, project)

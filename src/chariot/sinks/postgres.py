@@ -161,6 +161,11 @@ class PostgresSink(RepairableSink):
     # -- RepairableSink ----------------------------------------------------------------
 
     def upsert_rows(self, stream: Stream, rows: list[tuple[Any, ...]]) -> int:
+        from chariot.sources.values import convert_source_rows
+
+        # A repair reads the source itself: its rows may be the driver's (a SET as 'a,b')
+        # or the reader's. The conversion leaves the reader's values as they are.
+        rows = convert_source_rows(stream, rows)
         table = layout_for(stream, self.schema)
         self._lock_table(table)
         try:
