@@ -2,9 +2,11 @@
 
 One transaction per batch holds the upsert (``INSERT ... SELECT ... ON CONFLICT DO UPDATE``),
 the rejects and the high-water mark in ``_chariot_checkpoints``: a crash at any instant leaves
-data and checkpoint in step, and replaying a batch rewrites the same values. The documented
-transforms (genres array, year) run in SQL over the staged batch (``chariot.transforms``), so
-Python never touches a row: the driver's tuples go straight into COPY.
+data and checkpoint in step, and replaying a batch rewrites the same values. The project's
+transforms run in SQL over the staged batch (``chariot.project.expressions``), so Python
+never touches a row: the reader's tuples go straight into COPY. A value PostgreSQL refuses
+(JSON it does not accept, a number beyond a type the project narrowed) fails its batch,
+which is bisected down to the row: that row is a reject with its key, the rest load.
 
 There are no foreign keys, on purpose: ratings and tags may arrive before their movie (the
 tables load in parallel sinks, a movie row may be rejected, or the source may simply lack
@@ -159,6 +161,11 @@ class PostgresSink(RepairableSink):
     # -- RepairableSink ----------------------------------------------------------------
 
     def upsert_rows(self, stream: Stream, rows: list[tuple[Any, ...]]) -> int:
+        from chariot.sources.values import convert_source_rows
+
+        # A repair reads the source itself: its rows may be the driver's (a SET as 'a,b')
+        # or the reader's. The conversion leaves the reader's values as they are.
+        rows = convert_source_rows(stream, rows)
         table = layout_for(stream, self.schema)
         self._lock_table(table)
         try:
