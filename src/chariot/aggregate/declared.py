@@ -100,6 +100,11 @@ class Declared:
         """A summary column counting the group's rows, if the aggregation has one."""
         return next((s.column for s in self.statistics if s.kind == "count"), None)
 
+    def describe_rows(self) -> str:
+        """What one input row is, for people: ``ratings x movies, one per genres element``."""
+        text = self.table if self.join_table is None else f"{self.table} x {self.join_table}"
+        return text + (f", one per {self.group_source} element" if self.exploded else "")
+
     def from_clause(self, schema: str) -> str:
         """The rows aggregated, with ``g`` their group key: ``FROM ... WHERE g IS NOT NULL``
         is left to the caller (``group_expression``)."""

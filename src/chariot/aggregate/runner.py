@@ -47,6 +47,7 @@ class SummaryResult(BaseModel):
     """One declared aggregation in a run."""
 
     table: str = Field(description="the aggregated table")
+    reads: str = Field("", description="what one input row is (the table, joined, exploded)")
     rows_in: int = Field(0, description="input rows the run read for it")
     groups: int = Field(0, description="rows of the promoted summary table")
     unreferenced_table: str | None = Field(
@@ -494,6 +495,7 @@ def _count_summaries(
             ).fetchone()[0]
         result.summaries[aggregation.name] = SummaryResult(
             table=aggregation.table,
+            reads=aggregation.describe_rows(),
             rows_in=int(read.get(aggregation.name, 0)),
             groups=int(groups),
         )

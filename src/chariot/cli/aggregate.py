@@ -194,7 +194,7 @@ def _result_rows(result: AggregationResult) -> list[tuple[str, str]]:
         ("rows read", f"{result.rows_read:,}"),
     ]
     for name, summary in result.summaries.items():
-        line = f"{summary.groups:,} rows from {summary.rows_in:,} rows of {summary.table}"
+        line = f"{summary.groups:,} rows from {summary.rows_in:,} rows ({summary.reads})"
         if summary.unreferenced_groups:
             rows_of = (
                 f" ({summary.unreferenced_rows:,} rows)"
