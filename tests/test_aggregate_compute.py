@@ -175,3 +175,11 @@ def test_encode_builds_a_fixed_width_binary_copy() -> None:
     assert body[:10] == b"\x00\x02\x00\x00\x00\x04\x00\x00\x00\x01"
     with pytest.raises(ValueError):
         pgcopy.encode([np.array([1], np.int32), np.array([], np.float64)], ["int4", "float8"])
+
+
+def test_a_summary_may_not_take_the_name_of_a_synced_table() -> None:
+    from chariot.errors import ConfigError
+
+    project = parse_project(PROJECT.replace("[aggregations.stats", "[aggregations.ratings"))
+    with pytest.raises(ConfigError, match="aggregations.ratings: the summary table would replace"):
+        declared_aggregations(project)

@@ -17,6 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from chariot.errors import ConfigError
 from chariot.project.aggregations import Aggregation
 from chariot.project.graph import property_name
 from chariot.project.model import Project
@@ -129,7 +130,16 @@ class Declared:
 
 
 def declared_aggregations(project: Project) -> tuple[Declared, ...]:
-    """Every aggregation of the project, in the file's order."""
+    """Every aggregation of the project, in the file's order. Raises ``ConfigError`` for a
+    summary named like a synced table or Chariot's own tables (a promotion replaces it)."""
+    for name in project.aggregations:
+        if name in project.tables or name.startswith("_chariot"):
+            raise ConfigError(
+                f"aggregations.{name}: the summary table would replace "
+                + ("the synced table of that name" if name in project.tables else "Chariot's own")
+                + " in PostgreSQL",
+                hint="give the aggregation another name",
+            )
     return tuple(_declared(project, name) for name in project.aggregations)
 
 
