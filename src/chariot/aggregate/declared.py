@@ -8,7 +8,9 @@ with the run id, so a worker never needs the project file itself.
 Partitioning: a group key of an integer type (``smallint``, ``integer``, ``bigint``) is cut
 into key ranges of about ``partition_rows`` rows each (every group lies in one partition,
 so medians see all their values). Any other key (text, a date, an exploded list element) is
-computed as ONE partition: still leased, resumable and atomically promoted, just not split.
+computed as ONE partition: still leased, resumable and atomically promoted, just not split
+(hash partitions would each have to read the whole input, joined and exploded, to keep
+their share).
 """
 
 from __future__ import annotations
