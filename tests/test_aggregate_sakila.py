@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,10 @@ import pytest
 
 from chariot.aggregate.runner import run_aggregation
 from chariot.aggregate.verify import check_summaries
-from chariot.config import RunSettings, Settings
-from chariot.connections import mysql_connect, postgres_connection
+from chariot.config import Neo4jSettings, RunSettings, Settings
+from chariot.connections import mysql_connect, neo4j_session, postgres_connection
 from chariot.project import Project, load_project
+from chariot.project.aggregations import Aggregation
 from chariot.project.init import init_project
 from chariot.project.streams import project_streams
 from chariot.sync import sync
@@ -257,3 +259,45 @@ def test_a_changed_declaration_is_a_new_summary_table(
     )
     assert set(columns) == {"feature", "films", "run_id"}
     assert check_summaries(settings, neo4j=False, project=changed).ok
+
+
+def test_two_aggregations_write_onto_one_label_and_verify(
+    sakila: tuple[Settings, Project], neo4j_settings: Neo4jSettings
+) -> None:
+    """Payments and rentals per customer onto the same `chariot init` label (no sync of the
+    graph: the write MERGEs the nodes); the verification reads them back."""
+    settings, project = sakila
+    settings = settings.model_copy(update={"neo4j": neo4j_settings})
+    [label] = [name for name, node in project.graph.nodes.items() if node.table == "customer"]
+    rentals = Aggregation.model_validate(
+        {
+            "table": "rental",
+            "group_by": "customer_id",
+            "time_column": "rental_date",
+            "statistics": {"rental_count": "count", "last_rental_at": "latest"},
+            "label": label,
+        }
+    )
+    payments = project.aggregations["customer_payments"].model_copy(update={"label": label})
+    labelled = project.model_copy(
+        update={
+            "aggregations": {
+                "customer_payments": payments,
+                "customer_rentals": rentals,
+            }
+        }
+    )
+    result = run_aggregation(settings, workers=1, project=labelled)
+    assert result.graph_status == "done", result.graph_error
+    assert result.graph_nodes_written == 599  # one node per customer, both summaries on it
+    check = check_summaries(settings, project=labelled)
+    assert check.ok, check.model_dump_json(indent=1)
+    assert {t.name for t in check.tables} >= {f"neo4j:{label}:customer_rentals"}
+    key = project.graph.nodes[label].key[0] if project.graph.nodes[label].key else "customer_id"
+    with neo4j_session(neo4j_settings) as session:
+        node = session.run(f"MATCH (n:{label} {{{key}: 1}}) RETURN properties(n) AS p").single()[
+            "p"
+        ]
+    assert node["payments"] == 32 and node["rentalCount"] == 32
+    assert isinstance(node["total"], float) and len(node["byRange"]) == 5
+    assert node["firstPayment"].to_native() == datetime(2005, 5, 25, 11, 30, 37)

@@ -52,10 +52,9 @@ def write_graph(
     ``ChariotError``."""
     started = time.perf_counter()
     targets = labelled(declared)
-    labels = sorted({str(d.label) for d in targets})
     if not targets:
         return GraphWrite(0, 0, 0.0)
-    rows = {d.name: _read_summary(settings, d) for d in targets}
+    nodes = _nodes_by_label(settings, targets)
     driver = neo4j_driver(settings.neo4j)  # ConnectionFailed when unreachable
     lease = GraphLease(
         driver,
@@ -69,25 +68,16 @@ def write_graph(
             for aggregation in targets:
                 _ensure_constraint(session, aggregation)
             session.run(LEASE_CONSTRAINT).consume()
-            lease.acquire(labels, wait_seconds=settings.run.lease_wait_seconds)
-            total = sum(len(batch) for batch in rows.values())
+            lease.acquire(sorted(nodes), wait_seconds=settings.run.lease_wait_seconds)
+            total = sum(len(rows) for _, rows, _ in nodes.values())
             task = "summaries -> neo4j"
             notify(progress, task, 0, total, unit="nodes")
-            for aggregation in targets:
-                summary = rows[aggregation.name]
-                for start in range(0, len(summary), BATCH_NODES):
-                    batch = summary[start : start + BATCH_NODES]
-                    session.execute_write(_write_batch, aggregation, batch, run_id, lease)
+            for label, (key, rows, properties) in nodes.items():
+                for start in range(0, len(rows), BATCH_NODES):
+                    batch = rows[start : start + BATCH_NODES]
+                    session.execute_write(_write_batch, label, key, batch, run_id, lease)
                     written += len(batch)
                     notify(progress, task, written, total, unit="nodes")
-            for label in labels:
-                properties = [
-                    str(s.node_property)
-                    for d in targets
-                    if d.label == label
-                    for s in d.statistics
-                    if s.node_property
-                ]
                 while count := session.execute_write(
                     _clear_stale, label, properties, run_id, lease
                 ):
@@ -131,6 +121,28 @@ def cypher_name(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else f"`{name.replace('`', '``')}`"
 
 
+def _nodes_by_label(
+    settings: Settings, targets: list[Declared]
+) -> dict[str, tuple[str, list[dict[str, Any]], list[str]]]:
+    """label -> (key property, rows {key, props}, every summary property of the label).
+
+    A node gets the properties of every aggregation onto its label, NULL (removed) for one
+    that has no group for it: several aggregations can share a label without leaving an
+    old value of one of them behind on a node the other still writes."""
+    labels: dict[str, tuple[str, list[dict[str, Any]], list[str]]] = {}
+    for label in dict.fromkeys(str(d.label) for d in targets):
+        mine = [d for d in targets if d.label == label]
+        properties = [str(s.node_property) for d in mine for s in d.statistics if s.node_property]
+        merged: dict[Any, dict[str, Any]] = {}
+        for aggregation in mine:
+            for row in _read_summary(settings, aggregation):
+                props = merged.setdefault(row["key"], dict.fromkeys(properties))
+                props.update(row["props"])
+        rows = [{"key": key, "props": props} for key, props in merged.items()]
+        labels[label] = (str(mine[0].label_key), rows, properties)
+    return labels
+
+
 def _read_summary(settings: Settings, declared: Declared) -> list[dict[str, Any]]:
     """The promoted summary as rows of the driver's values: {key, props}."""
     columns = [quoted(s.column) for s in declared.statistics]
@@ -162,12 +174,12 @@ def neo4j_value(value: Any) -> Any:
 
 
 def _write_batch(
-    tx: Any, declared: Declared, batch: list[dict[str, Any]], run_id: int, lease: GraphLease
+    tx: Any, label: str, key: str, batch: list[dict[str, Any]], run_id: int, lease: GraphLease
 ) -> None:
-    lease.check(tx, [str(declared.label)])
+    lease.check(tx, [label])
     tx.run(
-        f"UNWIND $rows AS row MERGE (n:{cypher_name(str(declared.label))} "
-        f"{{{cypher_name(str(declared.label_key))}: row.key}}) "
+        f"UNWIND $rows AS row MERGE (n:{cypher_name(label)} "
+        f"{{{cypher_name(key)}: row.key}}) "
         f"SET n += row.props, n.{RUN_PROPERTY} = $runId",
         rows=batch,
         runId=run_id,

@@ -121,7 +121,11 @@ def check_summaries(
                     if len(labelled(declared)) > 1
                     else f"neo4j:{aggregation.label}",
                     {k: _as_neo4j(v) for k, v in truths[aggregation.name].items()},
-                    _neo4j_nodes(settings, aggregation),
+                    _neo4j_nodes(
+                        settings,
+                        aggregation,
+                        alone=[d.label for d in labelled(declared)].count(aggregation.label) == 1,
+                    ),
                     aggregation.statistics,
                     limit,
                     neo4j=True,
@@ -192,12 +196,16 @@ def _as_neo4j(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(neo4j_value(value) for value in row)
 
 
-def _neo4j_nodes(settings: Settings, declared: Declared) -> dict[Any, tuple[Any, ...]]:
-    """Nodes of the label that carry any of the aggregation's properties (or the run stamp)."""
+def _neo4j_nodes(
+    settings: Settings, declared: Declared, *, alone: bool
+) -> dict[Any, tuple[Any, ...]]:
+    """Nodes of the label that carry any of the aggregation's properties (or the run stamp,
+    when no other aggregation writes onto the label)."""
     properties = [str(s.node_property) for s in declared.statistics]
     returned = ", ".join(f"n.{cypher_name(name)}" for name in properties)
     condition = " OR ".join(
-        f"n.{cypher_name(name)} IS NOT NULL" for name in [*properties, RUN_PROPERTY]
+        f"n.{cypher_name(name)} IS NOT NULL"
+        for name in [*properties, *([RUN_PROPERTY] if alone else [])]
     )
     query = (
         f"MATCH (n:{cypher_name(str(declared.label))}) WHERE {condition} "
