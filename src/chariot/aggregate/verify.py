@@ -137,9 +137,13 @@ def check_summaries(
 def truth_query(declared: Declared, schema_name: str) -> str:
     """The whole-table recomputation: group key, then one value per statistic."""
     group = declared.group_expression
-    values = ", ".join(f"({_truth_sql(declared, s)})::{s.postgres}" for s in declared.statistics)
+    values = ", ".join(
+        f"({_truth_sql(declared, s)})::{s.postgres} AS {quoted(s.column)}"
+        for s in declared.statistics
+    )
     return (
-        f"SELECT {group}, {values} {declared.from_clause(schema_name)} "
+        f"SELECT {group} AS {quoted(declared.group_column)}, {values} "
+        f"{declared.from_clause(schema_name)} "
         f"WHERE {group} IS NOT NULL GROUP BY 1"
     )
 
