@@ -6,7 +6,8 @@
 Loads MovieLens-shaped synthetic ratings into its own PostgreSQL schema (default
 ``chariot_bench_agg``, dropped afterwards unless --keep; re-used when it already holds the
 requested count), VACUUM ANALYZEs them as autovacuum would after a sync, builds the
-aggregation's covering index once (timed apart), then times:
+aggregation's tables and index once (timed apart), then times, for the aggregations of the
+project file (CHARIOT_PROJECT: the MovieLens example's):
 
 * ``sql``: PostgreSQL computing the same statistics with plain SQL (the independent
   recomputation of ``chariot.aggregate.verify``: GROUP BY, avg, stddev_samp,
@@ -26,10 +27,12 @@ from collections.abc import Callable
 from typing import Any
 
 from chariot.aggregate import schema
+from chariot.aggregate.declared import declared_aggregations
 from chariot.aggregate.runner import prepare_tables, run_aggregation
-from chariot.aggregate.verify import TruthQueries, check_summaries
+from chariot.aggregate.verify import check_summaries, truth_query
 from chariot.config import Settings, load_settings
 from chariot.connections import postgres_connection
+from chariot.project import load_project
 from chariot.seed.synthetic import load_ratings_into_postgres
 
 
@@ -82,12 +85,15 @@ def _timed(work: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
+RATINGS = "ratings"  # the synthetic data's table (MovieLens-shaped)
+
+
 def _load(settings: Settings, ratings: int) -> None:
-    table = schema.qualified(settings.postgres.schema_name, schema.RATINGS)
+    table = schema.qualified(settings.postgres.schema_name, RATINGS)
     with postgres_connection(settings.postgres) as connection:
         existing = schema.existing_tables(connection, settings.postgres.schema_name)
         have = -1
-        if schema.RATINGS in existing:
+        if RATINGS in existing:
             have = connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     if have != ratings:
         loaded = load_ratings_into_postgres(settings.postgres, ratings, seed=2024)
@@ -96,25 +102,21 @@ def _load(settings: Settings, ratings: int) -> None:
         )
     with postgres_connection(settings.postgres, autocommit=True) as connection:
         connection.execute(
-            f"VACUUM ANALYZE {schema.qualified(settings.postgres.schema_name, schema.RATINGS)}"
+            f"VACUUM ANALYZE {schema.qualified(settings.postgres.schema_name, RATINGS)}"
         )
 
 
 def _index(settings: Settings) -> None:
+    declared = declared_aggregations(load_project())
     with postgres_connection(settings.postgres) as connection:
-        prepare_tables(connection, settings.postgres.schema_name)
+        prepare_tables(connection, settings.postgres.schema_name, declared)
 
 
 def _plain_sql(settings: Settings) -> None:
     with postgres_connection(settings.postgres) as connection:
-        existing = schema.existing_tables(connection, settings.postgres.schema_name)
-        queries = TruthQueries(settings, existing)
-        for name, (text, params) in (
-            ("movie", queries.movie_truth()),
-            ("user", queries.user_truth()),
-            ("genre", queries.genre_truth() or ("SELECT 1", ())),
-        ):
-            connection.execute(f"CREATE TEMP TABLE bench_{name} AS {text}", params)
+        for declared in declared_aggregations(load_project()):
+            text = truth_query(declared, settings.postgres.schema_name)
+            connection.execute(f'CREATE TEMP TABLE "bench_{declared.name}" AS {text}')
         connection.rollback()
 
 

@@ -48,7 +48,7 @@ def test_json_result_then_status_shows_the_run(
     assert done.exit_code == 0, done.stdout + done.stderr
     result = json.loads(done.stdout)
     assert (
-        result["ratings"] == 4_000
+        result["rows_read"] == 4_000
         and result["promoted_now"]
         and result["graph_status"] == "skipped"
     )

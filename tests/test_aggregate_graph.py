@@ -37,7 +37,10 @@ def test_summaries_are_written_to_movie_nodes_and_cleared_when_stale(settings: S
         session.run("CREATE (:Movie {movieId: $id, title: 'Kept'})", id=synced).consume()
 
     first = run_aggregation(settings, workers=1)
-    assert first.graph_status == "done" and first.graph_movies_written == first.movies
+    assert (
+        first.graph_status == "done"
+        and first.graph_nodes_written == first.summaries["movie_stats"].groups
+    )
     check = check_summaries(settings)
     assert check.ok, check.model_dump_json(indent=1)
     [node] = _movie(settings, synced)  # MERGEd onto the synced node, not a duplicate
@@ -48,7 +51,7 @@ def test_summaries_are_written_to_movie_nodes_and_cleared_when_stale(settings: S
 
     query(settings.postgres, "DELETE FROM {schema}.ratings WHERE movie_id = %s", (synced,))
     second = run_aggregation(settings, workers=1)
-    assert second.graph_movies_cleared == 1
+    assert second.graph_nodes_cleared == 1
     [node] = _movie(settings, synced)
     assert node == {"movieId": synced, "title": "Kept"}  # every summary property removed
     assert check_summaries(settings).ok

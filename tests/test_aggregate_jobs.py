@@ -10,7 +10,12 @@ from chariot.aggregate.partitions import JobControl
 from chariot.config import Settings
 from chariot.connections import postgres_connection
 from chariot.seed.synthetic import load_ratings_into_postgres
-from tests.test_aggregate_support import create_input_tables, query, wait_for
+from tests.test_aggregate_support import (
+    create_input_tables,
+    movielens_declared,
+    query,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +25,7 @@ def _jobs(settings: Settings) -> tuple[object, JobControl]:
     handle = connection.__enter__()
     schema.ensure_tables(handle, settings.postgres.schema_name)
     handle.commit()
-    return connection, JobControl(handle, settings.postgres.schema_name)
+    return connection, JobControl(handle, settings.postgres.schema_name, movielens_declared())
 
 
 def test_partitions_are_balanced_by_row_count_and_tile_the_key_space(
@@ -29,9 +34,9 @@ def test_partitions_are_balanced_by_row_count_and_tile_the_key_space(
     load_ratings_into_postgres(sql_settings.postgres, 60_000, seed=3)
     context, jobs = _jobs(sql_settings)
     try:
-        run_id = jobs.create_run(5_000, 10.0, 3.5)
+        run_id = jobs.create_run(5_000)
         jobs.connection.commit()
-        for kind, key in (("movie", "movie_id"), ("user", "user_id")):
+        for kind, key in (("movie_stats", "movie_id"), ("user_stats", "user_id")):
             parts = query(
                 sql_settings.postgres,
                 (
@@ -68,7 +73,7 @@ def test_empty_ratings_still_get_one_unbounded_partition_per_kind(sql_settings: 
     create_input_tables(sql_settings.postgres)
     context, jobs = _jobs(sql_settings)
     try:
-        run_id = jobs.create_run(1000, 10.0, 3.5)
+        run_id = jobs.create_run(1000)
         jobs.connection.commit()
         rows = query(
             sql_settings.postgres,
@@ -76,7 +81,11 @@ def test_empty_ratings_still_get_one_unbounded_partition_per_kind(sql_settings: 
             "WHERE run_id = %s ORDER BY kind",
             (run_id,),
         )
-        assert rows == [("movie", None, None), ("user", None, None)]
+        assert rows == [
+            ("genre_stats", None, None),
+            ("movie_stats", None, None),
+            ("user_stats", None, None),
+        ]
     finally:
         context.__exit__(None, None, None)
 
@@ -86,17 +95,18 @@ def test_a_worker_whose_lease_was_taken_over_cannot_commit(sql_settings: Setting
     first_context, first = _jobs(sql_settings)
     second_context, second = _jobs(sql_settings)
     try:
-        run_id = first.create_run(100_000, 10.0, 3.5)
+        run_id = first.create_run(100_000)
         first.connection.commit()
         claim = first.claim_next(run_id, "host:1", lease_seconds=60, max_attempts=3)
         first.connection.commit()
         assert claim is not None
         # Another worker cannot take it while the lease holds...
-        other = second.claim_next(run_id, "host:2", lease_seconds=60, max_attempts=3)
+        others = []  # it claims every other partition (one per aggregation), then none
+        while other := second.claim_next(run_id, "host:2", lease_seconds=60, max_attempts=3):
+            second.connection.commit()
+            others.append(other.partition_id)
         second.connection.commit()
-        assert other is not None and other.partition_id != claim.partition_id
-        assert second.claim_next(run_id, "host:2", lease_seconds=60, max_attempts=3) is None
-        second.connection.commit()
+        assert others and claim.partition_id not in others
         # ...but once it expires, it can; the original holder's commit is then refused.
         query(
             sql_settings.postgres,
@@ -123,7 +133,7 @@ def test_expired_lease_after_the_last_attempt_fails_the_partition(sql_settings: 
     load_ratings_into_postgres(sql_settings.postgres, 500, seed=1)
     context, jobs = _jobs(sql_settings)
     try:
-        run_id = jobs.create_run(100_000, 10.0, 3.5)
+        run_id = jobs.create_run(100_000)
         claim = jobs.claim_next(run_id, "host:1", lease_seconds=60, max_attempts=1)
         jobs.connection.commit()
         assert claim is not None
@@ -181,7 +191,7 @@ def test_the_lease_is_renewed_while_a_partition_is_worked_on(sql_settings: Setti
     )
     context, jobs = _jobs(settings)
     try:
-        run_id = jobs.create_run(100_000, 10.0, 3.5)
+        run_id = jobs.create_run(100_000)
         claim = jobs.claim_next(run_id, "host:1", lease_seconds=5, max_attempts=3)
         jobs.connection.commit()
         assert claim is not None

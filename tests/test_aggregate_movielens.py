@@ -32,7 +32,8 @@ def test_inline_and_three_processes_give_the_exact_same_summaries(
     movielens_settings: Settings,
 ) -> None:
     inline = run_aggregation(movielens_settings, workers=1, graph=False)
-    assert (inline.executor, inline.ratings, inline.movies, inline.users) == (
+    groups = {name: summary.groups for name, summary in inline.summaries.items()}
+    assert (inline.executor, inline.rows_read, groups["movie_stats"], groups["user_stats"]) == (
         "inline",
         100_836,
         9_724,
@@ -87,7 +88,8 @@ def test_ratings_of_movies_missing_from_movies_are_summarised_and_reported(
     result = run_aggregation(
         with_run(movielens_settings, partition_rows=50_000), workers=1, graph=False
     )
-    assert result.movies_not_in_catalog == 2
-    assert result.ratings_of_movies_not_in_catalog == 215 + 110  # Toy Story, Jumanji
-    assert result.movies == 9_724  # still summarised per movie
+    movies = result.summaries["movie_stats"]
+    assert (movies.unreferenced_table, movies.unreferenced_groups) == ("movies", 2)
+    assert movies.unreferenced_rows == 215 + 110  # Toy Story, Jumanji
+    assert movies.groups == 9_724  # still summarised per movie
     _assert_exact(movielens_settings)

@@ -74,11 +74,11 @@ def test_rows_committed_during_the_run_are_not_seen_by_any_worker(
         loaded, workers=2, executor=executor, graph=False, restart=True, progress=insert_once
     )
 
-    assert inserted and during.ratings == before.ratings == 100_836
+    assert inserted and during.rows_read == before.rows_read == 100_836
     assert summaries(loaded.postgres) == expected
     assert during.input_state["ratings"][0] == "[610, 170875]"  # what it saw
     after = run_aggregation(loaded, workers=2, executor=executor, graph=False)
-    assert after.ratings == 100_836 + 500
+    assert after.rows_read == 100_836 + 500
 
 
 def test_a_run_resumed_on_changed_inputs_is_recomputed(loaded: Settings) -> None:
@@ -92,7 +92,7 @@ def test_a_run_resumed_on_changed_inputs_is_recomputed(loaded: Settings) -> None
     resumed = run_aggregation(loaded, workers=1, executor="inline", graph=False)
 
     assert resumed.resumed is False and resumed.recomputed_because is not None
-    assert resumed.ratings == 100_836 + 500
+    assert resumed.rows_read == 100_836 + 500
     computed = summaries(loaded.postgres)
     run_aggregation(loaded, workers=1, executor="inline", graph=False, restart=True)
     assert summaries(loaded.postgres) == computed

@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chariot.aggregate.declared import Declared, declared_aggregations
 from chariot.config import PostgresSettings, Settings
 from chariot.connections import postgres_connection
+from chariot.project import load_project
 from tests.conftest import settings_env
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +25,11 @@ INPUT_DDL = (
         user_id integer, movie_id integer, rating numeric(2,1) NOT NULL,
         "timestamp" bigint NOT NULL, PRIMARY KEY (user_id, movie_id))""",
 )
+
+
+def movielens_declared() -> tuple[Declared, ...]:
+    """The example project's aggregations (the tests' CHARIOT_PROJECT)."""
+    return declared_aggregations(load_project())
 
 
 def with_run(settings: Settings, **run: Any) -> Settings:

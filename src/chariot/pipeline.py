@@ -143,23 +143,27 @@ def _aggregate(
         return StageResult(
             stage="aggregate",
             status="skipped",
-            detail="aggregation reads the ratings in the postgres sink, which is not selected",
+            detail="aggregation reads the tables in the postgres sink, which is not selected",
         )
     from chariot.aggregate.runner import run_aggregation
 
     result = run_aggregation(settings, workers=workers, graph="neo4j" in sinks, progress=progress)
+    if result.action == "none":
+        return StageResult(
+            stage="aggregate", status="skipped", detail="the project declares no aggregations"
+        )
     payload = result.model_dump(mode="json")
     if result.graph_status == "failed":
         return StageResult(
             stage="aggregate",
             status="failed",
-            rows=result.ratings,
+            rows=result.rows_read,
             detail="summaries promoted in PostgreSQL but not written to Neo4j: "
             f"{result.graph_error}",
             exit_code=ExitCode.AGGREGATION,
             result=payload,
         )
-    return StageResult(stage="aggregate", status="ok", rows=result.ratings, result=payload)
+    return StageResult(stage="aggregate", status="ok", rows=result.rows_read, result=payload)
 
 
 def _audit(

@@ -1,125 +1,91 @@
-"""Statistics of one partition's ratings, vectorised with numpy (definitions: statistics.py).
+"""The statistics of one partition, computed by PostgreSQL: one ``GROUP BY`` query, read
+through the run's snapshot (definitions: ``chariot.project.aggregations``).
 
-Ratings arrive as integer tenths (``rating * 10``, exact for ``numeric(2,1)``), so sums and
-sums of squares are exact integers: the mean and the sample variance are one rounding away
-from the exact rational, with no catastrophic cancellation. Every group (movie or user) is
-entirely inside its partition, so the median is simply the middle of the sorted ratings.
+Exact inputs (integers, ``numeric``) keep exact sums: the mean is ``sum / n`` and the sample
+variance ``(n * sum(x^2) - sum(x)^2) / (n * (n - 1))`` are computed in ``numeric`` and
+rounded once to a float. The verification (verify.py) uses ``avg`` and ``stddev_samp`` over
+the whole table instead, so the two formulations check each other.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-
-from chariot.aggregate.statistics import HALF_STARS_TENTHS
+from chariot.aggregate.declared import Declared, Stat, quoted
 
 
-@dataclass(frozen=True)
-class GroupStats:
-    """Per-group statistics, one array element per group (key), keys ascending."""
-
-    keys: np.ndarray  # int32
-    count: np.ndarray  # int64
-    sum_tenths: np.ndarray  # int64
-    mean: np.ndarray  # float64
-    stddev: np.ndarray  # float64, NaN where count == 1 (stored as NULL)
-    first: np.ndarray  # int64, min timestamp
-    last: np.ndarray  # int64, max timestamp
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-
-@dataclass(frozen=True)
-class MovieStats(GroupStats):
-    min_tenths: np.ndarray  # int16
-    max_tenths: np.ndarray  # int16
-    median: np.ndarray  # float64
-    histogram: np.ndarray  # int32, shape (groups, 10)
-    bayesian: np.ndarray  # float64
-
-
-def user_stats(keys: np.ndarray, tenths: np.ndarray, timestamps: np.ndarray) -> GroupStats:
-    """Per-user count, mean, sample stddev, first and last rating time."""
-    order = np.argsort(keys, kind="stable")
-    return _group_stats(keys[order], tenths[order].astype(np.int64), timestamps[order])[0]
-
-
-def movie_stats(
-    keys: np.ndarray,
-    tenths: np.ndarray,
-    timestamps: np.ndarray,
-    *,
-    prior_weight: float,
-    prior_mean: float,
-) -> MovieStats:
-    """Everything ``user_stats`` gives, plus min, max, median, histogram, Bayesian average."""
-    order = np.lexsort((tenths, keys))  # by key, then rating: medians and extremes by position
-    sorted_tenths = tenths[order].astype(np.int64)
-    base, starts = _group_stats(keys[order], sorted_tenths, timestamps[order])
-    ends = starts + base.count - 1
-    lower = starts + (base.count - 1) // 2
-    upper = starts + base.count // 2
-    return MovieStats(
-        **base.__dict__,
-        min_tenths=sorted_tenths[starts].astype(np.int16),
-        max_tenths=sorted_tenths[ends].astype(np.int16),
-        median=(sorted_tenths[lower] + sorted_tenths[upper]) / 20.0,
-        histogram=_histogram(sorted_tenths, base.count),
-        bayesian=(prior_mean * prior_weight + base.sum_tenths / 10.0) / (prior_weight + base.count),
+def partition_query(
+    declared: Declared, schema: str, key_after: int | None, key_through: int | None
+) -> tuple[str, list[Any]]:
+    """``SELECT g, <statistics>..., <NULL counts of checked columns>...`` for one
+    partition's groups (a key range; None = unbounded)."""
+    group = declared.group_expression
+    conditions, params = [f"{group} IS NOT NULL"], []
+    if declared.ranged and key_after is not None:
+        conditions.append(f"{group} > %s")
+        params.append(key_after)
+    if declared.ranged and key_through is not None:
+        conditions.append(f"{group} <= %s")
+        params.append(key_through)
+    selected = [f"({statistic_sql(declared, s)})::{s.postgres}" for s in declared.statistics]
+    nulls = [f"count(*) FILTER (WHERE t.{quoted(c)} IS NULL)" for c in declared.checked]
+    query = (
+        f"SELECT {group}, {', '.join([*selected, 'count(*)', *nulls])} "
+        f"{declared.from_clause(schema)} WHERE {' AND '.join(conditions)} GROUP BY 1"
     )
+    return query, params
 
 
-def _group_stats(
-    keys: np.ndarray, tenths: np.ndarray, timestamps: np.ndarray
-) -> tuple[GroupStats, np.ndarray]:
-    """Statistics of key-sorted rows, and the index where each group starts."""
-    if len(keys) == 0:
-        empty_int, empty_float = np.empty(0, np.int64), np.empty(0, np.float64)
-        stats = GroupStats(
-            keys=np.empty(0, np.int32),
-            count=empty_int,
-            sum_tenths=empty_int,
-            mean=empty_float,
-            stddev=empty_float,
-            first=empty_int,
-            last=empty_int,
+def statistic_sql(declared: Declared, stat: Stat) -> str:
+    """The worker's SQL for one statistic (aggregate over the group's rows)."""
+    c = declared.column(stat)
+    kind = stat.kind
+    if kind == "count":
+        return "count(*)"
+    if kind == "count_distinct":
+        return f"count(DISTINCT {c})"
+    if kind == "sum":
+        return f"sum({c})"
+    if kind == "mean":
+        return f"sum({_exact(stat, c)}) / NULLIF(count({c}), 0)"
+    if kind == "stddev":
+        if not stat.exact_input:
+            return f"stddev_samp({c})"
+        x = f"{c}::numeric"
+        variance = (
+            f"(count({c}) * sum({x} * {x}) - sum({x}) * sum({x}))"
+            f" / NULLIF(count({c})::numeric * (count({c}) - 1), 0)"
         )
-        return stats, empty_int
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    count = np.diff(np.r_[starts, len(keys)]).astype(np.int64)
-    sums = np.add.reduceat(tenths, starts)
-    squares = np.add.reduceat(tenths * tenths, starts)
-    stats = GroupStats(
-        keys=keys[starts].astype(np.int32),
-        count=count,
-        sum_tenths=sums,
-        mean=sums / (10.0 * count),
-        stddev=_sample_stddev(count, sums, squares),
-        first=np.minimum.reduceat(timestamps, starts).astype(np.int64),
-        last=np.maximum.reduceat(timestamps, starts).astype(np.int64),
-    )
-    return stats, starts
+        return f"sqrt(({variance})::float8)"
+    if kind == "median":
+        return f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {c})"
+    if kind in ("min", "earliest"):
+        return f"min({c})"
+    if kind in ("max", "latest"):
+        return f"max({c})"
+    if kind == "histogram":
+        return histogram_sql(stat, c)
+    if kind == "bayesian_average":
+        weight, prior = f"{stat.prior_weight}::numeric", f"{stat.prior_mean}::numeric"
+        return (
+            f"({weight} * {prior} + coalesce(sum({_exact(stat, c)}), 0))"
+            f" / NULLIF({weight} + count({c}), 0)"
+        )
+    raise ValueError(f"unknown statistic {kind!r}")
 
 
-def _sample_stddev(count: np.ndarray, sums: np.ndarray, squares: np.ndarray) -> np.ndarray:
-    """sqrt((n*S2 - S1^2) / (n*(n-1))) / 10 from exact integer sums of tenths; NaN for n = 1."""
-    numerator = (count * squares - sums * sums).astype(np.float64)
-    denominator = (count * (count - 1)).astype(np.float64)
-    variance = np.full(len(count), np.nan)
-    np.divide(numerator, denominator, out=variance, where=count > 1)
-    return np.sqrt(variance) / 10.0
+def histogram_sql(stat: Stat, c: str) -> str:
+    """One count per exact value, or per range ``[e_i, e_i+1)`` (the last range closed)."""
+    if stat.values:
+        bins = [f"{c} = {value}::numeric" for value in stat.values]
+    else:
+        edges = stat.edges
+        bins = [
+            f"{c} >= {low}::numeric AND {c} {'<=' if i == len(edges) - 2 else '<'} {high}::numeric"
+            for i, (low, high) in enumerate(zip(edges, edges[1:], strict=False))
+        ]
+    return "ARRAY[" + ", ".join(f"count(*) FILTER (WHERE {b})::int" for b in bins) + "]"
 
 
-def _histogram(sorted_tenths: np.ndarray, count: np.ndarray) -> np.ndarray:
-    """Counts of the ten half-star values per group; off-grid ratings fall in no bin."""
-    groups = np.repeat(np.arange(len(count)), count)
-    on_grid = (
-        (sorted_tenths % 5 == 0)
-        & (sorted_tenths >= HALF_STARS_TENTHS[0])
-        & (sorted_tenths <= HALF_STARS_TENTHS[-1])
-    )
-    bins = sorted_tenths[on_grid] // 5 - 1
-    flat = np.bincount(groups[on_grid] * 10 + bins, minlength=len(count) * 10)
-    return flat.reshape(len(count), 10).astype(np.int32)
+def _exact(stat: Stat, column: str) -> str:
+    return f"{column}::numeric" if stat.exact_input else column

@@ -15,11 +15,12 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 
+from chariot.aggregate.declared import Declared
 from chariot.aggregate.worker import WorkerReport, run_worker
 from chariot.config import Settings
 from chariot.errors import ConfigError, ConnectionFailed
@@ -56,10 +57,12 @@ def run_round(
     scheduler: str | None,
     tick: Tick,
     snapshot: str | None = None,
+    declared: Sequence[Declared] = (),
 ) -> Round:
-    """One round of workers; each reads the sink through ``snapshot`` (exported by the
-    command), so every partition of the run sees the same state of the tables."""
-    worker = partial(run_worker, snapshot=snapshot)
+    """One round of workers computing the ``declared`` aggregations; each reads the sink
+    through ``snapshot`` (exported by the command), so every partition of the run sees the
+    same state of the tables."""
+    worker = partial(run_worker, snapshot=snapshot, declared=tuple(declared))
     if executor == "inline":
         return _inline(worker, settings, run_id, tick)
     if executor == "process":

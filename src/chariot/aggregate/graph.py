@@ -1,25 +1,25 @@
-"""Promoted movie summaries -> properties of ``(:Movie {movieId})`` nodes in Neo4j.
+"""Promoted summaries -> properties of the nodes of the aggregation's ``label`` in Neo4j.
 
-Idempotent: ``MERGE`` on ``movieId`` (so a movie not synced to the graph yet still gets its
-summary; the sync later adds its title), ``SET`` every summary property and ``statsRunId``;
-then the summary properties are removed from Movies stamped by an older run (movies that no
-longer have ratings). Rows travel as columns (one list per property), ``UNWIND`` by index.
-
-Properties: ratingCount, ratingMean, ratingStddev (absent when ratingCount = 1), ratingMin,
-ratingMax, ratingMedian, ratingHistogram (10 counts, 0.5 ... 5.0), firstRatedAt,
-lastRatedAt (unix seconds), bayesianAverage, statsRunId (the promoted run).
+For each aggregation that names a label (MovieLens: ``movie_stats`` onto ``(:Movie
+{movieId})``), keyed by the label's key property: idempotent ``MERGE`` on the key (so a group
+whose node is not synced yet still gets its summary; the sync later adds the rest), ``SET``
+every statistic under its property name (``rating_count`` -> ``ratingCount``; NULL removes
+the property) and ``statsRunId``; then the summary properties are removed from nodes of
+the label stamped by an older run (groups that no longer exist). Values are sent as Neo4j
+takes them: numbers (``numeric`` as float), lists, temporal values.
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-import numpy as np
-
-from chariot.aggregate import pgcopy, schema
-from chariot.aggregate.statistics import MOVIE_COLUMNS, NEO4J_PROPERTIES, NEO4J_RUN_PROPERTY
+from chariot.aggregate import schema
+from chariot.aggregate.declared import RUN_PROPERTY, Declared, quoted
 from chariot.config import Settings
 from chariot.connections import neo4j_driver, postgres_connection
 from chariot.errors import AggregationError, ChariotError
@@ -28,27 +28,33 @@ from chariot.progress import ProgressCallback, notify
 from chariot.sinks.neo4j.lease import CONSTRAINT as LEASE_CONSTRAINT
 from chariot.sinks.neo4j.lease import GraphLease
 
-BATCH_MOVIES = 5_000
-MOVIE_CONSTRAINT = (  # the same statement (and name) as the Neo4j sink's
-    "CREATE CONSTRAINT chariot_movie_id IF NOT EXISTS FOR (m:Movie) REQUIRE m.movieId IS UNIQUE"
-)
-_SCALARS = [c for c in MOVIE_COLUMNS if c.kind != "array"]
-LEASED = ("Movie",)  # the writer lease it shares with the sync of movies, links, ratings, tags
+BATCH_NODES = 5_000
 
 
 @dataclass(frozen=True)
 class GraphWrite:
-    movies_written: int
-    movies_cleared: int
+    nodes_written: int
+    nodes_cleared: int
     seconds: float
 
 
+def labelled(declared: Sequence[Declared]) -> list[Declared]:
+    return [d for d in declared if d.label is not None and d.label_key is not None]
+
+
 def write_graph(
-    settings: Settings, run_id: int, progress: ProgressCallback | None = None
+    settings: Settings,
+    run_id: int,
+    declared: Sequence[Declared],
+    progress: ProgressCallback | None = None,
 ) -> GraphWrite:
-    """Write the promoted ``movie_stats`` onto Movie nodes; raises a ``ChariotError``."""
+    """Write every labelled aggregation's promoted summary onto its nodes; raises a
+    ``ChariotError``."""
     started = time.perf_counter()
-    columns = _read_movie_stats(settings)
+    targets = labelled(declared)
+    if not targets:
+        return GraphWrite(0, 0, 0.0)
+    nodes = _nodes_by_label(settings, targets)
     driver = neo4j_driver(settings.neo4j)  # ConnectionFailed when unreachable
     lease = GraphLease(
         driver,
@@ -56,23 +62,26 @@ def write_graph(
         LeaseOwner("aggregate"),
         ttl_seconds=settings.run.lease_seconds,
     )
+    written = cleared = 0
     try:
         with driver.session(database=settings.neo4j.database) as session:
-            session.run(MOVIE_CONSTRAINT).consume()
+            for aggregation in targets:
+                _ensure_constraint(session, aggregation)
             session.run(LEASE_CONSTRAINT).consume()
-            lease.acquire(LEASED, wait_seconds=settings.run.lease_wait_seconds)
-            total = len(columns["movieId"])
+            lease.acquire(sorted(nodes), wait_seconds=settings.run.lease_wait_seconds)
+            total = sum(len(rows) for _, rows, _ in nodes.values())
             task = "summaries -> neo4j"
-            notify(progress, task, 0, total, unit="movies")
-            for start in range(0, total, BATCH_MOVIES):
-                batch = {
-                    name: values[start : start + BATCH_MOVIES] for name, values in columns.items()
-                }
-                session.execute_write(_write_batch, batch, run_id, lease)
-                notify(progress, task, min(start + BATCH_MOVIES, total), total, unit="movies")
-            cleared = 0
-            while count := session.execute_write(_clear_stale, run_id, lease):
-                cleared += count
+            notify(progress, task, 0, total, unit="nodes")
+            for label, (key, rows, properties) in nodes.items():
+                for start in range(0, len(rows), BATCH_NODES):
+                    batch = rows[start : start + BATCH_NODES]
+                    session.execute_write(_write_batch, label, key, batch, run_id, lease)
+                    written += len(batch)
+                    notify(progress, task, written, total, unit="nodes")
+                while count := session.execute_write(
+                    _clear_stale, label, properties, run_id, lease
+                ):
+                    cleared += count
     except ChariotError:
         raise
     except Exception as error:  # driver errors: one clear line, never a traceback
@@ -83,54 +92,107 @@ def write_graph(
     finally:
         lease.release()
         driver.close()
-    return GraphWrite(total, cleared, round(time.perf_counter() - started, 3))
+    return GraphWrite(written, cleared, round(time.perf_counter() - started, 3))
 
 
-def _read_movie_stats(settings: Settings) -> dict[str, list[Any]]:
-    """The promoted movie summaries as columns of Python values (what the driver sends)."""
-    scalars = [
-        f"coalesce({c.name}, 'NaN')" if c.name == "rating_stddev" else c.name for c in _SCALARS
-    ]
-    bins = [f"rating_histogram[{index}]" for index in range(1, 11)]
-    types = ["int4"] + ["float8" if c.kind == "float" else "int8" for c in _SCALARS] + ["int4"] * 10
-    source = schema.qualified(settings.postgres.schema_name, schema.MOVIE_STATS)
-    with postgres_connection(settings.postgres) as connection:
-        arrays = pgcopy.fetch_columns(connection, ["movie_id", *scalars, *bins], source, (), types)
-    columns: dict[str, list[Any]] = {"movieId": arrays[0].tolist()}
-    for column, values in zip(_SCALARS, arrays[1 : 1 + len(_SCALARS)], strict=True):
-        columns[str(column.neo4j)] = values.tolist()
-    columns["ratingHistogram"] = (
-        np.column_stack(arrays[1 + len(_SCALARS) :]).tolist() if arrays[0].size else []
-    )
-    return columns
-
-
-def _write_batch(tx: Any, batch: dict[str, list[Any]], run_id: int, lease: GraphLease) -> None:
-    lease.check(tx, LEASED)
-    assignments = []
-    for name in batch:
-        if name == "movieId":
-            continue
-        value = f"${name}[i]"
-        if name == "ratingStddev":  # NaN marks n = 1: no sample deviation, no property
-            value = f"CASE WHEN isNaN({value}) THEN null ELSE {value} END"
-        assignments.append(f"m.{name} = {value}")
-    tx.run(
-        "UNWIND range(0, size($movieId) - 1) AS i "
-        "MERGE (m:Movie {movieId: $movieId[i]}) "
-        f"SET {', '.join(assignments)}, m.{NEO4J_RUN_PROPERTY} = $runId",
-        runId=run_id,
-        **batch,
+def _ensure_constraint(session: Any, declared: Declared) -> None:
+    """A uniqueness constraint on the label's key (named as the Neo4j sink names it, so the
+    two never create duplicates)."""
+    label, key = str(declared.label), str(declared.label_key)
+    session.run(
+        f"CREATE CONSTRAINT {constraint_name(label, key)} IF NOT EXISTS "
+        f"FOR (n:{cypher_name(label)}) REQUIRE n.{cypher_name(key)} IS UNIQUE"
     ).consume()
 
 
-def _clear_stale(tx: Any, run_id: int, lease: GraphLease) -> int:
-    lease.check(tx, LEASED)
-    removed = ", ".join(f"m.{name}" for name in NEO4J_PROPERTIES)
+def constraint_name(label: str, key: str) -> str:
+    """``chariot_movie_id`` for (Movie, movieId), ``chariot_genre_name`` for (Genre, name)."""
+    label_part, key_part = _snake(label), _snake(key)
+    if key_part.startswith(label_part + "_"):
+        return f"chariot_{key_part}"
+    return f"chariot_{label_part}_{key_part}"
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower())
+
+
+def cypher_name(name: str) -> str:
+    return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else f"`{name.replace('`', '``')}`"
+
+
+def _nodes_by_label(
+    settings: Settings, targets: list[Declared]
+) -> dict[str, tuple[str, list[dict[str, Any]], list[str]]]:
+    """label -> (key property, rows {key, props}, every summary property of the label).
+
+    A node gets the properties of every aggregation onto its label, NULL (removed) for one
+    that has no group for it: several aggregations can share a label without leaving an
+    old value of one of them behind on a node the other still writes."""
+    labels: dict[str, tuple[str, list[dict[str, Any]], list[str]]] = {}
+    for label in dict.fromkeys(str(d.label) for d in targets):
+        mine = [d for d in targets if d.label == label]
+        properties = [str(s.node_property) for d in mine for s in d.statistics if s.node_property]
+        merged: dict[Any, dict[str, Any]] = {}
+        for aggregation in mine:
+            for row in _read_summary(settings, aggregation):
+                props = merged.setdefault(row["key"], dict.fromkeys(properties))
+                props.update(row["props"])
+        rows = [{"key": key, "props": props} for key, props in merged.items()]
+        labels[label] = (str(mine[0].label_key), rows, properties)
+    return labels
+
+
+def _read_summary(settings: Settings, declared: Declared) -> list[dict[str, Any]]:
+    """The promoted summary as rows of the driver's values: {key, props}."""
+    columns = [quoted(s.column) for s in declared.statistics]
+    summary = schema.qualified(settings.postgres.schema_name, declared.name)
+    with postgres_connection(settings.postgres) as connection:
+        rows = connection.execute(
+            f"SELECT {quoted(declared.group_column)}, {', '.join(columns)} FROM {summary}"
+        ).fetchall()
+    return [
+        {
+            "key": neo4j_value(row[0]),
+            "props": {
+                str(s.node_property): neo4j_value(value)
+                for s, value in zip(declared.statistics, row[1:], strict=True)
+                if s.node_property
+            },
+        }
+        for row in rows
+    ]
+
+
+def neo4j_value(value: Any) -> Any:
+    """A summary value as Neo4j stores it (``numeric`` becomes a float)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, list):
+        return [neo4j_value(item) for item in value]
+    return value
+
+
+def _write_batch(
+    tx: Any, label: str, key: str, batch: list[dict[str, Any]], run_id: int, lease: GraphLease
+) -> None:
+    lease.check(tx, [label])
+    tx.run(
+        f"UNWIND $rows AS row MERGE (n:{cypher_name(label)} "
+        f"{{{cypher_name(key)}: row.key}}) "
+        f"SET n += row.props, n.{RUN_PROPERTY} = $runId",
+        rows=batch,
+        runId=run_id,
+    ).consume()
+
+
+def _clear_stale(tx: Any, label: str, properties: list[str], run_id: int, lease: GraphLease) -> int:
+    lease.check(tx, [label])
+    removed = ", ".join(f"n.{cypher_name(name)}" for name in [*properties, RUN_PROPERTY])
     record = tx.run(
-        f"MATCH (m:Movie) WHERE m.{NEO4J_RUN_PROPERTY} IS NOT NULL "
-        f"AND m.{NEO4J_RUN_PROPERTY} <> $runId "
-        f"WITH m LIMIT {BATCH_MOVIES} REMOVE {removed} RETURN count(m) AS cleared",
+        f"MATCH (n:{cypher_name(label)}) WHERE n.{RUN_PROPERTY} IS NOT NULL "
+        f"AND n.{RUN_PROPERTY} <> $runId "
+        f"WITH n LIMIT {BATCH_NODES} REMOVE {removed} RETURN count(n) AS cleared",
         runId=run_id,
     ).single()
     return int(record["cleared"]) if record else 0

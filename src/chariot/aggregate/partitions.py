@@ -1,13 +1,11 @@
 """Job control: runs and their partitions in PostgreSQL, claimed under a lease.
 
-A run has two kinds of partitions, each a half-open key range ``(key_after, key_through]``
-(NULL = unbounded) sized by ROW COUNT (~``partition_rows`` ratings each):
-
-* ``movie`` partitions cut the movie ids, so every movie's ratings are in one partition
-  (medians need them all); a movie with more ratings than ``partition_rows`` is alone.
-* ``user`` partitions cut the user ids, so every user's statistics are exact too.
-
-The ranges tile the whole key space, so a rating can never fall between two partitions.
+A run has partitions of every declared aggregation (``kind`` = its name). An integer group
+key is cut into half-open key ranges ``(key_after, key_through]`` (NULL = unbounded) sized by
+ROW COUNT (~``partition_rows`` rows each), so every group's rows are in one partition
+(medians need them all); a group with more rows than ``partition_rows`` is alone. The
+ranges tile the whole key space, so a row can never fall between two partitions. Any other
+group key is one unbounded partition (see declared.py).
 
 A worker claims the next partition (``FOR UPDATE SKIP LOCKED``; pending ones, and running
 ones whose lease expired), gets a fresh ``lease_token``, and commits its results together
@@ -23,10 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chariot.aggregate import schema
+from chariot.aggregate.declared import Declared
 from chariot.lease import is_dead_local_process
-
-PARTITION_KINDS = ("movie", "user")
-KEY_COLUMNS = {"movie": "movie_id", "user": "user_id"}
 
 
 @dataclass(frozen=True)
@@ -53,12 +49,14 @@ class OpenRun:
 class JobControl:
     """The SQL of runs and partitions over one psycopg connection (the caller commits)."""
 
-    def __init__(self, connection: Any, schema_name: str) -> None:
+    def __init__(
+        self, connection: Any, schema_name: str, declared: Sequence[Declared] = ()
+    ) -> None:
         self.connection = connection
         self.schema = schema_name
+        self.declared = tuple(declared)  # what create_run plans and abandon cleans up
         self.runs = schema.qualified(schema_name, schema.RUNS)
         self.partitions = schema.qualified(schema_name, schema.PARTITIONS)
-        self.ratings = schema.qualified(schema_name, schema.RATINGS)
 
     def execute(self, query: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
         return self.connection.execute(query, params)
@@ -83,11 +81,14 @@ class JobControl:
             "WHERE status = 'running' RETURNING run_id"
         ).fetchall()
         abandoned = [int(row[0]) for row in rows]
-        for table in (schema.MOVIE_STAGING, schema.USER_STAGING):
-            self.execute(
-                f"DELETE FROM {schema.qualified(self.schema, table)} WHERE run_id = ANY(%s)",
-                (abandoned,),
-            )
+        existing = schema.existing_tables(self.connection, self.schema)
+        for declared in self.declared:
+            if declared.staging in existing:
+                self.execute(
+                    f"DELETE FROM {schema.qualified(self.schema, declared.staging)} "
+                    "WHERE run_id = ANY(%s)",
+                    (abandoned,),
+                )
         return abandoned
 
     def input_state(self, run_id: int) -> Any:
@@ -97,40 +98,49 @@ class JobControl:
         ).fetchone()
         return None if row is None else row[0]
 
-    def create_run(
-        self,
-        partition_rows: int,
-        prior_weight: float,
-        prior_mean: float,
-        input_state: dict[str, Any] | None = None,
-    ) -> int:
+    def create_run(self, partition_rows: int, input_state: dict[str, Any] | None = None) -> int:
+        """A new run with the partitions of every declared aggregation."""
         from psycopg.types.json import Jsonb
 
         run_id = int(
             self.execute(
-                f"INSERT INTO {self.runs} (partition_rows, bayes_prior_weight, bayes_prior_mean,"
-                " input_state) VALUES (%s, %s, %s, %s) RETURNING run_id",
-                (partition_rows, prior_weight, prior_mean, Jsonb(input_state or {})),
+                f"INSERT INTO {self.runs} (partition_rows, input_state) VALUES (%s, %s) "
+                "RETURNING run_id",
+                (partition_rows, Jsonb(input_state or {})),
             ).fetchone()[0]
         )
-        for kind in PARTITION_KINDS:
-            self._plan(run_id, kind, partition_rows)
+        for declared in self.declared:
+            self._plan(run_id, declared, partition_rows)
+        # the run's planned rows: those of its largest aggregation of one table's own rows
+        plain = [d.name for d in self.declared if d.join_table is None and not d.exploded]
         self.execute(
-            f"UPDATE {self.runs} SET ratings_planned = (SELECT coalesce(sum(rows_planned), 0) "
-            f"FROM {self.partitions} WHERE run_id = %s AND kind = 'movie') WHERE run_id = %s",
-            (run_id, run_id),
+            f"UPDATE {self.runs} SET ratings_planned = (SELECT coalesce(max(n), 0) FROM ("
+            f"SELECT sum(rows_planned) AS n FROM {self.partitions} WHERE run_id = %s "
+            "AND (kind = ANY(%s) OR cardinality(%s::text[]) = 0) GROUP BY kind) AS planned) "
+            "WHERE run_id = %s",
+            (run_id, plain, plain, run_id),
         )
         return run_id
 
-    def _plan(self, run_id: int, kind: str, partition_rows: int) -> None:
-        """Cut the key space at cumulative row counts: bucket = rows before this key // size."""
-        key = KEY_COLUMNS[kind]
+    def _plan(self, run_id: int, declared: Declared, partition_rows: int) -> None:
+        """Cut the key space at cumulative row counts: bucket = rows before this key // size
+        (one bucket for a key that is not cut in ranges)."""
+        kind, key = declared.name, declared.group_expression
+        source = f"{declared.from_clause(self.schema)} WHERE {key} IS NOT NULL"
+        if not declared.ranged:
+            self.execute(
+                f"INSERT INTO {self.partitions} (run_id, partition_id, kind, rows_planned) "
+                f"SELECT %s, (SELECT coalesce(max(partition_id) + 1, 0) FROM {self.partitions} "
+                f"WHERE run_id = %s), %s, count(*) {source}",
+                (run_id, run_id, kind),
+            )
+            return
         self.execute(
             f"""
             INSERT INTO {self.partitions}
                 (run_id, partition_id, kind, key_after, key_through, rows_planned)
             WITH counted AS (
-                SELECT {key} AS k, count(*) AS n FROM {self.ratings} GROUP BY {key}
+                SELECT {key} AS k, count(*) AS n {source} GROUP BY {key}
             ), bucketed AS (
                 SELECT k, n, ((sum(n) OVER (ORDER BY k))::bigint - n) / %(rows)s AS bucket
                 FROM counted

@@ -23,7 +23,10 @@ class AggregationRunStatus(BaseModel):
     partitions: dict[str, int] = Field(
         description="partition count per state: pending, running, done, failed"
     )
-    ratings_planned: int
+    ratings_planned: int = Field(
+        description="input rows the run planned to read (its largest aggregation of a table's "
+        "own rows; the name is 0.1.0's, when every aggregation read ratings)"
+    )
     last_error: str | None = Field(None, description="the latest partition error, if any")
     graph_error: str | None = None
 

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from chariot.aggregate import schema
+from chariot.aggregate.declared import Declared, declared_aggregations, quoted
 from chariot.aggregate.executors import (
     POLL_SECONDS,
     Round,
@@ -26,25 +27,43 @@ from chariot.aggregate.executors import (
     choose_executor,
     run_round,
 )
-from chariot.aggregate.graph import write_graph
+from chariot.aggregate.graph import labelled, write_graph
 from chariot.aggregate.partitions import JobControl, OpenRun
 from chariot.aggregate.promote import Promotion, promote
-from chariot.aggregate.snapshot import InputSnapshot, exported_snapshot
+from chariot.aggregate.snapshot import InputSnapshot, exported_snapshot, input_tables
 from chariot.aggregate.worker import WorkerReport
 from chariot.config import Settings
 from chariot.connections import postgres_connection
 from chariot.errors import AggregationError, Busy, ChariotError
 from chariot.lease import keep_trying, worker_id
 from chariot.progress import ProgressCallback, notify
+from chariot.project.model import Project
 from chariot.sinks.postgres_lease import loads_in_progress
 
 log = logging.getLogger(__name__)
 
 
+class SummaryResult(BaseModel):
+    """One declared aggregation in a run."""
+
+    table: str = Field(description="the aggregated table")
+    reads: str = Field("", description="what one input row is (the table, joined, exploded)")
+    rows_in: int = Field(0, description="input rows the run read for it")
+    groups: int = Field(0, description="rows of the promoted summary table")
+    unreferenced_table: str | None = Field(
+        None, description="the table the group key points at (project references)"
+    )
+    unreferenced_groups: int = Field(
+        0, description="groups whose key has no row in that table: summarised all the same"
+    )
+    unreferenced_rows: int | None = Field(None, description="the input rows of those groups")
+
+
 class AggregationResult(BaseModel):
     run_id: int
     action: str = Field(
-        description="'computed', or 'graph-only' (finished a promoted run's graph write)"
+        description="'computed', 'graph-only' (finished a promoted run's graph write), or "
+        "'none' (the project declares no aggregations)"
     )
     executor: str
     workers: int
@@ -57,12 +76,12 @@ class AggregationResult(BaseModel):
     attempts_failed: int = Field(0, description="partition attempts that raised and were retried")
     leases_lost: int = 0
     worker_crashes: list[str] = Field(default_factory=list)
-    ratings: int = 0
-    movies: int = 0
-    users: int = 0
-    genres: int = 0
-    movies_not_in_catalog: int = 0
-    ratings_of_movies_not_in_catalog: int = 0
+    rows_read: int = Field(
+        0, description="input rows the run read: its largest aggregation of a table's own rows"
+    )
+    summaries: dict[str, SummaryResult] = Field(
+        default_factory=dict, description="summary table -> what the run put there"
+    )
     promoted_now: bool = False
     input_state: dict[str, Any] = Field(
         default_factory=dict,
@@ -72,8 +91,8 @@ class AggregationResult(BaseModel):
         None, description="why an unfinished earlier run was dropped instead of resumed"
     )
     graph_status: str = "skipped"
-    graph_movies_written: int = 0
-    graph_movies_cleared: int = 0
+    graph_nodes_written: int = 0
+    graph_nodes_cleared: int = 0
     graph_error: str | None = None
     seconds: float = 0.0
     worker_reports: list[WorkerReport] = Field(default_factory=list)
@@ -88,15 +107,32 @@ def run_aggregation(
     restart: bool = False,
     graph: bool = True,
     progress: ProgressCallback | None = None,
+    project: Project | None = None,
 ) -> AggregationResult:
-    """Compute, promote and (with ``graph``) write the summaries; see the module docstring.
+    """Compute, promote and (with ``graph``) write the ``project``'s declared aggregations
+    (default: the project file's); see the module docstring.
 
     Raises ``AggregationError`` when partitions fail beyond their attempts; a Neo4j failure
     after the promotion is reported in ``graph_status``/``graph_error`` instead.
     """
+    if project is None:
+        from chariot.project import load_project
+
+        project = load_project()
+    declared = declared_aggregations(project)
+    if not declared:
+        chosen = choose_executor(executor or settings.run.executor, workers or 1)
+        return AggregationResult(run_id=0, action="none", executor=chosen, workers=0, resumed=False)
     with _postgres_errors(settings):
         return _run(
-            settings, workers, executor, scheduler, restart=restart, graph=graph, progress=progress
+            settings,
+            declared,
+            workers,
+            executor,
+            scheduler,
+            restart=restart,
+            graph=graph,
+            progress=progress,
         )
 
 
@@ -117,6 +153,7 @@ def _postgres_errors(settings: Settings) -> Iterator[None]:
 
 def _run(
     settings: Settings,
+    declared: tuple[Declared, ...],
     workers: int | None,
     executor: str | None,
     scheduler: str | None,
@@ -131,25 +168,28 @@ def _run(
     scheduler = scheduler or settings.run.scheduler or None
     check_executor(chosen, scheduler)
     schema_name = settings.postgres.schema_name
+    inputs = input_tables(declared)
+    graph = graph and bool(labelled(declared))  # nothing to write: the run says "skipped"
     with postgres_connection(settings.postgres) as connection:
-        jobs = JobControl(connection, schema_name)
-        prepare_tables(connection, schema_name)
+        jobs = JobControl(connection, schema_name, declared)
+        prepare_tables(connection, schema_name, declared)
         keep_trying(
-            partial(_loaded, connection, schema_name), wait_seconds=settings.run.lease_wait_seconds
+            partial(_loaded, connection, schema_name, inputs),
+            wait_seconds=settings.run.lease_wait_seconds,
         )
         awaiting = None if restart or not graph else _run_awaiting_graph(jobs)
         if awaiting is not None:
             result = AggregationResult(
                 run_id=awaiting, action="graph-only", executor=chosen, workers=0, resumed=True
             )
-            _count_summaries(connection, settings, result)
+            _count_summaries(connection, settings, declared, result)
         else:
-            with exported_snapshot(settings) as snapshot:
-                refuse_half_loaded(snapshot.connection, schema_name)
-                rounds = _Rounds(chosen, workers, scheduler, snapshot.id)
+            with exported_snapshot(settings, declared) as snapshot:
+                refuse_half_loaded(snapshot.connection, schema_name, inputs)
+                rounds = _Rounds(chosen, workers, scheduler, snapshot.id, declared)
                 result = _compute(jobs, settings, snapshot, rounds, restart, graph, progress)
     if graph and (result.promoted_now or result.action == "graph-only"):
-        _write_graph(settings, result, progress)
+        _write_graph(settings, declared, result, progress)
     result.seconds = round(time.perf_counter() - started, 3)
     log.info(
         "aggregation finished",
@@ -157,7 +197,7 @@ def _run(
             "agg_run_id": result.run_id,
             "partitions": result.partitions_total,
             "partitions_done_now": result.partitions_done_now,
-            "ratings": result.ratings,
+            "rows_read": result.rows_read,
             "graph_status": result.graph_status,
             "seconds": result.seconds,
         },
@@ -173,6 +213,7 @@ class _Rounds:
     workers: int
     scheduler: str | None
     snapshot: str
+    declared: tuple[Declared, ...]
 
 
 def _compute(
@@ -198,16 +239,15 @@ def _compute(
         input_state=snapshot.state,
         recomputed_because=opened.recomputed_because,
     )
-    run_settings = _with_run_prior(jobs, settings, opened.run_id)
-    _drive(jobs, run_settings, result, rounds, progress)
-    _promote(jobs.connection, settings, result, graph=graph)
+    _drive(jobs, settings, result, rounds, progress)
+    _promote(jobs.connection, settings, rounds.declared, result, graph=graph)
     return result
 
 
-def refuse_half_loaded(connection: Any, schema_name: str) -> None:
+def refuse_half_loaded(connection: Any, schema_name: str, tables: list[str]) -> None:
     """Summaries of a table that is being (re)loaded would count half of it: refuse.
     ``connection`` is the snapshot's: the marker is seen exactly when the load is."""
-    loads = loads_in_progress(connection, schema_name, [schema.RATINGS, schema.MOVIES])
+    loads = loads_in_progress(connection, schema_name, tables)
     if not loads:
         return
     load = loads[0]
@@ -224,31 +264,43 @@ def refuse_half_loaded(connection: Any, schema_name: str) -> None:
     )
 
 
-def _loaded(connection: Any, schema_name: str) -> bool | None:
+def _loaded(connection: Any, schema_name: str, tables: list[str]) -> bool | None:
     """True when no input table is being loaded (for ``--wait``)."""
-    loads = loads_in_progress(connection, schema_name, [schema.RATINGS, schema.MOVIES])
+    loads = loads_in_progress(connection, schema_name, tables)
     connection.commit()
     return None if any(load.holder for load in loads) else True
 
 
-def prepare_tables(connection: Any, schema_name: str) -> None:
-    missing = [
-        t
-        for t in (schema.RATINGS, schema.MOVIES)
-        if t not in schema.existing_tables(connection, schema_name)
-    ]
+def prepare_tables(connection: Any, schema_name: str, declared: tuple[Declared, ...]) -> None:
+    existing = schema.existing_tables(connection, schema_name)
+    missing = [t for t in input_tables(declared) if t not in existing]
     if missing:
         raise AggregationError(
             f"no {' and no '.join(missing)} table in PostgreSQL schema {schema_name}",
             hint="run `chariot sync` first (aggregate reads what the PostgreSQL sink wrote)",
         )
-    schema.ensure_tables(connection, schema_name)
-    # Index-only range scans for movie partitions; built once (blocks sync writes meanwhile).
-    connection.execute(
-        f"CREATE INDEX IF NOT EXISTS {schema.RATINGS_MOVIE_INDEX} ON "
-        f'{schema.qualified(schema_name, schema.RATINGS)} (movie_id) INCLUDE (rating, "timestamp")'
-    )
+    schema.ensure_tables(connection, schema_name, declared)
+    for aggregation in declared:
+        if aggregation.ranged and not aggregation.group_joined:
+            _index_group_column(connection, schema_name, aggregation)
     connection.commit()
+
+
+def _index_group_column(connection: Any, schema_name: str, declared: Declared) -> None:
+    """Key-range partitions read by an index range scan, not a table scan: index the group
+    column unless an index already starts with it (built once; blocks sync writes meanwhile)."""
+    table = schema.qualified(schema_name, declared.table)
+    indexed = connection.execute(
+        "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(%s) AND a.attname = %s",
+        (table, declared.group_source),
+    ).fetchone()
+    if indexed is None:
+        name = f"{declared.table[:25]}_{declared.group_source[:25]}_agg_idx"
+        connection.execute(
+            f"CREATE INDEX IF NOT EXISTS {quoted(name)} ON {table} "
+            f"({quoted(declared.group_source)})"
+        )
 
 
 def _run_awaiting_graph(jobs: JobControl) -> int | None:
@@ -271,7 +323,8 @@ def _open_run(
         jobs.abandon_open_runs()
     run_id = jobs.open_run_id()
     because = None
-    if run_id is not None and jobs.input_state(run_id) not in (None, input_state):
+    # a run of 0.1.0 (no recorded state) computed other tables: recomputed too
+    if run_id is not None and jobs.input_state(run_id) != input_state:
         if jobs.counts(run_id)["running"]:
             jobs.connection.rollback()
             raise Busy(
@@ -279,31 +332,18 @@ def _open_run(
                 "earlier state of the synced tables",
                 hint="wait for it to finish (or pass --wait SECONDS), then re-run",
             )
-        because = f"the synced tables changed since run {run_id} started"
+        because = f"the synced tables or the declared aggregations changed since run {run_id}"
         jobs.abandon_open_runs()
         run_id = None
     resumed = run_id is not None
     reset = 0
     if run_id is None:
-        run = settings.run
-        run_id = jobs.create_run(
-            run.partition_rows, run.bayes_prior_weight, run.bayes_prior_mean, input_state
-        )
+        run_id = jobs.create_run(settings.run.partition_rows, input_state)
     else:
         reset = jobs.reset_failed(run_id)
     counts = jobs.counts(run_id)
     jobs.connection.commit()
     return OpenRun(run_id, resumed, counts["total"], counts["done"], reset, because)
-
-
-def _with_run_prior(jobs: JobControl, settings: Settings, run_id: int) -> Settings:
-    """Workers use the prior the run started with, even if the settings changed since."""
-    weight, mean = jobs.execute(
-        f"SELECT bayes_prior_weight, bayes_prior_mean FROM {jobs.runs} WHERE run_id = %s", (run_id,)
-    ).fetchone()
-    jobs.connection.commit()
-    run = settings.run.model_copy(update={"bayes_prior_weight": weight, "bayes_prior_mean": mean})
-    return settings.model_copy(update={"run": run})
 
 
 def _drive(
@@ -364,6 +404,7 @@ def _round(rounds: _Rounds, settings: Settings, run_id: int, tick: Callable[[], 
             rounds.scheduler,
             tick,
             snapshot=rounds.snapshot,
+            declared=rounds.declared,
         )
     except ChariotError:
         raise
@@ -389,7 +430,7 @@ def _check_failures(
     if not counts["failed"]:
         return
     described = "; ".join(
-        f"{kind} partition {pid} ({kind}_id {_bound(after)}..{_bound(through)}]: {error}"
+        f"{kind} partition {pid} (keys {_bound(after)}..{_bound(through)}]: {error}"
         for pid, kind, after, through, error in jobs.failures(result.run_id)
     )
     jobs.connection.commit()
@@ -406,55 +447,85 @@ def _bound(value: int | None) -> str:
 
 
 def _promote(
-    connection: Any, settings: Settings, result: AggregationResult, *, graph: bool
+    connection: Any,
+    settings: Settings,
+    declared: tuple[Declared, ...],
+    result: AggregationResult,
+    *,
+    graph: bool,
 ) -> None:
     promotion: Promotion = promote(
         connection,
         settings.postgres.schema_name,
         result.run_id,
+        declared,
         promoted_by=worker_id(),
         graph=graph,
     )
     result.promoted_now = promotion.promoted_now
-    result.movies_not_in_catalog = promotion.movies_not_in_catalog
-    result.ratings_of_movies_not_in_catalog = promotion.ratings_of_movies_not_in_catalog
-    _count_summaries(connection, settings, result)
+    _count_summaries(connection, settings, declared, result)
+    for name, found in promotion.unreferenced.items():
+        summary = result.summaries[name]
+        summary.unreferenced_table = found.table
+        summary.unreferenced_groups = found.groups
+        summary.unreferenced_rows = found.rows
     if not promotion.promoted_now:
         result.graph_status = "left to the promoting command" if graph else "skipped"
 
 
-def _count_summaries(connection: Any, settings: Settings, result: AggregationResult) -> None:
-    """Ratings the run read (its movie partitions), and the promoted summary sizes."""
-
-    def table(name: str) -> str:
-        return schema.qualified(settings.postgres.schema_name, name)
-
-    row = connection.execute(
-        f"""SELECT (SELECT coalesce(sum(rows_in), 0) FROM {table(schema.PARTITIONS)}
-                    WHERE run_id = %s AND kind = 'movie'),
-                   (SELECT count(*) FROM {table(schema.MOVIE_STATS)}),
-                   (SELECT count(*) FROM {table(schema.USER_STATS)}),
-                   (SELECT count(*) FROM {table(schema.GENRE_STATS)})""",
-        (result.run_id,),
-    ).fetchone()
-    result.ratings, result.movies, result.users, result.genres = (int(value) for value in row)
+def _count_summaries(
+    connection: Any, settings: Settings, declared: tuple[Declared, ...], result: AggregationResult
+) -> None:
+    """Rows each aggregation of the run read, and the promoted summary sizes."""
+    schema_name = settings.postgres.schema_name
+    read = dict(
+        connection.execute(
+            f"SELECT kind, coalesce(sum(rows_in), 0) "
+            f"FROM {schema.qualified(schema_name, schema.PARTITIONS)} "
+            "WHERE run_id = %s GROUP BY kind",
+            (result.run_id,),
+        ).fetchall()
+    )
+    existing = schema.existing_tables(connection, schema_name)
+    for aggregation in declared:
+        groups = 0
+        if aggregation.name in existing:
+            groups = connection.execute(
+                f"SELECT count(*) FROM {schema.qualified(schema_name, aggregation.name)}"
+            ).fetchone()[0]
+        result.summaries[aggregation.name] = SummaryResult(
+            table=aggregation.table,
+            reads=aggregation.describe_rows(),
+            rows_in=int(read.get(aggregation.name, 0)),
+            groups=int(groups),
+        )
+    plain = [d.name for d in declared if d.join_table is None and not d.exploded]
+    result.rows_read = max(
+        (result.summaries[name].rows_in for name in plain or result.summaries), default=0
+    )
     connection.commit()
 
 
 def _write_graph(
-    settings: Settings, result: AggregationResult, progress: ProgressCallback | None
+    settings: Settings,
+    declared: tuple[Declared, ...],
+    result: AggregationResult,
+    progress: ProgressCallback | None,
 ) -> None:
+    if not labelled(declared):
+        result.graph_status = "skipped"
+        return
     try:
-        written = write_graph(settings, result.run_id, progress)
+        written = write_graph(settings, result.run_id, declared, progress)
     except ChariotError as error:
         # "busy": another command holds the graph's writer lease; a re-run writes it then.
         result.graph_status = "busy" if isinstance(error, Busy) else "failed"
         result.graph_error = str(error)
     else:
         result.graph_status = "done"
-        result.graph_movies_written, result.graph_movies_cleared = (
-            written.movies_written,
-            written.movies_cleared,
+        result.graph_nodes_written, result.graph_nodes_cleared = (
+            written.nodes_written,
+            written.nodes_cleared,
         )
     stored = "failed" if result.graph_status == "busy" else result.graph_status
     with postgres_connection(settings.postgres) as connection:

@@ -1,35 +1,25 @@
 """Tables of the aggregation, all in ``settings.postgres.schema_name``.
 
-Inputs (written by ``chariot sync``): ``ratings(user_id, movie_id, rating numeric(2,1),
-"timestamp" bigint)`` and ``movies(movie_id, title, genres text[], year)``.
+Inputs: the tables the project's aggregations read, as ``chariot sync`` wrote them.
+Promoted summaries: one table per declared aggregation, named as the project names it
+(replaced as a whole, in one transaction, when a run completes; see promote.py).
 
-Promoted summaries (replaced as a whole, in one transaction, when a run completes):
-
-* ``movie_stats``  one row per movie with at least one rating (see ``statistics.py``)
-* ``user_stats``   one row per user with at least one rating
-* ``genre_stats``  one row per genre that has at least one rated movie
-
-Job control and staging (``_chariot_agg_*``): one row per run, one per partition, and the
-per-run staging tables the workers commit into together with their partition's ``done`` mark.
+Job control and staging (``_chariot_agg_*``): one row per run, one per partition (``kind``
+is the aggregation's name), and per aggregation a staging table the workers commit into
+together with their partition's ``done`` mark (its name carries the declaration's
+fingerprint, so a changed declaration never meets rows of the old shape).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
+from chariot.aggregate.declared import Declared, quoted
 from chariot.connections import ensure_postgres_schema
 
 RUNS = "_chariot_agg_runs"
 PARTITIONS = "_chariot_agg_partitions"
-MOVIE_STAGING = "_chariot_agg_movie_staging"
-USER_STAGING = "_chariot_agg_user_staging"
-MOVIE_STATS = "movie_stats"
-USER_STATS = "user_stats"
-GENRE_STATS = "genre_stats"
-RATINGS = "ratings"
-MOVIES = "movies"
-# A covering index so a movie-range partition is an index-only range scan, not a table scan.
-RATINGS_MOVIE_INDEX = "ratings_movie_id_agg_idx"
 
 RUN_STATES = ("running", "done", "abandoned")
 PARTITION_STATES = ("pending", "running", "done", "failed")
@@ -41,8 +31,8 @@ CREATE TABLE IF NOT EXISTS {s}.{runs} (
     status text NOT NULL DEFAULT 'running' CHECK (status IN {run_states}),
     graph_status text NOT NULL DEFAULT 'pending' CHECK (graph_status IN {graph_states}),
     partition_rows integer NOT NULL,
-    bayes_prior_weight double precision NOT NULL,
-    bayes_prior_mean double precision NOT NULL,
+    bayes_prior_weight double precision,  -- 0.1.0: the prior is in the project file now
+    bayes_prior_mean double precision,
     ratings_planned bigint NOT NULL DEFAULT 0,
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
@@ -53,10 +43,18 @@ CREATE TABLE IF NOT EXISTS {s}.{runs} (
     graph_error text
 );
 ALTER TABLE {s}.{runs} ADD COLUMN IF NOT EXISTS input_state jsonb;
+-- Upgrades from 0.1.0, only when needed (an ALTER locks the table even when it is a no-op).
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{s}.{runs}'::regclass
+               AND attname = 'bayes_prior_weight' AND attnotnull) THEN
+        ALTER TABLE {s}.{runs} ALTER COLUMN bayes_prior_weight DROP NOT NULL,
+            ALTER COLUMN bayes_prior_mean DROP NOT NULL;
+    END IF;
+END $$;
 CREATE TABLE IF NOT EXISTS {s}.{partitions} (
     run_id bigint NOT NULL REFERENCES {s}.{runs} ON DELETE CASCADE,
     partition_id integer NOT NULL,
-    kind text NOT NULL CHECK (kind IN ('movie', 'user')),
+    kind text NOT NULL,  -- the aggregation (summary table) name
     key_after bigint,
     key_through bigint,
     rows_planned bigint NOT NULL,
@@ -74,76 +72,23 @@ CREATE TABLE IF NOT EXISTS {s}.{partitions} (
     PRIMARY KEY (run_id, partition_id)
 );
 CREATE INDEX IF NOT EXISTS {partitions_status_idx} ON {s}.{partitions} (run_id, status);
--- Staging has no foreign key on purpose: a per-row RI check would double the cost of
--- every partition's COPY; rows of finished or abandoned runs are deleted by run_id.
-CREATE TABLE IF NOT EXISTS {s}.{movie_staging} (
-    run_id bigint NOT NULL,
-    movie_id integer NOT NULL,
-    rating_count bigint NOT NULL,
-    rating_sum_tenths bigint NOT NULL,
-    rating_mean double precision NOT NULL,
-    rating_stddev double precision NOT NULL,
-    rating_min_tenths smallint NOT NULL,
-    rating_max_tenths smallint NOT NULL,
-    rating_median double precision NOT NULL,
-    h05 integer NOT NULL, h10 integer NOT NULL, h15 integer NOT NULL, h20 integer NOT NULL,
-    h25 integer NOT NULL, h30 integer NOT NULL, h35 integer NOT NULL, h40 integer NOT NULL,
-    h45 integer NOT NULL, h50 integer NOT NULL,
-    first_rated_at bigint NOT NULL,
-    last_rated_at bigint NOT NULL,
-    bayesian_average double precision NOT NULL,
-    PRIMARY KEY (run_id, movie_id)
-);
-CREATE TABLE IF NOT EXISTS {s}.{user_staging} (
-    run_id bigint NOT NULL,
-    user_id integer NOT NULL,
-    rating_count bigint NOT NULL,
-    rating_mean double precision NOT NULL,
-    rating_stddev double precision NOT NULL,
-    first_rated_at bigint NOT NULL,
-    last_rated_at bigint NOT NULL,
-    PRIMARY KEY (run_id, user_id)
-);
-CREATE TABLE IF NOT EXISTS {s}.{movie_stats} (
-    movie_id integer PRIMARY KEY,
-    rating_count bigint NOT NULL,
-    rating_mean double precision NOT NULL,
-    rating_stddev double precision,
-    rating_min numeric(2,1) NOT NULL,
-    rating_max numeric(2,1) NOT NULL,
-    rating_median double precision NOT NULL,
-    rating_histogram integer[] NOT NULL,
-    first_rated_at bigint NOT NULL,
-    last_rated_at bigint NOT NULL,
-    bayesian_average double precision NOT NULL,
-    run_id bigint NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {s}.{user_stats} (
-    user_id integer PRIMARY KEY,
-    rating_count bigint NOT NULL,
-    rating_mean double precision NOT NULL,
-    rating_stddev double precision,
-    first_rated_at bigint NOT NULL,
-    last_rated_at bigint NOT NULL,
-    run_id bigint NOT NULL
-);
-CREATE TABLE IF NOT EXISTS {s}.{genre_stats} (
-    genre text PRIMARY KEY,
-    movie_count bigint NOT NULL,
-    rating_count bigint NOT NULL,
-    rating_mean double precision NOT NULL,
-    run_id bigint NOT NULL
-);
+DO $$ BEGIN  -- 0.1.0 allowed only its two kinds of partitions
+    IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '{s}.{partitions}'::regclass
+               AND conname = '{partitions}_kind_check') THEN
+        ALTER TABLE {s}.{partitions} DROP CONSTRAINT {partitions}_kind_check;
+    END IF;
+END $$;
 """
 
 
 def qualified(schema: str, table: str) -> str:
-    """``"schema"."table"``; the schema name is validated by settings, tables are ours."""
-    return f'"{schema}"."{table}"'
+    """``"schema"."table"``, quoted."""
+    return f"{quoted(schema)}.{quoted(table)}"
 
 
-def ensure_tables(connection: Any, schema: str) -> None:
-    """Create the job-control, staging and summary tables (idempotent; caller commits).
+def ensure_tables(connection: Any, schema: str, declared: Iterable[Declared] = ()) -> None:
+    """Create the job-control tables and the staging table of each ``declared``
+    aggregation (idempotent; caller commits).
 
     Serialised with an advisory lock: concurrent ``CREATE TABLE IF NOT EXISTS`` of the same
     table can otherwise fail with a unique violation in the catalog.
@@ -156,15 +101,37 @@ def ensure_tables(connection: Any, schema: str) -> None:
             runs=RUNS,
             partitions=PARTITIONS,
             partitions_status_idx=f"{PARTITIONS}_status_idx",
-            movie_staging=MOVIE_STAGING,
-            user_staging=USER_STAGING,
-            movie_stats=MOVIE_STATS,
-            user_stats=USER_STATS,
-            genre_stats=GENRE_STATS,
             run_states=_sql_list(RUN_STATES),
             partition_states=_sql_list(PARTITION_STATES),
             graph_states=_sql_list(GRAPH_STATES),
         )
+    )
+    for aggregation in declared:
+        connection.execute(staging_ddl(schema, aggregation))
+
+
+def staging_ddl(schema: str, declared: Declared) -> str:
+    """No foreign key on purpose: a per-row RI check would slow every partition's write;
+    rows of finished or abandoned runs are deleted by run_id."""
+    columns = [f"{quoted(s.column)} {s.postgres}" for s in declared.statistics]
+    group = quoted(declared.group_column)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {qualified(schema, declared.staging)} ("
+        f"run_id bigint NOT NULL, {group} {declared.group_postgres} NOT NULL, "
+        f"{', '.join(columns)}, PRIMARY KEY (run_id, {group}))"
+    )
+
+
+def summary_ddl(schema: str, declared: Declared) -> str:
+    """The promoted summary: the group key, one column per statistic, the run it shows."""
+    columns = [
+        f"{quoted(s.column)} {s.postgres}{'' if s.nullable else ' NOT NULL'}"
+        for s in declared.statistics
+    ]
+    return (
+        f"CREATE TABLE {qualified(schema, declared.name)} ("
+        f"{quoted(declared.group_column)} {declared.group_postgres} PRIMARY KEY, "
+        f"{', '.join(columns)}, run_id bigint NOT NULL)"
     )
 
 

@@ -2,24 +2,30 @@
 
 The command exports a snapshot (``pg_export_snapshot()``) and keeps its transaction open
 while it runs; every worker, in any process or on any Dask machine, reads its partitions
-through that snapshot, and the promotion reads ``movies`` through it too. A sync committing
-meanwhile is simply not seen. What the snapshot saw of each input table (its checkpoint:
-high-water mark, rows written, last change) is recorded with the run, so a run resumed
-later on different data is recomputed instead of mixing two states.
+through that snapshot. A sync committing meanwhile is simply not seen. What the snapshot
+saw of each input table (its checkpoint: high-water mark, rows written, last change) is
+recorded with the run, so a run resumed later on different data is recomputed instead of
+mixing two states; so is one resumed with changed declarations (their fingerprints are
+part of the state, under ``DECLARED``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from chariot.aggregate import schema
+from chariot.aggregate.declared import Declared
 from chariot.config import Settings
 from chariot.connections import first_value, postgres_connect
 
-INPUT_TABLES = (schema.RATINGS, schema.MOVIES)
+DECLARED = "_declared"  # input_state key: aggregation -> fingerprint of its declaration
+
+
+def input_tables(declared: Sequence[Declared]) -> list[str]:
+    """The tables the aggregations read, in the order the project first names them."""
+    return list(dict.fromkeys(table for d in declared for table in d.inputs))
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ class InputSnapshot:
 
 
 @contextmanager
-def exported_snapshot(settings: Settings) -> Iterator[InputSnapshot]:
+def exported_snapshot(settings: Settings, declared: Sequence[Declared]) -> Iterator[InputSnapshot]:
     import psycopg
 
     connection = postgres_connect(settings.postgres)
@@ -38,13 +44,14 @@ def exported_snapshot(settings: Settings) -> Iterator[InputSnapshot]:
         connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         connection.read_only = True
         exported = first_value(connection.execute("SELECT pg_export_snapshot()").fetchone())
-        state = _input_state(connection, settings.postgres.schema_name)
+        state = _input_state(connection, settings.postgres.schema_name, input_tables(declared))
+        state[DECLARED] = {d.name: d.fingerprint for d in declared}
         yield InputSnapshot(id=str(exported), state=state, connection=connection)
     finally:
         connection.close()
 
 
-def _input_state(connection: Any, schema_name: str) -> dict[str, Any]:
+def _input_state(connection: Any, schema_name: str, tables: list[str]) -> dict[str, Any]:
     """The checkpoint row of each input table as this snapshot sees it (sync batches and
     repairs both change it)."""
     from psycopg import sql
@@ -58,5 +65,5 @@ def _input_state(connection: Any, schema_name: str) -> dict[str, Any]:
         "SELECT table_name, high_water_mark, rows_written, updated_at::text"
         " FROM {}._chariot_checkpoints WHERE table_name = ANY(%s) ORDER BY 1"
     ).format(sql.Identifier(schema_name))
-    rows = connection.execute(query, (list(INPUT_TABLES),)).fetchall()
+    rows = connection.execute(query, (tables,)).fetchall()
     return {str(table): [mark, written, changed] for table, mark, written, changed in rows}

@@ -1,21 +1,15 @@
 """Check the promoted summaries against an independent recomputation in plain SQL.
 
-``check_summaries(settings)`` recomputes every statistic from the raw ``ratings`` (and
-``movies`` for genres) with ``GROUP BY``, ``avg``, ``stddev_samp``, ``percentile_cont`` and
-``count(*) FILTER`` - none of the aggregation's numpy code - and compares, key by key:
+``check_summaries(settings)`` recomputes every declared aggregation from its input table(s)
+with one whole-table ``GROUP BY`` generated from the declaration - ``avg``, ``stddev_samp``,
+``percentile_cont``, ``count(*) FILTER`` per histogram bin, ``min``/``max`` - none of the
+partitioned computation (compute.py) - and compares, key by key, every summary table and,
+with ``neo4j=True``, the node properties of every aggregation that names a label
+(``neo4j:<Label>``).
 
-* ``movie_stats(movie_id PK, rating_count, rating_mean, rating_stddev, rating_min,
-  rating_max, rating_median, rating_histogram int[10], first_rated_at, last_rated_at,
-  bayesian_average, run_id)``
-* ``user_stats(user_id PK, rating_count, rating_mean, rating_stddev, first_rated_at,
-  last_rated_at, run_id)``
-* ``genre_stats(genre PK, movie_count, rating_count, rating_mean, run_id)``
-* with ``neo4j=True``, the Movie node properties ``ratingCount, ratingMean, ratingStddev,
-  ratingMin, ratingMax, ratingMedian, ratingHistogram, firstRatedAt, lastRatedAt,
-  bayesianAverage`` (see ``statistics.py`` for the exact definitions).
-
-Counts, timestamps and histograms must be equal; floating values may differ by at most
-``FLOAT_TOLERANCE`` times max(1, |expected|). A missing summary table counts as empty.
+Counts, keys, exact values, timestamps and histograms must be equal; floating values may
+differ by at most ``FLOAT_TOLERANCE`` times max(1, |expected|). A missing summary table
+counts as empty.
 """
 
 from __future__ import annotations
@@ -27,20 +21,21 @@ import numpy as np
 from pydantic import BaseModel, Field, computed_field
 
 from chariot.aggregate import schema
-from chariot.aggregate.statistics import (
-    GENRE_COLUMNS,
-    HALF_STARS_TENTHS,
-    MOVIE_COLUMNS,
-    NEO4J_RUN_PROPERTY,
-    USER_COLUMNS,
-    SummaryColumn,
+from chariot.aggregate.compute import histogram_sql
+from chariot.aggregate.declared import (
+    RUN_PROPERTY,
+    Declared,
+    Stat,
+    declared_aggregations,
+    quoted,
 )
+from chariot.aggregate.graph import cypher_name, labelled, neo4j_value
 from chariot.config import Settings
 from chariot.connections import neo4j_session, postgres_connection
 from chariot.errors import AuditError
+from chariot.project.model import Project
 
 FLOAT_TOLERANCE = 1e-9
-NEO4J_MOVIES = "neo4j:Movie"
 
 
 class ValueDifference(BaseModel):
@@ -83,152 +78,164 @@ class SummaryCheck(BaseModel):
         return all(table.ok for table in self.tables)
 
 
-def check_summaries(settings: Settings, *, neo4j: bool = True, limit: int = 20) -> SummaryCheck:
-    """Compare the promoted summaries (and Neo4j Movie properties) with plain-SQL truth."""
+def check_summaries(
+    settings: Settings,
+    *,
+    neo4j: bool = True,
+    limit: int = 20,
+    project: Project | None = None,
+) -> SummaryCheck:
+    """Compare the promoted summaries (and their node properties) with plain-SQL truth;
+    ``project`` defaults to the project file."""
+    if project is None:
+        from chariot.project import load_project
+
+        project = load_project()
+    declared = declared_aggregations(project)
+    schema_name = settings.postgres.schema_name
+    checks = []
+    truths: dict[str, dict[Any, tuple[Any, ...]]] = {}
     with postgres_connection(settings.postgres) as connection:
-        existing = schema.existing_tables(connection, settings.postgres.schema_name)
-        if schema.RATINGS not in existing:
-            raise AuditError(
-                f"no {schema.RATINGS} table in schema {settings.postgres.schema_name}",
-                hint="run `chariot sync` first",
+        existing = schema.existing_tables(connection, schema_name)
+        for aggregation in declared:
+            missing = [t for t in aggregation.inputs if t not in existing]
+            if missing:
+                raise AuditError(
+                    f"no {missing[0]} table in schema {schema_name}",
+                    hint="run `chariot sync` first",
+                )
+            truth = _fetch(connection, truth_query(aggregation, schema_name))
+            truths[aggregation.name] = truth
+            actual = (
+                _fetch(connection, actual_query(aggregation, schema_name))
+                if aggregation.name in existing
+                else {}
             )
-        queries = TruthQueries(settings, existing)
-        movie_truth = _fetch(connection, queries.movie_truth())
-        checks = [
-            compare(
-                schema.MOVIE_STATS,
-                movie_truth,
-                _fetch(connection, queries.movie_actual()),
-                MOVIE_COLUMNS,
-                limit,
-            ),
-            compare(
-                schema.USER_STATS,
-                _fetch(connection, queries.user_truth()),
-                _fetch(connection, queries.user_actual()),
-                USER_COLUMNS,
-                limit,
-            ),
-            compare(
-                schema.GENRE_STATS,
-                _fetch(connection, queries.genre_truth()),
-                _fetch(connection, queries.genre_actual()),
-                GENRE_COLUMNS,
-                limit,
-            ),
-        ]
-        run_id = queries.promoted_run_id(connection)
+            checks.append(compare(aggregation.name, truth, actual, aggregation.statistics, limit))
+        run_id = promoted_run_id(connection, schema_name, existing)
     if neo4j:
-        checks.append(
-            compare(NEO4J_MOVIES, movie_truth, _neo4j_movies(settings), MOVIE_COLUMNS, limit)
-        )
+        for aggregation in labelled(declared):
+            checks.append(
+                compare(
+                    f"neo4j:{aggregation.label}:{aggregation.name}"
+                    if len(labelled(declared)) > 1
+                    else f"neo4j:{aggregation.label}",
+                    {k: _as_neo4j(v) for k, v in truths[aggregation.name].items()},
+                    _neo4j_nodes(
+                        settings,
+                        aggregation,
+                        alone=[d.label for d in labelled(declared)].count(aggregation.label) == 1,
+                    ),
+                    aggregation.statistics,
+                    limit,
+                    neo4j=True,
+                )
+            )
     return SummaryCheck(promoted_run_id=run_id, tables=checks, limit=limit)
 
 
-class TruthQueries:
-    """The truth queries (plain SQL over raw ratings) and the reads of the summaries."""
-
-    def __init__(self, settings: Settings, existing: set[str]) -> None:
-        self.schema = settings.postgres.schema_name
-        self.existing = existing
-        self.prior_weight = settings.run.bayes_prior_weight
-        self.prior_mean = settings.run.bayes_prior_mean
-
-    def table(self, name: str) -> str:
-        return schema.qualified(self.schema, name)
-
-    def movie_truth(self) -> tuple[str, tuple[Any, ...]]:
-        bins = ", ".join(
-            f"count(*) FILTER (WHERE rating = {t / 10:.1f})" for t in HALF_STARS_TENTHS
-        )
-        return (
-            f"""SELECT movie_id, count(*) AS rating_count, avg(rating)::float8 AS rating_mean,
-                stddev_samp(rating)::float8 AS rating_stddev, min(rating)::float8 AS rating_min,
-                max(rating)::float8 AS rating_max,
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY rating) AS rating_median,
-                ARRAY[{bins}]::int[] AS rating_histogram, min("timestamp") AS first_rated_at,
-                max("timestamp") AS last_rated_at,
-                ((%s::numeric * %s::numeric + sum(rating)) / (%s::numeric + count(*)))::float8
-                    AS bayesian_average
-            FROM {self.table(schema.RATINGS)} GROUP BY movie_id""",
-            (self.prior_mean, self.prior_weight, self.prior_weight),
-        )
-
-    def user_truth(self) -> tuple[str, tuple[Any, ...]]:
-        return (
-            f"""SELECT user_id, count(*) AS rating_count, avg(rating)::float8 AS rating_mean,
-                stddev_samp(rating)::float8 AS rating_stddev, min("timestamp") AS first_rated_at,
-                max("timestamp") AS last_rated_at
-            FROM {self.table(schema.RATINGS)} GROUP BY user_id""",
-            (),
-        )
-
-    def genre_truth(self) -> tuple[str, tuple[Any, ...]] | None:
-        if schema.MOVIES not in self.existing:
-            return None
-        return (
-            f"""WITH movie_genre AS (
-                SELECT DISTINCT m.movie_id, g.genre
-                FROM {self.table(schema.MOVIES)} m CROSS JOIN LATERAL unnest(m.genres) AS g(genre)
-                WHERE g.genre IS NOT NULL)
-            SELECT mg.genre, count(DISTINCT r.movie_id) AS movie_count, count(*) AS rating_count,
-                avg(r.rating)::float8 AS rating_mean
-            FROM {self.table(schema.RATINGS)} r JOIN movie_genre mg ON mg.movie_id = r.movie_id
-            GROUP BY mg.genre""",
-            (),
-        )
-
-    def movie_actual(self) -> tuple[str, tuple[Any, ...]] | None:
-        return self._actual(schema.MOVIE_STATS, "movie_id", MOVIE_COLUMNS)
-
-    def user_actual(self) -> tuple[str, tuple[Any, ...]] | None:
-        return self._actual(schema.USER_STATS, "user_id", USER_COLUMNS)
-
-    def genre_actual(self) -> tuple[str, tuple[Any, ...]] | None:
-        return self._actual(schema.GENRE_STATS, "genre", GENRE_COLUMNS)
-
-    def _actual(
-        self, table: str, key: str, columns: Sequence[SummaryColumn]
-    ) -> tuple[str, tuple[Any, ...]] | None:
-        if table not in self.existing:
-            return None
-        selected = ", ".join(f"{c.name}::float8" if c.kind == "float" else c.name for c in columns)
-        return f"SELECT {key}, {selected} FROM {self.table(table)}", ()
-
-    def promoted_run_id(self, connection: Any) -> int | None:
-        if schema.MOVIE_STATS not in self.existing or schema.RUNS not in self.existing:
-            return None
-        row = connection.execute(
-            f"SELECT max(run_id) FROM {self.table(schema.RUNS)} WHERE promoted_at IS NOT NULL"
-        ).fetchone()
-        return None if row is None or row[0] is None else int(row[0])
+def truth_query(declared: Declared, schema_name: str) -> str:
+    """The whole-table recomputation: group key, then one value per statistic."""
+    group = declared.group_expression
+    values = ", ".join(
+        f"({_truth_sql(declared, s)})::{s.postgres} AS {quoted(s.column)}"
+        for s in declared.statistics
+    )
+    return (
+        f"SELECT {group} AS {quoted(declared.group_column)}, {values} "
+        f"{declared.from_clause(schema_name)} "
+        f"WHERE {group} IS NOT NULL GROUP BY 1"
+    )
 
 
-def _fetch(
-    connection: Any, query: tuple[str, tuple[Any, ...]] | None
-) -> dict[Any, tuple[Any, ...]]:
+def _truth_sql(declared: Declared, stat: Stat) -> str:
+    c = declared.column(stat)
+    simple = {
+        "count": "count(*)",
+        "count_distinct": f"count(DISTINCT {c})",
+        "sum": f"sum({c})",
+        "mean": f"avg({c})",
+        "stddev": f"stddev_samp({c})",
+        "median": f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {c})",
+        "min": f"min({c})",
+        "max": f"max({c})",
+        "earliest": f"min({c})",
+        "latest": f"max({c})",
+    }
+    if stat.kind in simple:
+        return simple[stat.kind]
+    if stat.kind == "histogram":
+        return histogram_sql(stat, c)
+    # bayesian_average: the mean damped towards the prior as if by prior_weight more values
+    return (
+        f"({stat.prior_mean}::numeric * {stat.prior_weight}::numeric + sum({c}::numeric))"
+        f" / ({stat.prior_weight}::numeric + count({c}))"
+    )
+
+
+def actual_query(declared: Declared, schema_name: str) -> str:
+    columns = ", ".join(quoted(s.column) for s in declared.statistics)
+    return (
+        f"SELECT {quoted(declared.group_column)}, {columns} "
+        f"FROM {schema.qualified(schema_name, declared.name)}"
+    )
+
+
+def promoted_run_id(connection: Any, schema_name: str, existing: set[str]) -> int | None:
+    if schema.RUNS not in existing:
+        return None
+    row = connection.execute(
+        f"SELECT max(run_id) FROM {schema.qualified(schema_name, schema.RUNS)} "
+        "WHERE promoted_at IS NOT NULL"
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def _fetch(connection: Any, query: str) -> dict[Any, tuple[Any, ...]]:
     """Rows keyed by their first column (verification is not a hot path)."""
-    if query is None:
-        return {}
-    text, params = query
-    return {row[0]: tuple(row[1:]) for row in connection.execute(text, params)}
+    return {row[0]: tuple(row[1:]) for row in connection.execute(query)}
 
 
-def _neo4j_movies(settings: Settings) -> dict[Any, tuple[Any, ...]]:
-    properties = [c.neo4j for c in MOVIE_COLUMNS]
-    returned = ", ".join(f"m.{name}" for name in properties)
-    condition = " OR ".join(f"m.{name} IS NOT NULL" for name in [*properties, NEO4J_RUN_PROPERTY])
-    query = f"MATCH (m:Movie) WHERE {condition} RETURN m.movieId, {returned}"
+def _as_neo4j(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    return tuple(neo4j_value(value) for value in row)
+
+
+def _neo4j_nodes(
+    settings: Settings, declared: Declared, *, alone: bool
+) -> dict[Any, tuple[Any, ...]]:
+    """Nodes of the label that carry any of the aggregation's properties (or the run stamp,
+    when no other aggregation writes onto the label)."""
+    properties = [str(s.node_property) for s in declared.statistics]
+    returned = ", ".join(f"n.{cypher_name(name)}" for name in properties)
+    condition = " OR ".join(
+        f"n.{cypher_name(name)} IS NOT NULL"
+        for name in [*properties, *([RUN_PROPERTY] if alone else [])]
+    )
+    query = (
+        f"MATCH (n:{cypher_name(str(declared.label))}) WHERE {condition} "
+        f"RETURN n.{cypher_name(str(declared.label_key))}, {returned}"
+    )
     with neo4j_session(settings.neo4j) as session:
-        return {record[0]: tuple(record[1:]) for record in session.run(query)}
+        return {
+            record[0]: tuple(_native(value) for value in record[1:])
+            for record in session.run(query)
+        }
+
+
+def _native(value: Any) -> Any:
+    """Neo4j temporal values as Python's, to compare with PostgreSQL's."""
+    to_native = getattr(value, "to_native", None)
+    return to_native() if callable(to_native) else value
 
 
 def compare(
     name: str,
     expected: dict[Any, tuple[Any, ...]],
     actual: dict[Any, tuple[Any, ...]],
-    columns: Sequence[SummaryColumn],
+    columns: Sequence[Stat],
     limit: int,
+    *,
+    neo4j: bool = False,
 ) -> SummaryTableCheck:
     """Key-by-key, column-by-column comparison; lists are capped at ``limit``."""
     missing = sorted(expected.keys() - actual.keys(), key=_sort_key)
@@ -239,14 +246,14 @@ def compare(
     for index, column in enumerate(columns):
         wanted = [expected[key][index] for key in shared]
         found = [actual[key][index] for key in shared]
-        for position in np.flatnonzero(_mismatches(column, wanted, found)):
+        for position in np.flatnonzero(_mismatches(column, wanted, found, neo4j=neo4j)):
             key = shared[position]
             differing.add(key)
             if len(differences) < limit:
                 differences.append(
                     ValueDifference(
                         key=key,
-                        column=column.name,
+                        column=column.column,
                         expected=wanted[position],
                         actual=found[position],
                     )
@@ -265,8 +272,13 @@ def compare(
     )
 
 
-def _mismatches(column: SummaryColumn, wanted: list[Any], found: list[Any]) -> np.ndarray:
-    if column.kind != "float":
+def _mismatches(
+    column: Stat, wanted: list[Any], found: list[Any], *, neo4j: bool = False
+) -> np.ndarray:
+    """Floats (and, in Neo4j, ``numeric`` values, stored as floats) within the tolerance;
+    everything else equal."""
+    numeric = column.postgres.split("(")[0] == "numeric"
+    if not (column.is_float or (neo4j and numeric)):
         return np.array(
             [_normalise(w) != _normalise(f) for w, f in zip(wanted, found, strict=True)], dtype=bool
         )
@@ -278,7 +290,7 @@ def _mismatches(column: SummaryColumn, wanted: list[Any], found: list[Any]) -> n
 
 
 def _normalise(value: Any) -> Any:
-    return [int(item) for item in value] if isinstance(value, list | tuple) else value
+    return [_normalise(item) for item in value] if isinstance(value, list | tuple) else value
 
 
 def _sort_key(key: Any) -> tuple[str, Any]:

@@ -1,4 +1,4 @@
-"""The worker every executor runs: claim a partition, read it in bulk, compute, commit.
+"""The worker every executor runs: claim a partition, compute it, commit its summary rows.
 
 ``run_worker`` is a module-level function of picklable arguments (settings and a run id):
 it opens its own connections, so it runs the same inline, in a process pool or on a Dask
@@ -11,44 +11,18 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel
 
-from chariot.aggregate import compute, pgcopy, schema
-from chariot.aggregate.partitions import KEY_COLUMNS, Claim, JobControl
-from chariot.aggregate.statistics import HISTOGRAM_COLUMNS
+from chariot.aggregate import compute, schema
+from chariot.aggregate.declared import Declared, quoted
+from chariot.aggregate.partitions import Claim, JobControl
 from chariot.config import Settings
 from chariot.connections import postgres_connect, postgres_connection
+from chariot.errors import AggregationError, DataError
 from chariot.lease import worker_id
-
-READ_TYPES = ("int4", "int2", "int8")  # key, rating in tenths, timestamp
-MOVIE_STAGING_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("run_id", "int8"),
-    ("movie_id", "int4"),
-    ("rating_count", "int8"),
-    ("rating_sum_tenths", "int8"),
-    ("rating_mean", "float8"),
-    ("rating_stddev", "float8"),
-    ("rating_min_tenths", "int2"),
-    ("rating_max_tenths", "int2"),
-    ("rating_median", "float8"),
-    *((name, "int4") for name in HISTOGRAM_COLUMNS),
-    ("first_rated_at", "int8"),
-    ("last_rated_at", "int8"),
-    ("bayesian_average", "float8"),
-)
-USER_STAGING_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("run_id", "int8"),
-    ("user_id", "int4"),
-    ("rating_count", "int8"),
-    ("rating_mean", "float8"),
-    ("rating_stddev", "float8"),
-    ("first_rated_at", "int8"),
-    ("last_rated_at", "int8"),
-)
 
 
 class WorkerReport(BaseModel):
@@ -65,12 +39,14 @@ def run_worker(
     settings: Settings,
     run_id: int,
     *,
+    declared: Sequence[Declared] = (),
     parent_pid: int | None = None,
     after_partition: Callable[[], None] | None = None,
     snapshot: str | None = None,
 ) -> WorkerReport:
-    """Process partitions of ``run_id`` until none is left to claim, reading the ratings
-    through ``snapshot`` (a ``pg_export_snapshot()`` id) when given."""
+    """Process partitions of ``run_id`` (of the ``declared`` aggregations) until none is left
+    to claim, reading the inputs through ``snapshot`` (a ``pg_export_snapshot()`` id)."""
+    by_name = {aggregation.name: aggregation for aggregation in declared}
     started = time.perf_counter()
     report = WorkerReport(worker_id=worker_id())
     run = settings.run
@@ -88,7 +64,7 @@ def run_worker(
                 break
             keeper.watch(claim)
             try:
-                _process(connection, settings, claim, report, snapshot)
+                _process(connection, settings, by_name, claim, report, snapshot)
             except Exception as error:  # any failure of this attempt: record it, go on
                 connection.rollback()
                 jobs.mark_failed(claim, f"{type(error).__name__}: {error}", run.partition_attempts)
@@ -103,39 +79,42 @@ def run_worker(
 
 
 def _process(
-    connection: Any, settings: Settings, claim: Claim, report: WorkerReport, snapshot: str | None
+    connection: Any,
+    settings: Settings,
+    declared: dict[str, Declared],
+    claim: Claim,
+    report: WorkerReport,
+    snapshot: str | None,
 ) -> None:
     started = time.perf_counter()
     schema_name = settings.postgres.schema_name
+    aggregation = declared.get(claim.kind)
+    if aggregation is None:
+        raise AggregationError(f"the project declares no aggregation {claim.kind!r}")
     if snapshot is not None:
         use_snapshot(connection, snapshot)
-    keys, tenths, timestamps = read_partition(connection, schema_name, claim)
+    rows, rows_in = read_partition(connection, schema_name, aggregation, claim)
     connection.commit()  # end the read transaction before the (short) write transaction
-    if claim.kind == "movie":
-        table, columns = _movie_rows(claim.run_id, keys, tenths, timestamps, settings)
-    else:
-        table, columns = _user_rows(claim.run_id, keys, tenths, timestamps)
-    rows_out = len(columns[0][1])
     jobs = JobControl(connection, schema_name)
     # The done mark first: it row-locks the partition and proves the lease is still ours.
     if not jobs.mark_done(
-        claim, seconds=time.perf_counter() - started, rows_in=len(keys), rows_out=rows_out
+        claim, seconds=time.perf_counter() - started, rows_in=rows_in, rows_out=len(rows)
     ):
         connection.rollback()
         report.leases_lost += 1
         return
-    with connection.cursor() as cursor:
-        pgcopy.copy_in(
-            cursor,
-            schema.qualified(schema_name, table),
-            [name for name, _, _ in columns],
-            [values for _, values, _ in columns],
-            [pg_type for _, _, pg_type in columns],
-        )
+    names = ["run_id", aggregation.group_column, *(s.column for s in aggregation.statistics)]
+    table = schema.qualified(schema_name, aggregation.staging)
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(f"COPY {table} ({', '.join(map(quoted, names))}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row((claim.run_id, *row))
     connection.commit()
     report.partitions_done += 1
-    report.rows_in += len(keys)
-    report.rows_out += rows_out
+    report.rows_in += rows_in
+    report.rows_out += len(rows)
 
 
 def use_snapshot(connection: Any, snapshot: str) -> None:
@@ -146,71 +125,31 @@ def use_snapshot(connection: Any, snapshot: str) -> None:
     connection.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
 
 
-def read_partition(connection: Any, schema_name: str, claim: Claim) -> list[np.ndarray]:
-    """(key, rating in tenths, timestamp) of every rating in the partition's key range."""
-    key = KEY_COLUMNS[claim.kind]
-    conditions, params = [], []
-    if claim.key_after is not None:
-        conditions.append(f"{key} > %s")
-        params.append(claim.key_after)
-    if claim.key_through is not None:
-        conditions.append(f"{key} <= %s")
-        params.append(claim.key_through)
-    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    source = f"{schema.qualified(schema_name, schema.RATINGS)} {where}"
-    expressions = (key, "rating * 10", '"timestamp"')
-    return pgcopy.fetch_columns(connection, expressions, source, params, READ_TYPES)
+def read_partition(
+    connection: Any, schema_name: str, declared: Declared, claim: Claim
+) -> tuple[list[tuple[Any, ...]], int]:
+    """The partition's summary rows (group key, statistics...) and the rows it read.
 
-
-Columns = list[tuple[str, np.ndarray, str]]
-
-
-def _movie_rows(
-    run_id: int, keys: np.ndarray, tenths: np.ndarray, timestamps: np.ndarray, settings: Settings
-) -> tuple[str, Columns]:
-    stats = compute.movie_stats(
-        keys,
-        tenths,
-        timestamps,
-        prior_weight=settings.run.bayes_prior_weight,
-        prior_mean=settings.run.bayes_prior_mean,
+    A NULL in an input column the project declares NOT NULL fails the partition (it would
+    silently drop out of the statistics): fix the data, re-run, and only it is retried.
+    """
+    query, params = compute.partition_query(
+        declared, schema_name, claim.key_after, claim.key_through
     )
-    values = [
-        np.full(len(stats), run_id, np.int64),
-        stats.keys,
-        stats.count,
-        stats.sum_tenths,
-        stats.mean,
-        stats.stddev,
-        stats.min_tenths,
-        stats.max_tenths,
-        stats.median,
-        *(stats.histogram[:, index] for index in range(len(HISTOGRAM_COLUMNS))),
-        stats.first,
-        stats.last,
-        stats.bayesian,
-    ]
-    return schema.MOVIE_STAGING, _zip_columns(MOVIE_STAGING_COLUMNS, values)
-
-
-def _user_rows(
-    run_id: int, keys: np.ndarray, tenths: np.ndarray, timestamps: np.ndarray
-) -> tuple[str, Columns]:
-    stats = compute.user_stats(keys, tenths, timestamps)
-    values = [
-        np.full(len(stats), run_id, np.int64),
-        stats.keys,
-        stats.count,
-        stats.mean,
-        stats.stddev,
-        stats.first,
-        stats.last,
-    ]
-    return schema.USER_STAGING, _zip_columns(USER_STAGING_COLUMNS, values)
-
-
-def _zip_columns(spec: tuple[tuple[str, str], ...], values: list[np.ndarray]) -> Columns:
-    return [(name, value, pg_type) for (name, pg_type), value in zip(spec, values, strict=True)]
+    width = 1 + len(declared.statistics)
+    rows, rows_in = [], 0
+    nulls = [0] * len(declared.checked)
+    for row in connection.execute(query, params):
+        rows.append(tuple(row[:width]))
+        rows_in += int(row[width])
+        nulls = [total + int(found) for total, found in zip(nulls, row[width + 1 :], strict=True)]
+    for column, count in zip(declared.checked, nulls, strict=True):
+        if count:
+            raise DataError(
+                f"{count} row(s) of {declared.table} in this partition have a NULL in "
+                f"{column}, which the project declares NOT NULL"
+            )
+    return rows, rows_in
 
 
 class _LeaseKeeper:

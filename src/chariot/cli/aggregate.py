@@ -60,7 +60,7 @@ def aggregate(
         typer.Option(
             "--partition-rows",
             min=1,
-            help="Ratings per partition of a NEW run (default CHARIOT_RUN__PARTITION_ROWS).",
+            help="Input rows per partition of a NEW run (default CHARIOT_RUN__PARTITION_ROWS).",
         ),
     ] = None,
     restart: Annotated[
@@ -72,13 +72,14 @@ def aggregate(
     graph: Annotated[
         bool,
         typer.Option(
-            "--graph/--no-graph", help="Write the movie summaries onto Neo4j Movie nodes."
+            "--graph/--no-graph",
+            help="Write the summaries of aggregations that name a label onto its Neo4j nodes.",
         ),
     ] = True,
     wait: WaitOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Summarise ratings per movie, user and genre in PostgreSQL (and on Neo4j Movie nodes).
+    """Compute the project's declared aggregations into PostgreSQL (and onto Neo4j nodes).
 
     Resumable: re-run after any interruption and only unfinished partitions are computed;
     the new summaries replace the old in one transaction. Exits 6 when partitions failed
@@ -163,6 +164,8 @@ def render_result(result: AggregationResult) -> None:
 
 
 def _result_rows(result: AggregationResult) -> list[tuple[str, str]]:
+    if result.action == "none":
+        return [("action", "nothing to do: the project declares no [aggregations]")]
     if result.action == "graph-only":
         return [
             ("action", "finished the Neo4j write of the promoted run"),
@@ -170,7 +173,7 @@ def _result_rows(result: AggregationResult) -> list[tuple[str, str]]:
             ("seconds", f"{result.seconds:.2f}"),
         ]
     started = "resumed" if result.resumed else "new run"
-    return [
+    rows = [
         (
             "run",
             f"{result.run_id} ({started}), executor {result.executor}, {result.workers} worker(s)",
@@ -188,19 +191,22 @@ def _result_rows(result: AggregationResult) -> list[tuple[str, str]]:
             f"{result.attempts_failed} failed attempt(s) retried, "
             f"{result.leases_lost} lease(s) lost",
         ),
-        ("ratings", f"{result.ratings:,}"),
-        (
-            "summaries",
-            f"{result.movies:,} movies, {result.users:,} users, {result.genres:,} genres",
-        ),
-        (
-            "not in movies",
-            (
-                f"{result.movies_not_in_catalog:,} rated movies "
-                f"({result.ratings_of_movies_not_in_catalog:,} ratings) have no row in movies: "
-                "summarised, in no genre"
-            ),
-        ),
+        ("rows read", f"{result.rows_read:,}"),
+    ]
+    for name, summary in result.summaries.items():
+        line = f"{summary.groups:,} rows from {summary.rows_in:,} rows ({summary.reads})"
+        if summary.unreferenced_groups:
+            rows_of = (
+                f" ({summary.unreferenced_rows:,} rows)"
+                if summary.unreferenced_rows is not None
+                else ""
+            )
+            line += (
+                f"; {summary.unreferenced_groups:,} keys{rows_of} have no row in "
+                f"{summary.unreferenced_table}: summarised all the same"
+            )
+        rows.append((name, line))
+    rows += [
         (
             "promoted",
             "yes, by this command" if result.promoted_now else "already, by another command",
@@ -208,13 +214,14 @@ def _result_rows(result: AggregationResult) -> list[tuple[str, str]]:
         ("graph", _graph_line(result)),
         ("seconds", f"{result.seconds:.2f}"),
     ]
+    return rows
 
 
 def _graph_line(result: AggregationResult) -> str:
     if result.graph_status == "done":
         return (
-            f"{result.graph_movies_written:,} Movie nodes written, "
-            f"{result.graph_movies_cleared:,} cleared"
+            f"{result.graph_nodes_written:,} nodes written, "
+            f"{result.graph_nodes_cleared:,} cleared of stale summaries"
         )
     return result.graph_status
 
