@@ -243,7 +243,8 @@ class Statements:
             f"MATCH (n:{quoted(node.label.name)} {key_map(node.label.key, keys)})",
         ]
         properties = list(node.properties)
-        if properties:
+        if any(not self.plan.outputs[c].nullable for c in node.properties.values()):
+            # Only nodes that hold the row (not a placeholder) count as deleted rows.
             lines.append(f"WHERE {_any_set('n', properties)}")
         for link in self.plan.links:
             row_end, other = (
