@@ -48,6 +48,7 @@ class Neo4jSink(RepairableSink):
         self._constraints_ready: set[str] = set()
         self._lease: GraphLease | None = None
         self._mappings: dict[tuple[str, str, str], graph.GraphMapping] = {}
+        self._resolved: dict[str, Stream] = {}  # streams built by hand -> the project's
 
     # -- the sink contract -----------------------------------------------------------------
 
@@ -188,7 +189,11 @@ class Neo4jSink(RepairableSink):
 
     def _mapping(self, stream: Stream) -> graph.GraphMapping:
         """The table's mapping, generated once per (table definition, graph model)."""
-        stream = _with_project(stream)
+        if stream.project is None:
+            resolved = self._resolved.get(stream.name)
+            if resolved is None or resolved.source_columns != stream.source_columns:
+                resolved = self._resolved[stream.name] = _with_project(stream)
+            stream = resolved
         assert stream.project is not None
         cache_key = (stream.name, stream.signature, stream.project.graph.model_dump_json())
         mapping = self._mappings.get(cache_key)
