@@ -108,7 +108,17 @@ def snapshot(neo4j: Neo4jSettings) -> tuple[list[str], list[str]]:
         "MATCH (a)-[r]->(b) RETURN type(r) AS type, properties(r) AS props, "
         "properties(a) AS start, properties(b) AS end",
     )
-    return sorted(map(repr, nodes)), sorted(map(repr, relationships))
+
+    def stable(record: dict[str, Any]) -> str:
+        """Property maps come back in storage order, which a re-SET may change."""
+        return repr(
+            sorted(
+                (name, sorted(value.items()) if isinstance(value, dict) else value)
+                for name, value in record.items()
+            )
+        )
+
+    return sorted(map(stable, nodes)), sorted(map(stable, relationships))
 
 
 # -- the graph init proposes -------------------------------------------------------------------
