@@ -24,8 +24,13 @@ from typing import Any
 from chariot.batch import Batch
 from chariot.config import Settings, load_settings
 from chariot.connections import neo4j_session
+from chariot.project import load_project
+from chariot.project.streams import table_stream
 from chariot.sinks.neo4j import Neo4jSink
-from chariot.streams import RATINGS
+
+# The ratings table as the MovieLens example project declares it (the sink maps it from there).
+MOVIELENS_PROJECT = Path(__file__).resolve().parents[1] / "examples" / "movielens" / "chariot.toml"
+RATINGS = table_stream(load_project(MOVIELENS_PROJECT), "ratings")
 
 LOCK_PATH = Path(tempfile.gettempdir()) / "chariot-neo4j-tests.lock"
 HALF_STARS = [Decimal(n) / 2 for n in range(1, 11)]
