@@ -58,14 +58,43 @@ def test_movielens_tables_columns_and_keys_are_todays_streams(movielens: Project
     ]
 
 
+# The PostgreSQL layout the MovieLens tables had before the project file: (name, type, NOT NULL).
+TODAYS_LAYOUT = {
+    "movies": [
+        ("movie_id", "integer", True),
+        ("title", "text", True),
+        ("genres", "text[]", True),
+        ("year", "integer", False),
+    ],
+    "links": [
+        ("movie_id", "integer", True),
+        ("imdb_id", "text", True),
+        ("tmdb_id", "integer", False),
+    ],
+    "ratings": [
+        ("user_id", "integer", True),
+        ("movie_id", "integer", True),
+        ("rating", "numeric(2,1)", True),
+        ("timestamp", "bigint", True),
+    ],
+    "tags": [
+        ("user_id", "integer", True),
+        ("movie_id", "integer", True),
+        ("tag", 'text COLLATE "C"', True),
+        ("timestamp", "bigint", True),
+    ],
+}
+
+
 def test_movielens_postgres_columns_are_todays_layout(movielens: Project) -> None:
-    for stream in MOVIELENS_STREAMS:
-        today = PgTable(stream, "s").columns
-        table = movielens.tables[stream.name]
-        ours = table_outputs(table)
+    for stream in project_streams(movielens):
+        today = TODAYS_LAYOUT[stream.name]
+        layout = PgTable(stream, "s").columns
+        assert [(c.name, c.type, c.not_null) for c in layout] == today
+        ours = table_outputs(movielens.tables[stream.name])
         # The layout gives text key columns COLLATE "C": a sink rule, not the project's.
-        assert [(c.name, c.type.removesuffix(' COLLATE "C"'), c.not_null) for c in today] == [
-            (c.name, c.postgres, not c.nullable) for c in ours
+        assert [(c.name, c.postgres, not c.nullable) for c in ours] == [
+            (name, type_.removesuffix(' COLLATE "C"'), not_null) for name, type_, not_null in today
         ]
 
 

@@ -14,7 +14,7 @@ from chariot.config import PostgresSettings, Settings
 from chariot.connections import postgres_connection
 from chariot.errors import Busy
 from chariot.sinks.postgres import PostgresSink
-from chariot.streams import LINKS, MOVIELENS_STREAMS, MOVIES, RATINGS, TAGS
+from tests.movielens_project import LINKS, MOVIELENS_STREAMS, MOVIES, RATINGS, TAGS
 from tests.sync_support import checkpoints, postgres_rows, postgres_scalar, rejects
 
 pytestmark = pytest.mark.integration

@@ -21,9 +21,15 @@ if TYPE_CHECKING:
     from neo4j import Driver
 
 
+# Every source session reads TIMESTAMP columns in UTC (the value contract: aware datetimes in
+# UTC), whatever the server's own time zone is.
+SOURCE_SESSION_SETUP = "SET time_zone = '+00:00'"
+
+
 def mysql_connect(settings: MySQLSettings, **kwargs: Any) -> pymysql.connections.Connection:
-    """A pymysql connection to the MySQL source (utf8mb4, LOCAL INFILE allowed), at the
-    address that ``CHARIOT_MYSQL__URL`` or else the fields name (as every command sees it)."""
+    """A pymysql connection to the MySQL source (utf8mb4, LOCAL INFILE allowed, time zone
+    UTC), at the address that ``CHARIOT_MYSQL__URL`` or else the fields name (as every
+    command sees it)."""
     import pymysql
 
     address = settings.address()
@@ -42,6 +48,7 @@ def mysql_connect(settings: MySQLSettings, **kwargs: Any) -> pymysql.connections
         "local_infile": True,
         "connect_timeout": 10,
         "autocommit": False,
+        "init_command": SOURCE_SESSION_SETUP,
         **_url_options(settings),
     }
     try:
@@ -71,6 +78,8 @@ def source_engine(settings: MySQLSettings) -> sqlalchemy.engine.Engine:
 
     try:
         engine = sqlalchemy.create_engine(settings.sqlalchemy_url(), pool_pre_ping=True)
+        if engine.dialect.name in ("mysql", "mariadb"):
+            sqlalchemy.event.listen(engine, "connect", _setup_source_session)
         with engine.connect() as connection:
             connection.exec_driver_sql("SELECT 1")
         return engine
@@ -84,6 +93,14 @@ def source_engine(settings: MySQLSettings) -> sqlalchemy.engine.Engine:
             f"{source_label(settings)} at {settings.display_url()}: {_driver_message(cause)}",
             hint=_hint_for(str(cause), _mysql_prefix(settings)),
         ) from error
+
+
+def _setup_source_session(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(SOURCE_SESSION_SETUP)
+    finally:
+        cursor.close()
 
 
 def postgres_connect(settings: PostgresSettings, **kwargs: Any) -> psycopg.Connection[Any]:

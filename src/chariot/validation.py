@@ -2,9 +2,14 @@
 
 Validation is decided once, in the reader, for every sink: a row with a NULL key column, a
 NULL in a column the sinks require (``Column.nullable`` False), a value outside its range or
-off its step, or a NUL character in text (PostgreSQL cannot store one) becomes a ``Reject``
-with its key and the first reason that applies. The rules are SQLAlchemy Core expressions,
-so the source database checks each row and Python never inspects one.
+off its step, a NUL character in text (PostgreSQL cannot store one), a zero date or a date
+with a zero part (MySQL's ``'0000-00-00'``, ``'2020-00-15'``: no sink has such a date), or an
+integer stored as boolean that is neither 0 nor 1 becomes a ``Reject`` with its key and the
+first reason that applies. Other values fit their sink types by construction: integers are
+widened, ``decimal(p,s)`` is ``numeric(p,s)``, TIME fits an interval; a value PostgreSQL
+still refuses (JSON it does not accept) is a reject of the sink's own bisecting write. The
+rules are SQLAlchemy Core expressions, so the source database checks each row and Python
+never inspects one.
 """
 
 from __future__ import annotations
@@ -53,9 +58,58 @@ def _column_rules(
         ratio = value / _number(column.step)
         reason = f"{column.source} not a multiple of {column.step}"
         rules.append((ratio != cast(ratio, Integer), reason))
-    if column.kind == "text" and dialect in NUL_CAPABLE_DIALECTS:
+    if column.kind in TEXT_KINDS and dialect in NUL_CAPABLE_DIALECTS:
         rules.append((_contains_nul(value, dialect), f"NUL character in {column.source}"))
+    if dialect in ("mysql", "mariadb"):
+        rules.extend(_mysql_type_rules(column, value))
     return rules
+
+
+# Kinds whose values are text in PostgreSQL (text, a SET's members, JSON).
+TEXT_KINDS = ("text", "text[]", "jsonb")
+DATE_TYPES = ("date", "datetime", "timestamp")
+
+
+def _mysql_type_rules(
+    column: Column, value: ColumnElement[Any]
+) -> list[tuple[ColumnElement[Any], str]]:
+    """Rules that follow from the column's MySQL type and what PostgreSQL stores it as."""
+    from sqlalchemy import CHAR, cast, func, literal, or_
+
+    from chariot.project.column_types import INTEGERS
+
+    name = _type_name(column.source_type)
+    if name in DATE_TYPES:
+        # On the value's text ('0000-00-00 00:00:00'): functions on zero dates differ
+        # between servers and SQL modes, the text does not.
+        text = cast(value, CHAR())
+        zero = func.substr(text, 1, 10) == literal("0000-00-00")
+        part = or_(
+            func.substr(text, 1, 4) == literal("0000"),
+            func.substr(text, 6, 2) == literal("00"),
+            func.substr(text, 9, 2) == literal("00"),
+        )
+        return [
+            (zero, f"zero date in `{column.source}`"),
+            (part, f"zero year, month or day in `{column.source}`"),
+        ]
+    if name in INTEGERS and column.postgres == "boolean":
+        neither = (value != _number(Decimal(0))) & (value != _number(Decimal(1)))
+        return [(neither, f"`{column.source}` is neither 0 nor 1 (stored as boolean)")]
+    return []
+
+
+def _type_name(source_type: str) -> str:
+    """``"datetime(6)"`` -> ``"datetime"``; ``"int unsigned"`` -> ``"int"``; "" for a stream
+    built by hand (no source types)."""
+    from chariot.project.column_types import UnknownSourceType, parse_source_type
+
+    if not source_type:
+        return ""
+    try:
+        return parse_source_type(source_type).name
+    except UnknownSourceType:
+        return ""
 
 
 # Sources whose text can hold a NUL character (PostgreSQL, our sink, cannot store one).

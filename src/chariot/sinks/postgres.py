@@ -2,9 +2,11 @@
 
 One transaction per batch holds the upsert (``INSERT ... SELECT ... ON CONFLICT DO UPDATE``),
 the rejects and the high-water mark in ``_chariot_checkpoints``: a crash at any instant leaves
-data and checkpoint in step, and replaying a batch rewrites the same values. The documented
-transforms (genres array, year) run in SQL over the staged batch (``chariot.transforms``), so
-Python never touches a row: the driver's tuples go straight into COPY.
+data and checkpoint in step, and replaying a batch rewrites the same values. The project's
+transforms run in SQL over the staged batch (``chariot.project.expressions``), so Python
+never touches a row: the reader's tuples go straight into COPY. A value PostgreSQL refuses
+(JSON it does not accept, a number beyond a type the project narrowed) fails its batch,
+which is bisected down to the row: that row is a reject with its key, the rest load.
 
 There are no foreign keys, on purpose: ratings and tags may arrive before their movie (the
 tables load in parallel sinks, a movie row may be rejected, or the source may simply lack

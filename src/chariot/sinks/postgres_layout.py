@@ -1,10 +1,14 @@
 """How a stream is laid out in PostgreSQL, and every statement the sink runs against it.
 
-The layout is derived from the stream's columns (snake_case names, ``kind`` -> type,
-``nullable`` -> NOT NULL), so a new stream needs no code here; ``TYPE_OVERRIDES`` and
-``DERIVED`` hold the MovieLens specifics (ratings ``numeric(2,1)``, the genres array and
-the year parsed from the title, see ``chariot.transforms``). Text key columns use the
-"C" collation: byte equality, like the source's binary collation, never a locale's.
+The layout is derived from the stream alone. The staging table has one column per source
+column, typed with its PostgreSQL type (``Column.postgres``): COPY hands every value of the
+value contract to the server as text, which parses it by that type (bool, date, timestamp,
+timestamptz, interval, text[], jsonb, bytea, numeric, uuid). The table has one column per
+output column (``Stream.outputs``: the source columns after the project's transforms), of
+its ``postgres`` type, NOT NULL unless nullable, computed from the staging table with the
+transforms' SQL (``chariot.project.expressions``). A stream built by hand, without outputs,
+stores its columns as they are. Text key columns use the "C" collation: byte equality,
+like the source's binary collation, never a locale's.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from dataclasses import dataclass
 from functools import cache, cached_property
 from typing import TYPE_CHECKING
 
+from chariot.project.expressions import postgres_expression
+from chariot.project.outputs import OutputColumn, key_output
 from chariot.sinks.postgres_lease import LOADS, LOADS_DDL
-from chariot.streams import Stream
-from chariot.transforms import postgres_genres_sql, postgres_year_sql
+from chariot.streams import Column, Stream
 
 if TYPE_CHECKING:
     from psycopg import sql
@@ -23,8 +28,8 @@ if TYPE_CHECKING:
 CHECKPOINTS = "_chariot_checkpoints"
 REJECTS = "_chariot_rejects"
 
-STAGING_TYPES = {"int": "integer", "bigint": "bigint", "text": "text", "decimal": "numeric"}
-TYPE_OVERRIDES = {("ratings", "rating"): "numeric(2,1)"}
+# The PostgreSQL type of a column that names none (a stream built by hand), by its kind.
+KIND_TYPES = {"int": "integer", "bigint": "bigint", "text": "text", "decimal": "numeric"}
 
 
 @dataclass(frozen=True)
@@ -35,13 +40,26 @@ class PgColumn:
     expression: str  # SQL over the staging table's columns
 
 
-# Sink columns computed from source columns: stream -> replaced/added columns.
-DERIVED: dict[str, tuple[PgColumn, ...]] = {
-    "movies": (
-        PgColumn("genres", "text[]", True, postgres_genres_sql('"genres"')),
-        PgColumn("year", "integer", False, postgres_year_sql('"title"')),
-    ),
-}
+def postgres_type(column: Column) -> str:
+    return column.postgres or KIND_TYPES.get(column.kind, column.kind)
+
+
+def stream_outputs(stream: Stream) -> tuple[OutputColumn, ...]:
+    """What the table stores: the project's output columns, or (a stream built by hand)
+    each source column as it is, under its staging name."""
+    if stream.outputs:
+        return stream.outputs
+    return tuple(
+        OutputColumn(
+            name=column.name,
+            postgres=postgres_type(column),
+            neo4j=column.neo4j,
+            nullable=column.nullable,
+            origin=column.source,
+        )
+        for column in stream.columns
+    )
+
 
 # Keys are stored as JSON *text*, not jsonb: jsonb cannot hold U+0000, and a key with a NUL
 # in it (a rejected row's) must still be recorded. The text is exactly jsonb's own rendering
@@ -68,9 +86,13 @@ class PgTable:
     def name(self) -> str:
         return self.stream.name
 
-    @property
+    @cached_property
     def keys(self) -> tuple[str, ...]:
-        return tuple(column.name for column in self.stream.key_columns)
+        """The table's key columns: the outputs carrying the source key (renamed, cast)."""
+        outputs = stream_outputs(self.stream)
+        return tuple(
+            key_output(outputs, key) or self.stream.column(key).name for key in self.stream.key
+        )
 
     @property
     def staging_columns(self) -> tuple[str, ...]:
@@ -78,20 +100,16 @@ class PgTable:
 
     @cached_property
     def columns(self) -> tuple[PgColumn, ...]:
-        derived: dict[str, PgColumn | None] = {c.name: c for c in DERIVED.get(self.name, ())}
-        columns = [
-            derived.pop(column.name, None) or self._plain(column) for column in self.stream.columns
-        ]
-        return (*columns, *(c for c in derived.values() if c is not None))
-
-    def _plain(self, column: object) -> PgColumn:
-        from chariot.streams import Column
-
-        assert isinstance(column, Column)
-        type_ = TYPE_OVERRIDES.get((self.name, column.name), STAGING_TYPES[column.kind])
-        if column.kind == "text" and column.source in self.stream.key:
-            type_ += ' COLLATE "C"'
-        return PgColumn(column.name, type_, not column.nullable, _quote(column.name))
+        staging = {column.source: _quote(column.name) for column in self.stream.columns}
+        keys = set(self.keys)
+        columns = []
+        for output in stream_outputs(self.stream):
+            type_ = output.postgres
+            if type_ == "text" and output.name in keys:
+                type_ += ' COLLATE "C"'
+            expression = postgres_expression(output, staging[output.origin])
+            columns.append(PgColumn(output.name, type_, not output.nullable, expression))
+        return tuple(columns)
 
     # -- DDL -----------------------------------------------------------------------------
 
@@ -156,7 +174,7 @@ class PgTable:
         from psycopg import sql
 
         definitions = sql.SQL(", ").join(
-            sql.SQL(f"{_quote(column.name)} {STAGING_TYPES[column.kind]}")
+            sql.SQL(f"{_quote(column.name)} {postgres_type(column)}")
             for column in self.stream.columns
         )
         return sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
@@ -275,7 +293,8 @@ class PgTable:
 
     @property
     def staging_key_columns(self) -> tuple[str, ...]:
-        return self.keys
+        """The key as staged: the source key's values, which the rejects record."""
+        return tuple(column.name for column in self.stream.key_columns)
 
     @cached_property
     def delete_by_key(self) -> sql.Composed:

@@ -7,9 +7,11 @@ constructor form ``(a, b) > (x, y)`` and scans the whole prefix of the table for
 turn the expanded form into an index range (999 read). Ordering and comparison stay in the
 database, in its collation; Python only remembers the last key of a page.
 
-Rows come back as the driver's tuples and are handed on untouched. Rejects are found by a
-second query over the same key range, in the same snapshot, which returns only the rows that
-break a rule (usually none), so Python never inspects a good row.
+Rows come back as the driver's tuples; only the columns whose driver value is not the value
+contract's (``chariot.sources.values``: SET, TIMESTAMP, BIT, booleans) are converted, column
+by column. Rejects are found by a second query over the same key range, in the same snapshot,
+which returns only the rows that break a rule (usually none), so Python never tests a row.
+The session runs with time_zone '+00:00' (``chariot.connections``): TIMESTAMP values are UTC.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from chariot.batch import Batch, Key, Reject
 from chariot.config import Settings
 from chariot.errors import SourceReadError
 from chariot.sources.base import Source
+from chariot.sources.values import convert_rows, stream_converters
 from chariot.streams import Stream
 from chariot.validation import null_key_condition, reject_reason
 
@@ -122,6 +125,7 @@ class _PageReader:
         self.keys = key_columns(stream, self.table)
         self.columns = [self.table.c[name] for name in stream.source_columns]
         self.dialect = source.engine.dialect.name
+        self.converters = stream_converters(stream)
 
     def batches(self, after: Key | None) -> Iterator[Batch]:
         # Rows with a NULL key are invisible to key comparisons: report them up front.
@@ -134,6 +138,9 @@ class _PageReader:
             after = tuple(rows[-1][i] for i in self.stream.key_positions)
             if rejects:
                 rows = self._without(rows, rejects)
+            # After the rejects are gone (a zero date is no datetime) and the mark is taken
+            # (the driver's key values are what the next page's query binds).
+            rows = convert_rows(rows, self.converters)
             yield Batch(self.stream, rows, after, pending + rejects)
             pending = []
             if page_length < self.batch_size:
