@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chariot.audit.values import SQL_KINDS, Kind, contract_value, display, encode
+from chariot.audit.values import SQL_KINDS, Kind, display, encode
 from chariot.streams import Stream
 
 Flavor = Literal["md5", "arith"]
@@ -84,14 +84,10 @@ class Canonical:
     def postgres_in_sql(self) -> bool:
         return all(f.in_sql for f in self.fields)
 
-    def source_values(self, raw: Sequence[Any]) -> tuple[Any, ...]:
-        """A raw source row (``stream.source_columns`` order) -> the fields' values."""
-        row = contract_row(self.stream, raw)
+    def source_values(self, row: Sequence[Any]) -> tuple[Any, ...]:
+        """A source row (``stream.source_columns`` order, as the value contract reads it:
+        ``chariot.sources.values``) -> the fields' values."""
         return tuple(f.source(row) if f.source else None for f in self.fields)
-
-
-def contract_row(stream: Stream, raw: Sequence[Any]) -> tuple[Any, ...]:
-    return tuple(contract_value(c, v) for c, v in zip(stream.columns, raw, strict=True))
 
 
 # -- SQL encoders ---------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from chariot.audit.canonical import (
     Canonical,
     arith_total,
-    contract_row,
     mysql_arith,
     mysql_digest,
 )
@@ -82,9 +81,6 @@ class SourceSide(HashingSide):
         if self._connection is None:
             self._connection = mysql_connect(self.settings.mysql)
             self._connection.autocommit(True)
-            with self._connection.cursor() as cursor:
-                # TIMESTAMP values in UTC, as the source reader reads them.
-                cursor.execute("SET time_zone = '+00:00'")
         return self._connection
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
@@ -207,7 +203,7 @@ class SourceSide(HashingSide):
     def _values(self, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
         if self.python_mode:
             convert = self.canonical.source_values
-            return [convert(row) for row in self._raw(where, params)]
+            return [convert(row) for row in self._contract(self._raw(where, params))]
         fields = ", ".join(str(f.mysql) for f in self.canonical.fields)
         return [
             tuple(row)
@@ -228,10 +224,16 @@ class SourceSide(HashingSide):
         return self._raw(where, params)
 
     def contract_rows_in(self, segment: Segment) -> list[tuple[Any, ...]]:
-        return [contract_row(self.stream, row) for row in self.raw_rows_in(segment)]
+        """The segment's rows as a sync reads them (the value contract)."""
+        return self._contract(self.raw_rows_in(segment))
 
     def contract_rows(self, keys: Sequence[Key]) -> list[tuple[Any, ...]]:
-        return [contract_row(self.stream, row) for row in self.raw_rows(keys)]
+        return self._contract(self.raw_rows(keys))
+
+    def _contract(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        from chariot.sources.values import convert_source_rows
+
+        return convert_source_rows(self.stream, rows)
 
     def _raw(self, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
         columns = ", ".join(f"`{name}`" for name in self.stream.source_columns)

@@ -1,12 +1,9 @@
-"""Values in canonical form: the source's raw values as the value contract reads them, and
-one canonical text per value kind, alike for every database.
+"""One canonical text per value kind, alike for every database's Python values.
 
-The audit reads source rows with pymysql (``time_zone`` '+00:00'), so ``contract_value``
-turns each raw value into what the source reader yields for its ``source_type`` (a bool
-for a boolean ``tinyint(1)``, a list for a ``SET``, an aware UTC datetime for a
-``timestamp`` ...). ``encode`` then gives a value's canonical text by *kind*; a value of
-the wrong type never encodes like a right one (it gets a ``?`` text of its own), so a
-sink holding ``3.0`` where the source has ``3`` differs.
+Source values arrive as the value contract has them (``chariot.sources.values``), sink
+values as their drivers give them (psycopg, neo4j). ``encode`` gives a value's canonical
+text by *kind*; a value of the wrong type never encodes like a right one (it gets a ``?``
+text of its own), so a sink holding ``3.0`` where the source has ``3`` differs.
 """
 
 from __future__ import annotations
@@ -16,11 +13,7 @@ import math
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import cache
 from typing import Any, Literal
-
-from chariot.project.column_types import BINARIES, SourceType, parse_source_type
-from chariot.streams import Column
 
 Kind = Literal[
     "int",
@@ -40,47 +33,6 @@ Kind = Literal[
 ]
 # Kinds both SQL dialects encode alike (``canonical.mysql_encoded`` / ``postgres_encoded``).
 SQL_KINDS = frozenset({"int", "decimal", "text", "joined"})
-
-
-# -- the value contract ------------------------------------------------------------------------
-
-
-@cache
-def _parsed(source_type: str) -> SourceType | None:
-    try:
-        return parse_source_type(source_type) if source_type else None
-    except ValueError:
-        return None
-
-
-def contract_value(column: Column, value: Any) -> Any:
-    """A raw pymysql value of ``column`` as the source reader yields it."""
-    if value is None:
-        return None
-    parsed = _parsed(column.source_type)
-    if parsed is None:
-        return value
-    name = parsed.name
-    if name == "bit":
-        number = int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)
-        return bool(number) if (parsed.size or 1) == 1 else number
-    if parsed.is_tinyint1 and column.postgres == "boolean":
-        return bool(value)
-    if name == "timestamp" and isinstance(value, datetime):
-        return value.replace(tzinfo=UTC)
-    if name == "set":
-        members = value if isinstance(value, set | frozenset) else _set_members(str(value))
-        order = {member: i for i, member in enumerate(parsed.members)}
-        return sorted(members, key=lambda m: order.get(m, len(order)))
-    if name in BINARIES and isinstance(value, bytearray | memoryview):
-        return bytes(value)
-    if name in ("json", "uuid", "enum") and isinstance(value, bytes):
-        return value.decode("utf-8")
-    return value
-
-
-def _set_members(text: str) -> list[str]:
-    return text.split(",") if text else []
 
 
 # -- canonical text ------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def audit(
         typer.Option(
             "--table",
             "-t",
-            help="Audit only this table (repeatable): movies, links, ratings, tags.",
+            help="Audit only this table of the project file (repeatable). Default: every table.",
         ),
     ] = None,
     sink: Annotated[
@@ -82,7 +82,7 @@ def audit(
         bool,
         typer.Option(
             "--summaries/--no-summaries",
-            help="Also check the aggregation's summaries (with ratings).",
+            help="Also check the aggregations' summaries (with the tables they read).",
         ),
     ] = True,
     seed: Annotated[
