@@ -22,11 +22,12 @@ from chariot.batch import Batch, Reject
 from chariot.config import Neo4jSettings, RunSettings, Settings
 from chariot.connections import neo4j_session
 from chariot.errors import ConnectionFailed, SinkWriteError
+from chariot.project.streams import default_streams
 from chariot.sinks.neo4j import Neo4jSink
-from chariot.sinks.neo4j.graph import movie_columns, rating_columns, tag_columns
+from chariot.sinks.neo4j.graph import graph_mapping
 from chariot.sinks.neo4j.retry import with_retries
 from chariot.sinks.neo4j.sink import decode_key, encode_key
-from chariot.streams import LINKS, MOVIES, RATINGS, TAGS, Stream
+from chariot.streams import Stream
 from chariot.transforms import split_genres, title_year
 
 Row = tuple[Any, ...]
@@ -45,7 +46,9 @@ SMALL = {
     ],
     "tags": [(1, 1, "Funny", 11), (1, 1, "funny", 10), (3, 2, "jungle", 12)],
 }
-STREAMS = {"movies": MOVIES, "links": LINKS, "ratings": RATINGS, "tags": TAGS}
+# MovieLens through its example project (tests/conftest.py points CHARIOT_PROJECT at it).
+STREAMS = {stream.name: stream for stream in default_streams()}
+MOVIES, LINKS, RATINGS, TAGS = (STREAMS[name] for name in ("movies", "links", "ratings", "tags"))
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -581,22 +584,36 @@ rating_rows = st.lists(
 )
 
 
+def graph_columns(stream: Stream, rows: list[Row]) -> dict[str, list[Any]]:
+    """The write parameters of ``rows``, by output column."""
+    mapping = graph_mapping(stream)
+    parameters = mapping.parameters(rows).parameters
+    return {
+        column: parameters[name]
+        for column, name in mapping.column_parameters.items()
+        if name in parameters
+    }
+
+
 @given(rating_rows)
 def test_rating_columns_keep_row_order_and_exact_values(rows: list[Row]) -> None:
-    columns = rating_columns(rows)
-    names = ("userId", "movieId", "rating", "timestamp")
+    columns = graph_columns(RATINGS, rows)
+    names = ("user_id", "movie_id", "rating", "timestamp")
     rebuilt = list(zip(*(columns[name] for name in names), strict=True))
     assert rebuilt == [(u, m, float(r), t) for u, m, r, t in rows]
     assert all(Decimal(value) == row[2] for value, row in zip(columns["rating"], rows, strict=True))
+    assert all(type(value) is float for value in columns["rating"])
 
 
 @given(st.lists(st.tuples(st.integers(), st.text(), st.text()), min_size=1, max_size=30))
 def test_movie_and_tag_columns_apply_the_shared_transforms(rows: list[Row]) -> None:
-    movies = movie_columns(rows)
-    assert movies["movieId"] == [row[0] for row in rows]
+    rows = [row for row in rows if -(2**63) <= row[0] < 2**63]
+    movies = graph_columns(MOVIES, rows)
+    assert movies["movie_id"] == [row[0] for row in rows]
     assert movies["year"] == [title_year(row[1]) for row in rows]
-    assert movies["genres"] == [split_genres(row[2]) for row in rows]
-    tags = tag_columns([(*row, 1) for row in rows])
+    genres = graph_mapping(MOVIES).parameters(rows).parameters["e0"]
+    assert genres == [split_genres(row[2]) for row in rows]
+    tags = graph_columns(TAGS, [(row[0], row[0], row[2], 1) for row in rows])
     assert tags["tag"] == [row[2] for row in rows]
 
 

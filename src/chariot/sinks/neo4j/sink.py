@@ -15,6 +15,7 @@ from chariot.errors import SinkWriteError
 from chariot.sinks.base import RepairableSink
 from chariot.sinks.neo4j import graph
 from chariot.sinks.neo4j.lease import GraphLease
+from chariot.sinks.neo4j.parameters import Prepared
 from chariot.sinks.neo4j.retry import with_retries
 from chariot.streams import Stream
 
@@ -37,20 +38,21 @@ def decode_key(text: str) -> Key:
 
 
 class Neo4jSink(RepairableSink):
-    """Writes the MovieLens streams as a graph; see ``graph.py`` for the model."""
+    """Writes each table as the project's ``[graph]`` maps it; see ``graph.py``."""
 
     name = "neo4j"
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._driver: Driver | None = None
-        self._constraints_ready = False
+        self._constraints_ready: set[str] = set()
         self._lease: GraphLease | None = None
+        self._mappings: dict[tuple[str, str, str], graph.GraphMapping] = {}
 
     # -- the sink contract -----------------------------------------------------------------
 
     def acquire(self, stream: Stream) -> None:
-        self._ensure_constraints()
+        self._ensure_constraints(self._mapping(stream))
         if self._lease is None:
             self._lease = GraphLease(
                 self._connected(),
@@ -85,14 +87,15 @@ class Neo4jSink(RepairableSink):
 
     def write(self, batch: Batch) -> WriteResult:
         mapping = self._mapping(batch.stream)
-        columns = mapping.parameters(batch.rows) if batch.rows else None
-        rejects = [[r.table, encode_key(r.key), r.reason] for r in batch.rejects]
+        prepared = mapping.parameters(batch.rows)
+        refused = _refused(batch.stream, batch.rows, prepared)
+        all_rejects = [*batch.rejects, *refused]
+        rejects = [[r.table, encode_key(r.key), r.reason] for r in all_rejects]
         mark = encode_key(batch.last_key) if batch.last_key else None
 
         def work(tx: ManagedTransaction) -> None:
             self._check_lease(tx, mapping)
-            if columns is not None:
-                _write_rows(tx, mapping, columns)
+            _write_rows(tx, mapping, prepared)
             if rejects:
                 tx.run(graph.WRITE_REJECTS, rejects=rejects).consume()
             if mark is not None:
@@ -100,11 +103,11 @@ class Neo4jSink(RepairableSink):
                     graph.WRITE_CHECKPOINT,
                     table=batch.stream.name,
                     high_water_mark=mark,
-                    rows_written=len(batch.rows),
+                    rows_written=prepared.rows,
                 ).consume()
 
         self._transact(work, what=self._what(batch.stream, "write"))
-        return WriteResult(written=len(batch.rows), rejected=list(batch.rejects))
+        return WriteResult(written=prepared.rows, rejected=all_rejects)
 
     # -- status -----------------------------------------------------------------------------
 
@@ -156,13 +159,15 @@ class Neo4jSink(RepairableSink):
         mapping = self._mapping(stream)
         self.acquire(stream)
         size = self.settings.run.batch_size
+        written = 0
         for start in range(0, len(rows), size):
             chunk = mapping.parameters(rows[start : start + size])
             self._transact(
-                self._guarded(mapping, partial(_write_rows, mapping=mapping, columns=chunk)),
+                self._guarded(mapping, partial(_write_rows, mapping=mapping, prepared=chunk)),
                 what=self._what(stream, "repair upsert"),
             )
-        return len(rows)
+            written += chunk.rows
+        return written
 
     def delete_keys(self, stream: Stream, keys: list[Key]) -> int:
         mapping = self._mapping(stream)
@@ -170,7 +175,9 @@ class Neo4jSink(RepairableSink):
         size = self.settings.run.batch_size
         deleted = 0
         for start in range(0, len(keys), size):
-            chunk = [list(key) for key in keys[start : start + size]]
+            chunk = mapping.graph_keys(
+                [list(key) for key in dict.fromkeys(keys[start : start + size])]
+            )
             deleted += self._transact(
                 self._guarded(mapping, partial(_delete_with_orphans, mapping=mapping, keys=chunk)),
                 what=self._what(stream, "repair delete"),
@@ -180,13 +187,14 @@ class Neo4jSink(RepairableSink):
     # -- plumbing ---------------------------------------------------------------------------
 
     def _mapping(self, stream: Stream) -> graph.GraphMapping:
-        try:
-            return graph.MAPPINGS[stream.name]
-        except KeyError:
-            raise SinkWriteError(
-                f"neo4j sink has no graph mapping for table {stream.name!r}",
-                hint=f"the graph knows: {', '.join(graph.MAPPINGS)}",
-            ) from None
+        """The table's mapping, generated once per (table definition, graph model)."""
+        stream = _with_project(stream)
+        assert stream.project is not None
+        cache_key = (stream.name, stream.signature, stream.project.graph.model_dump_json())
+        mapping = self._mappings.get(cache_key)
+        if mapping is None:
+            mapping = self._mappings[cache_key] = graph.graph_mapping(stream)
+        return mapping
 
     def _guarded(
         self, mapping: graph.GraphMapping, work: Callable[[ManagedTransaction], T]
@@ -212,14 +220,19 @@ class Neo4jSink(RepairableSink):
             self._driver = neo4j_driver(self.settings.neo4j)  # raises ConnectionFailed
         return self._driver
 
-    def _ensure_constraints(self) -> None:
+    def _ensure_constraints(self, mapping: graph.GraphMapping) -> None:
         """Uniqueness constraints before the first load: MERGE then seeks an index."""
-        if self._constraints_ready:
+        missing = [
+            statement
+            for statement in (*graph.BOOKKEEPING_CONSTRAINTS, *mapping.constraints)
+            if statement not in self._constraints_ready
+        ]
+        if not missing:
             return
-        for statement in graph.CONSTRAINTS:
+        for statement in missing:
             self._auto_commit(statement, what="neo4j sink: creating constraints")
         self._auto_commit("CALL db.awaitIndexes(300)", what="neo4j sink: waiting for indexes")
-        self._constraints_ready = True
+        self._constraints_ready.update(missing)
 
     def _transact(self, work: Callable[[ManagedTransaction], T], *, what: str) -> T:
         """``work`` in one explicit transaction, committed once, retried when transient."""
@@ -247,12 +260,34 @@ class Neo4jSink(RepairableSink):
         with_retries(attempt, attempts=self.settings.run.max_attempts, what=what)
 
 
-def _write_rows(
-    tx: ManagedTransaction, mapping: graph.GraphMapping, columns: graph.Columns
-) -> None:
-    tx.run(mapping.write, columns).consume()
-    for statement in mapping.after_write:
-        tx.run(statement).consume()
+def _write_rows(tx: ManagedTransaction, mapping: graph.GraphMapping, prepared: Prepared) -> None:
+    if prepared.rows and mapping.write is not None:
+        tx.run(mapping.write, prepared.parameters).consume()
+
+
+def _refused(stream: Stream, rows: Sequence[Sequence[Any]], prepared: Prepared) -> list[Reject]:
+    """The rows whose values Neo4j cannot store, as rejects with their key."""
+    positions = stream.key_positions
+    return [
+        Reject(stream.name, tuple(rows[index][p] for p in positions), reason)
+        for index, reason in prepared.rejected
+    ]
+
+
+def _with_project(stream: Stream) -> Stream:
+    """``stream`` itself, or for a stream built by hand (no project: the old MovieLens
+    constants some callers still pass) the project file's table of that name."""
+    if stream.project is not None:
+        return stream
+    from chariot.project.streams import default_streams
+
+    for candidate in default_streams():
+        if candidate.name == stream.name and candidate.source_columns == stream.source_columns:
+            return candidate
+    raise SinkWriteError(
+        f"neo4j sink: table {stream.name!r} is not a table of the project file with the "
+        f"columns {', '.join(stream.source_columns)}"
+    )
 
 
 def _clear_stream_state(tx: ManagedTransaction, table: str) -> None:
@@ -264,19 +299,10 @@ def _clear_stream_state(tx: ManagedTransaction, table: str) -> None:
 def _delete_with_orphans(
     tx: ManagedTransaction, mapping: graph.GraphMapping, keys: list[list[Any]]
 ) -> int:
-    """Delete the keys' rows, then the users, genres and placeholder movies they orphan."""
-    users: set[Any] = set()
-    genres: set[Any] = set()
-    if mapping.neighbours is not None:
-        record = tx.run(mapping.neighbours, keys=keys).single()
-        if record is not None:
-            users.update(record["users"])
-            genres.update(record["genres"])
-    if mapping.user_key is not None:
-        users.update(key[mapping.user_key] for key in keys)
-    movies = {key[mapping.movie_key] for key in keys} if mapping.movie_key is not None else set()
-    record = tx.run(mapping.delete, keys=keys).single()
-    deleted = int(record["deleted"]) if record is not None else 0
-    orphans = {"users": list(users), "genres": list(genres), "movies": list(movies)}
-    tx.run(graph.DELETE_ORPHANS, orphans).consume()
-    return deleted
+    """Delete what the keys' rows made, and the nodes only they kept: the first statement
+    (the row's node, else its relationship) counts the rows."""
+    counts = []
+    for statement in mapping.deletes:
+        record = tx.run(statement, keys=keys).single()
+        counts.append(int(record["deleted"]) if record is not None else 0)
+    return counts[0] if counts else 0

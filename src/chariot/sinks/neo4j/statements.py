@@ -1,0 +1,333 @@
+"""The Cypher of one table, generated from its ``TablePlan``.
+
+Writes take one list per column (``$c0``, ``$c1``... walked by ``UNWIND range(0, $rows -
+1) AS i``): in measurements this beat a list of row lists by ~30% and a list of maps by
+~40%. A relationship end that may be NULL or a list goes as a per-row list of keys
+(``$e2``: ``[]`` for NULL, one key per element), unwound in a unit subquery so the row
+count never multiplies. Names are always quoted with backticks: a label may be a keyword.
+
+Parameters (see ``parameters.py``): ``c<n>`` output column n; ``e<l>`` the keys of the
+other end of link l (``e<l>s`` / ``e<l>e`` for its start and end when the row's node is
+neither); ``s<l>`` [key..., identity...] per relationship the row makes (stale test);
+``f<n>`` the values of feed n.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from chariot.sinks.neo4j.plan import End, Label, Link, RowNode, TablePlan
+
+
+def quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def key_map(names: Sequence[str], values: Sequence[str]) -> str:
+    return "{" + ", ".join(f"{quoted(n)}: {v}" for n, v in zip(names, values, strict=True)) + "}"
+
+
+def constraint_name(label: Label) -> str:
+    """``chariot_movie_id`` for (Movie, movieId), ``chariot_genre_name`` for (Genre, name),
+    ``chariot_order_items_order_id_line_no`` for a composite key."""
+    name, keys = _snake(label.name), "_".join(_snake(k) for k in label.key)
+    return "chariot_" + (keys if keys.startswith(name + "_") else f"{name}_{keys}")
+
+
+def _snake(text: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", text).lower()
+
+
+def constraint(label: Label) -> str:
+    properties = [f"n.{quoted(k)}" for k in label.key]
+    target = properties[0] if len(properties) == 1 else "(" + ", ".join(properties) + ")"
+    return (
+        f"CREATE CONSTRAINT {constraint_name(label)} IF NOT EXISTS "
+        f"FOR (n:{quoted(label.name)}) REQUIRE {target} IS UNIQUE"
+    )
+
+
+def placeholder(label: Label, variable: str) -> str | None:
+    """The condition under which a node of ``label`` is no longer needed: no relationship
+    and (table-backed) none of its owned properties. None when it cannot be told apart
+    from a row (a label whose rows may have no non-NULL property)."""
+    if label.value_keyed:
+        return f"NOT ({variable})--()"
+    if not label.placeholder_exact:
+        return None
+    return " AND ".join([f"NOT ({variable})--()", *_all_null(variable, label.owned)])
+
+
+def _all_null(variable: str, properties: Sequence[str]) -> list[str]:
+    return [f"{variable}.{quoted(p)} IS NULL" for p in properties]
+
+
+def _any_set(variable: str, properties: Sequence[str]) -> str:
+    return " OR ".join(f"{variable}.{quoted(p)} IS NOT NULL" for p in properties)
+
+
+def _pattern(link: Link, start: str, end: str, relationship: str, identity: str = "") -> str:
+    return f"({start})-[{relationship}:{quoted(link.type)}{identity}]->({end})"
+
+
+class Statements:
+    """Cypher for one table; ``param`` names the list parameter of each output column."""
+
+    def __init__(self, plan: TablePlan) -> None:
+        self.plan = plan
+        self.param = {name: f"c{n}" for n, name in enumerate(plan.outputs)}
+
+    def column(self, name: str, row: str = "i") -> str:
+        return f"${self.param[name]}[{row}]"
+
+    # -- which ends go inline ----------------------------------------------------------------
+
+    def inline(self, link: Link, end: End) -> bool:
+        """A single non-NULL key per row (and a non-NULL identity): no list, no subquery."""
+        if end.row_node is not None:
+            return True
+        columns = [*end.columns, *(link.properties[p] for p in link.identity)]
+        return all(
+            not self.plan.outputs[c].nullable and not self.plan.outputs[c].is_list for c in columns
+        )
+
+    def fed_by_links(self, label: Label, column: str) -> bool:
+        return any(
+            end.label.name == label.name and end.columns == (column,)
+            for link in self.plan.links
+            for end in (link.start, link.end)
+        )
+
+    # -- write -------------------------------------------------------------------------------
+
+    def write(self) -> str | None:
+        if self.plan.is_empty():
+            return None
+        lines = ["UNWIND range(0, $rows - 1) AS i"]
+        for index, node in enumerate(self.plan.nodes):
+            lines += self._node(index, node)
+        for index, feed in enumerate(self.plan.feeds):
+            if self.fed_by_links(feed.label, feed.column):
+                continue  # the relationships MERGE these nodes already
+            merged = f"(:{quoted(feed.label.name)} {{{quoted(feed.label.key[0])}: k}})"
+            lines += ["WITH *", f"CALL (i) {{ UNWIND $f{index}[i] AS k MERGE {merged} }}"]
+        for index, link in enumerate(self.plan.links):
+            lines += self._link(index, link)
+        return "\n".join(lines)
+
+    def _node(self, index: int, node: RowNode) -> list[str]:
+        keys = key_map(node.label.key, [self.column(c) for c in node.columns])
+        lines = [f"MERGE (n{index}:{quoted(node.label.name)} {keys})"]
+        if node.properties:
+            settings = (
+                f"n{index}.{quoted(p)} = {self.column(c)}" for p, c in node.properties.items()
+            )
+            lines.append("SET " + ", ".join(settings))
+        return lines
+
+    def _identity(self, link: Link, row: str = "i") -> str:
+        if not link.identity:
+            return ""
+        return " " + key_map(
+            link.identity, [self.column(link.properties[p], row) for p in link.identity]
+        )
+
+    def _set(self, link: Link, variable: str) -> str:
+        settings = [
+            f"{variable}.{quoted(p)} = {self.column(c)}"
+            for p, c in link.properties.items()
+            if p not in link.identity
+        ]
+        return " SET " + ", ".join(settings) if settings else ""
+
+    def _link(self, index: int, link: Link) -> list[str]:
+        own = link.own_end
+        if own is None:
+            return self._free_link(index, link)
+        row_end, other = (link.start, link.end) if own == "start" else (link.end, link.start)
+        row = f"n{row_end.row_node}"
+
+        def pattern(other_node: str, relationship: str, identity: str = "") -> str:
+            if own == "start":
+                return _pattern(link, row, other_node, relationship, identity)
+            return _pattern(link, other_node, row, relationship, identity)
+
+        other_label = quoted(other.label.name)
+        # A re-synced row drops the relationships it no longer makes (and the nodes only
+        # they kept: a genre no movie lists, a placeholder of a changed foreign key).
+        condition = self._stale(index, link, other)
+        stale = f"MATCH {pattern('o:' + other_label, 'r')} WHERE {condition} DELETE r"
+        cleanup = placeholder(other.label, "o")
+        if cleanup:
+            stale += f" WITH DISTINCT o WHERE {cleanup} DELETE o"
+        lines = ["WITH *", f"CALL ({row}, i) {{ {stale} }}"]
+        identity = self._identity(link)
+        if self.inline(link, other):
+            keys = key_map(other.label.key, [self.column(c) for c in other.columns])
+            lines.append(f"MERGE (o{index}:{other_label} {keys})")
+            lines.append(
+                f"MERGE {pattern(f'o{index}', f'r{index}', identity)}{self._set(link, f'r{index}')}"
+            )
+            return lines
+        keys = key_map(other.label.key, _unwound("k", len(other.columns)))
+        merge = (
+            f"UNWIND $e{index}[i] AS k MERGE (o:{other_label} {keys}) "
+            f"MERGE {pattern('o', 'r', identity)}{self._set(link, 'r')}"
+        )
+        return [*lines, "WITH *", f"CALL ({row}, i) {{ {merge} }}"]
+
+    def _stale(self, index: int, link: Link, other: End) -> str:
+        """True for a relationship of this type at the row's node the row no longer makes."""
+        found = [f"o.{quoted(k)}" for k in other.label.key]
+        found += [f"r.{quoted(p)}" for p in link.identity]
+        if self.inline(link, other):
+            wanted = [self.column(c) for c in other.columns]
+            wanted += [self.column(link.properties[p]) for p in link.identity]
+            return (
+                "NOT ("
+                + " AND ".join(f"{f} = {w}" for f, w in zip(found, wanted, strict=True))
+                + ")"
+            )
+        if len(found) == 1:
+            return f"NOT {found[0]} IN $e{index}[i]"
+        return f"NOT [{', '.join(found)}] IN $s{index}[i]"
+
+    def _free_link(self, index: int, link: Link) -> list[str]:
+        """A relationship between two nodes neither of which is the row's (ratings)."""
+        start, end = quoted(link.start.label.name), quoted(link.end.label.name)
+        identity = self._identity(link)
+        if self.inline(link, link.start) and self.inline(link, link.end):
+            start_keys = key_map(link.start.label.key, [self.column(c) for c in link.start.columns])
+            end_keys = key_map(link.end.label.key, [self.column(c) for c in link.end.columns])
+            return [
+                f"MERGE (a{index}:{start} {start_keys})",
+                f"MERGE (b{index}:{end} {end_keys})",
+                f"MERGE {_pattern(link, f'a{index}', f'b{index}', f'r{index}', identity)}"
+                + self._set(link, f"r{index}"),
+            ]
+        start_keys = key_map(link.start.label.key, _unwound("ka", len(link.start.columns)))
+        end_keys = key_map(link.end.label.key, _unwound("kb", len(link.end.columns)))
+        merge = (
+            f"UNWIND $e{index}s[i] AS ka UNWIND $e{index}e[i] AS kb "
+            f"MERGE (a:{start} {start_keys}) MERGE (b:{end} {end_keys}) "
+            f"MERGE {_pattern(link, 'a', 'b', 'r', identity)}{self._set(link, 'r')}"
+        )
+        return ["WITH *", f"CALL (i) {{ {merge} }}"]
+
+    # -- delete by key (audit --repair) ------------------------------------------------------
+
+    def deletes(self) -> tuple[str, ...]:
+        """Statements taking ``$keys`` (lists in key order, as graph values); each returns
+        ``deleted``, and the first one's is the number of rows deleted."""
+        statements = [self._delete_node(index, node) for index, node in enumerate(self.plan.nodes)]
+        statements += [
+            statement
+            for link in self.plan.links
+            if link.own_end is None and (statement := self._delete_link(link)) is not None
+        ]
+        return tuple(statements)
+
+    def _key(self, columns: Sequence[str]) -> list[str] | None:
+        """``key[n]`` for each column, or None when one is not a key column."""
+        keys = self.plan.key_columns
+        if not all(c in keys for c in columns):
+            return None
+        return [f"key[{keys.index(c)}]" for c in columns]
+
+    def _delete_node(self, index: int, node: RowNode) -> str:
+        keys = self._key(node.columns)
+        assert keys is not None  # a row's node is keyed by the row's key
+        lines = [
+            "UNWIND $keys AS key",
+            f"MATCH (n:{quoted(node.label.name)} {key_map(node.label.key, keys)})",
+        ]
+        properties = list(node.properties)
+        if properties:
+            lines.append(f"WHERE {_any_set('n', properties)}")
+        for link in self.plan.links:
+            row_end, other = (
+                (link.start, link.end) if link.own_end == "start" else (link.end, link.start)
+            )
+            if link.own_end is None or row_end.row_node != index:
+                continue
+            other_node = f"o:{quoted(other.label.name)}"
+            arrow = (
+                _pattern(link, "n", other_node, "r")
+                if link.own_end == "start"
+                else _pattern(link, other_node, "n", "r")
+            )
+            cleanup = placeholder(other.label, "o")
+            tail = f" WITH DISTINCT o WHERE {cleanup} DELETE o" if cleanup else ""
+            lines.append(f"CALL (n) {{ MATCH {arrow} DELETE r{tail} }}")
+        if properties:
+            lines.append("REMOVE " + ", ".join(f"n.{quoted(p)}" for p in properties))
+        if node.own or node.label.placeholder_exact:
+            gone = " AND ".join(["NOT (n)--()", *_all_null("n", node.others)])
+            lines += ["WITH n", f"CALL (n) {{ WITH n WHERE {gone} DELETE n }}"]
+        lines.append("RETURN count(*) AS deleted")
+        return "\n".join(lines)
+
+    def _delete_link(self, link: Link) -> str | None:
+        """A relationship whose ends and identity the key alone determines; else None (it
+        is removed by a full refresh only)."""
+        start, end = self._key(link.start.columns), self._key(link.end.columns)
+        identity = self._key([link.properties[p] for p in link.identity])
+        if start is None or end is None or identity is None:
+            return None
+        identity_map = " " + key_map(link.identity, identity) if link.identity else ""
+        start_node = f"a:{quoted(link.start.label.name)} {key_map(link.start.label.key, start)}"
+        end_node = f"b:{quoted(link.end.label.name)} {key_map(link.end.label.key, end)}"
+        lines = [
+            "UNWIND $keys AS key",
+            f"MATCH {_pattern(link, start_node, end_node, 'r', identity_map)}",
+            "DELETE r",
+            "WITH a, b",
+        ]
+        for variable, label in (("a", link.start.label), ("b", link.end.label)):
+            cleanup = placeholder(label, variable)
+            if cleanup:
+                lines.append(
+                    f"CALL ({variable}) {{ WITH {variable} WHERE {cleanup} DELETE {variable} }}"
+                )
+        lines.append("RETURN count(*) AS deleted")
+        return "\n".join(lines)
+
+    # -- full refresh (auto-commit, CALL {} IN TRANSACTIONS keeps each delete small) -------
+
+    def refresh(self, of_rows: int) -> tuple[str, ...]:
+        """Remove what the table owns, then the nodes nothing needs any more."""
+        batched = f"IN TRANSACTIONS OF {of_rows} ROWS"
+        statements = [
+            f"MATCH (:{quoted(link.start.label.name)})-[r:{quoted(link.type)}]->"
+            f"(:{quoted(link.end.label.name)}) CALL (r) {{ DELETE r }} {batched}"
+            for link in self.plan.links
+        ]
+        own_labels = set()
+        for node in self.plan.nodes:
+            label = quoted(node.label.name)
+            if node.properties:
+                removed = ", ".join(f"n.{quoted(p)}" for p in node.properties)
+                statements.append(
+                    f"MATCH (n:{label}) WHERE {_any_set('n', list(node.properties))} "
+                    f"CALL (n) {{ REMOVE {removed} }} {batched}"
+                )
+            if node.own:
+                own_labels.add(node.label.name)
+                gone = " AND ".join(["NOT (n)--()", *_all_null("n", node.others)])
+                statements.append(
+                    f"MATCH (n:{label}) WHERE {gone} CALL (n) {{ DELETE n }} {batched}"
+                )
+        for swept in self.plan.labels.values():
+            condition = placeholder(swept, "n")
+            if condition and swept.name not in own_labels:
+                statements.append(
+                    f"MATCH (n:{quoted(swept.name)}) WHERE {condition} "
+                    f"CALL (n) {{ DELETE n }} {batched}"
+                )
+        return tuple(statements)
+
+
+def _unwound(variable: str, size: int) -> list[str]:
+    """The key values of one unwound element: ``k`` itself, or ``k[0]``, ``k[1]``..."""
+    return [variable] if size == 1 else [f"{variable}[{n}]" for n in range(size)]
