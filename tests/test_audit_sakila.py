@@ -119,3 +119,9 @@ def test_sakila_postgres_audit_names_exactly_the_changed_rows_and_repair_cleans(
     sql_settings: Settings, tmp_path: Path
 ) -> None:
     _audit_mutate_repair(sql_settings, sakila_project(sql_settings, tmp_path), ["postgres"])
+
+
+def test_sakila_neo4j_audit_names_exactly_the_changed_rows_and_repair_cleans(
+    settings: Settings, tmp_path: Path
+) -> None:
+    _audit_mutate_repair(settings, sakila_project(settings, tmp_path), ["postgres", "neo4j"])

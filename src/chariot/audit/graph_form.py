@@ -34,7 +34,13 @@ from chariot.audit.forms import (
 )
 from chariot.audit.values import Kind
 from chariot.project.column_types import TEXTS, parse_source_type
-from chariot.project.graph import Graph, NodeLabel, Relationship, table_properties
+from chariot.project.graph import (
+    Graph,
+    NodeLabel,
+    Relationship,
+    property_name,
+    table_properties,
+)
 from chariot.project.model import Split
 from chariot.project.outputs import OutputColumn
 from chariot.streams import Stream
@@ -84,14 +90,15 @@ def graph_canonical(stream: Stream) -> Canonical | None:
 
 
 def label_keys(stream: Stream, graph: Graph, label_name: str) -> tuple[str, ...]:
-    """A label's key property names (default: its table's key output names)."""
+    """A label's key property names (default: its table's key output names, as property
+    names)."""
     label = graph.nodes[label_name]
     if label.key:
         return tuple(label.key)
     if label.table is not None and stream.project is not None:
         from chariot.project.streams import table_stream
 
-        return key_names(table_stream(stream.project, label.table))
+        return tuple(property_name(c) for c in key_names(table_stream(stream.project, label.table)))
     return ()
 
 
