@@ -120,7 +120,9 @@ def decimal_scale(stream: Stream, column: OutputColumn) -> int:
         parsed = parse_source_type(stream.column(column.origin).source_type)
     except (KeyError, ValueError):
         return 0
-    return parsed.scale or 0 if parsed.name == "decimal" and not column.steps else 0
+    if parsed.name != "decimal" or column.steps:
+        return 0
+    return parsed.scale or 0
 
 
 def source_value(stream: Stream, column: OutputColumn) -> SourceValue:
