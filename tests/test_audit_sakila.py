@@ -125,3 +125,117 @@ def test_sakila_neo4j_audit_names_exactly_the_changed_rows_and_repair_cleans(
     settings: Settings, tmp_path: Path
 ) -> None:
     _audit_mutate_repair(settings, sakila_project(settings, tmp_path), ["postgres", "neo4j"])
+
+
+# -- a small schema of awkward types, both sinks -------------------------------------------------
+
+ODD_SCHEMA = (
+    "CREATE TABLE kinds (id INT PRIMARY KEY, name VARCHAR(40) NOT NULL)",
+    "CREATE TABLE things (id INT PRIMARY KEY, kind_id INT NULL, at DATETIME NULL,"
+    " stamp TIMESTAMP NULL DEFAULT NULL, active TINYINT(1) NOT NULL,"
+    " tags SET('red','green','blue') NOT NULL DEFAULT '', price DECIMAL(8,3) NULL,"
+    " raw BLOB NULL, span TIME NULL, doc JSON NULL, big BIGINT UNSIGNED NULL,"
+    " FOREIGN KEY (kind_id) REFERENCES kinds (id))",
+    "CREATE TABLE parts (thing_id INT NOT NULL, line INT NOT NULL, qty INT NOT NULL,"
+    " PRIMARY KEY (thing_id, line), FOREIGN KEY (thing_id) REFERENCES things (id))",
+    ("INSERT INTO kinds VALUES (%s, %s)", [(1, "plain"), (2, "odd")]),
+    (
+        "INSERT INTO things VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        [
+            (
+                1,
+                1,
+                "2024-02-29 23:59:59",
+                "2038-01-19 03:14:07",
+                1,
+                "red,blue",
+                "-0.001",
+                b"\x00\xff",
+                "-838:59:59",
+                '{"b": 1, "a": [1.50, "x"]}',
+                18446744073709551615,
+            ),
+            (2, None, None, None, 0, "", None, None, None, None, None),
+            (
+                3,
+                2,
+                "1000-01-01 00:00:00",
+                "1970-01-01 00:00:01",
+                1,
+                "green",
+                "12345.678",
+                b"",
+                "00:00:00",
+                "[]",
+                0,
+            ),
+            (
+                4,
+                2,
+                "9999-12-31 23:59:59",
+                "2000-06-15 12:00:00",
+                0,
+                "red,green,blue",
+                "0.000",
+                b"\x89PNG",
+                "838:59:59",
+                '{"k": null}',
+                1,
+            ),
+            (5, 1, "2001-01-01 00:00:00", None, 1, "blue", "1.500", b"x", "12:34:56", '"text"', 42),
+        ],
+    ),
+    (
+        "INSERT INTO parts VALUES (%s, %s, %s)",
+        [(1, 1, 2), (1, 2, -1), (3, 1, 0), (5, 7, 2147483647)],
+    ),
+)
+
+
+def test_awkward_types_compare_exactly_in_both_sinks_and_damage_is_found(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from tests.audit_support import cypher, postgres
+    from tests.sync_support import mysql_execute
+
+    mysql_execute(settings.mysql, *ODD_SCHEMA)
+    path = tmp_path / "chariot.toml"
+    init_project(settings, path=path)
+    project = load_project(path)
+    streams = project_streams(project)
+    assert project.tables["things"].columns["active"].postgres == "boolean"
+    sinks = ["postgres", "neo4j"]
+    assert sync(settings, sinks=sinks, streams=streams).ok
+    clean = audit(settings, streams, sinks)
+    assert differences(clean) == {}, [r.examples for r in clean.results if not r.clean]
+
+    postgres(
+        settings.postgres, "UPDATE {s}.things SET stamp = stamp + interval '1 second' WHERE id = 1"
+    )
+    postgres(settings.postgres, "UPDATE {s}.things SET active = NOT active WHERE id = 2")
+    postgres(settings.postgres, "UPDATE {s}.things SET tags = ARRAY['blue', 'green'] WHERE id = 4")
+    postgres(settings.postgres, "UPDATE {s}.things SET doc = %s WHERE id = 4", ('{"k": 0}',))
+    postgres(
+        settings.postgres,
+        "UPDATE {s}.things SET span = span + interval '1 microsecond' WHERE id = 5",
+    )
+    postgres(settings.postgres, "DELETE FROM {s}.parts WHERE thing_id = 1 AND line = 2")
+    label = next(n for n, node in project.graph.nodes.items() if node.table == "things")
+    parts = next(n for n, node in project.graph.nodes.items() if node.table == "parts")
+    cypher(settings, f"MATCH (n:{label} {{id: 1}}) SET n.price = n.price + 0.0001")
+    cypher(settings, f"MATCH (n:{label} {{id: 3}}) SET n.raw = [1]")
+    cypher(settings, f"MATCH (n:{label} {{id: 4}}) SET n.big = '2'")
+    cypher(settings, f"MATCH (n:{label} {{id: 5}}) SET n.at = n.at + duration('PT1S')")
+    cypher(settings, f"MATCH (n:{parts} {{thing_id: 3, line: 1}}) SET n.qty = 1")
+
+    found = audit(settings, streams, sinks)
+    assert changed_keys(found, "postgres") == {
+        "things": {"differing": [[1], [2], [4], [5]]},
+        "parts": {"missing": [[1, 2]]},
+    }
+    assert changed_keys(found, "neo4j") == {
+        "things": {"differing": [[1], [3], [4], [5]]},
+        "parts": {"differing": [[3, 1]]},
+    }
+    repaired = audit(settings, streams, sinks, repair=True)
+    assert differences(repaired, after_repair=True) == {}
