@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chariot.audit.canonical import canonical_for, digest, row_text
+from chariot.audit.canonical import Canonical, digest, row_text
+from chariot.audit.forms import canonical_for
 from chariot.audit.postgres import PostgresSide
 from chariot.audit.segments import Segment
 from chariot.audit.source import SourceSide
@@ -71,27 +72,47 @@ def test_mysql_postgres_and_python_build_the_same_digests(
             "INSERT INTO {s}.movies VALUES (%s, %s, %s, %s)",
             (row[0], row[1], split_genres(row[2]), title_year(row[1])),
         )
-    canonical = canonical_for("movies", "postgres")
+    canonical = _form("postgres")
     at_source = _digests(SourceSide(movie_tables, canonical))
     at_sink = _digests(PostgresSide(movie_tables, canonical))
     in_python = {
-        (movie_id,): digest(row_text(canonical, _sql_form(movie_id, title, genres)))
+        (movie_id,): digest(row_text(canonical, _sql_form(movie_id, title, genres, canonical)))
         for movie_id, title, genres in source
     }
     assert at_source == at_sink == in_python
-    graph = canonical_for("movies", "neo4j")
+    graph = _form("neo4j")
     python_source = _digests(SourceSide(movie_tables, graph))
     expected_graph = {
         (movie_id,): digest(
-            row_text(graph, (movie_id, title, split_genres(genres), title_year(title)))
+            row_text(
+                graph, _in_order(graph, movie_id, title, split_genres(genres), title_year(title))
+            )
         )
         for movie_id, title, genres in source
     }
     assert python_source == expected_graph
 
 
-def _sql_form(movie_id: int, title: str, genres: str | None) -> tuple[Any, ...]:
-    return (movie_id, title, "|".join(split_genres(genres)), title_year(title))
+def _sql_form(
+    movie_id: int, title: str, genres: str | None, canonical: Canonical
+) -> tuple[Any, ...]:
+    return _in_order(canonical, movie_id, title, "|".join(split_genres(genres)), title_year(title))
+
+
+def _in_order(
+    canonical: Canonical, movie_id: int, title: str, genres: Any, year: int | None
+) -> tuple[Any, ...]:
+    by_name = {"movie_id": movie_id, "title": title, "genres": genres, "year": year}
+    return tuple(by_name[name] for name in canonical.field_names)
+
+
+def _form(sink: str) -> Canonical:
+    from chariot.project.streams import default_streams
+
+    movies = next(s for s in default_streams() if s.name == "movies")
+    form = canonical_for(movies, sink)
+    assert form is not None
+    return form
 
 
 def _digests(side: Any) -> dict[tuple[Any, ...], int]:

@@ -9,8 +9,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chariot.audit.canonical import RATINGS, digest, encode_value, row_text
+from chariot.audit.canonical import Canonical, digest, row_text
 from chariot.audit.compare import Comparison, Findings
+from chariot.audit.forms import postgres_canonical
 from chariot.audit.segments import (
     Segment,
     choose_segments,
@@ -20,6 +21,7 @@ from chariot.audit.segments import (
     segments_from_boundaries,
 )
 from chariot.audit.sides import Checksum, Side
+from chariot.audit.values import encode as encode_value
 
 keys2 = st.tuples(st.integers(-5, 5), st.integers(-5, 5))
 keys3 = st.tuples(st.integers(-3, 3), st.integers(-3, 3), st.text(alphabet="aAb ", max_size=3))
@@ -88,17 +90,20 @@ def test_choose_segments_is_a_sorted_reproducible_sample(
 
 @given(st.sampled_from([Decimal(f"{tenths / 10:.1f}") for tenths in range(-99, 100)]))
 def test_graph_float_rating_encodes_like_the_source_decimal(rating: Decimal) -> None:
-    assert encode_value("decimal", float(rating)) == encode_value("decimal", rating) == str(rating)
+    # ratings are decimal(2,1): one place
+    as_float, as_decimal = (encode_value("decimal", r, scale=1) for r in (float(rating), rating))
+    assert as_float == as_decimal == str(rating)
 
 
 def test_values_of_the_wrong_type_never_encode_like_right_ones() -> None:
-    assert encode_value("decimal", 3.45) != encode_value("decimal", Decimal("3.5"))
+    assert encode_value("decimal", 3.45, scale=1) != encode_value("decimal", Decimal("3.5"))
     assert encode_value("decimal", "3.5") != "3.5"
     assert encode_value("int", 5.0) != encode_value("int", 5)
     assert encode_value("int", True) != encode_value("int", 1)
     assert encode_value("text", None) == "N" != encode_value("text", "N")
     assert encode_value("text", "") != encode_value("text", None)
-    assert encode_value("textset", ["b", "a", "a"]) == encode_value("text", "a|b")
+    # genres: a split on "|"
+    assert encode_value("textset", ["b", "a", "a"], delimiter="|") == encode_value("text", "a|b")
 
 
 @given(st.text(), st.text())
@@ -107,7 +112,7 @@ def test_length_prefixes_keep_field_boundaries(first: str, second: str) -> None:
     moved = (first + second[:1], second[1:])
     if moved != (first, second):
         row = [1, 2, Decimal("3.5"), 4]
-        assert row_text(RATINGS, row) == row_text(RATINGS, list(row))
+        assert row_text(_ratings(), tuple(row)) == row_text(_ratings(), row)
         assert encode_value("text", first) + "," + encode_value("text", second) != (
             encode_value("text", moved[0]) + "," + encode_value("text", moved[1])
         )
@@ -176,3 +181,9 @@ def test_bisection_finds_exactly_the_changed_keys(
     assert set(findings.differing) == {
         k for k in source.keys() & sink.keys() if source[k] != sink[k]
     }
+
+
+def _ratings() -> Canonical:
+    from chariot.project.streams import default_streams
+
+    return postgres_canonical(next(s for s in default_streams() if s.name == "ratings"))

@@ -1,6 +1,9 @@
 """`chariot audit`: exact comparison of the source with every sink, row by row.
 
-canonical.py  the canonical row text per stream and database (SQL and Python alike)
+canonical.py  the canonical row text (SQL and Python alike)
+values.py     source values as the value contract reads them; one canonical text per kind
+forms.py      each table's fields per sink, derived from its stream (PostgreSQL: outputs)
+graph_form.py the same for Neo4j, from the project's graph model
 segments.py   key-space segments and the range predicates of each database
 sides.py      what a database offers the comparison (checksums, digests, rows)
 source.py     MySQL/MariaDB side; postgres.py, neo4j.py: the sinks' sides
@@ -25,7 +28,7 @@ from chariot.audit.report import AuditReport, LastAudit, RepairReport, Summaries
 from chariot.config import Settings
 from chariot.errors import ChariotError, ConfigError
 from chariot.progress import ProgressCallback, notify, prefixed
-from chariot.streams import MOVIELENS_STREAMS
+from chariot.streams import Stream
 
 if TYPE_CHECKING:
     from chariot.audit.tables import Scope
@@ -43,6 +46,7 @@ class AuditOptions:
     segment_rows: int | None = None  # None: about 64 segments per table
     summaries: bool = True
     seed: int | None = None  # for a reproducible --sample
+    streams: tuple[Stream, ...] | None = None  # None: the project file's tables
 
 
 def run_audit(
@@ -61,13 +65,14 @@ def run_audit(
     from chariot.audit.history import store_audit
     from chariot.audit.orphans import find_orphans
     from chariot.audit.repair import repair
-    from chariot.audit.tables import audit_tables
+    from chariot.audit.tables import audit_tables, not_compared
 
     options = options or AuditOptions()
     scope = _scope(settings, options)
     started_at, started = datetime.now(UTC), time.perf_counter()
     audits = audit_tables(settings, scope, progress)
     orphans, notes = find_orphans(settings, scope.streams, limit=scope.examples)
+    notes[:0] = not_compared(scope)
     summaries = _summaries(settings, scope, options, progress)
     repaired: RepairReport | None = None
     if options.repair:
@@ -75,13 +80,18 @@ def run_audit(
         again = prefixed(progress, "after repair: ")
         after = audit_tables(settings, scope, again) if actions else audits
         repaired = RepairReport(actions=actions, after=[a.result for a in after])
-        if summaries.status == "ok" and any(
-            a.table == "ratings" and a.sink == "postgres" and (a.upserted or a.deleted)
-            for a in actions
-        ):
+        summarised = _summarised_tables(scope)
+        changed = sorted(
+            {
+                a.table
+                for a in actions
+                if a.table in summarised and a.sink == "postgres" and (a.upserted or a.deleted)
+            }
+        )
+        if summaries.status == "ok" and changed:
             notes.append(
-                "the repair changed ratings in PostgreSQL: the summaries were checked before it "
-                "and are stale now; run `chariot aggregate`"
+                f"the repair changed {', '.join(changed)} in PostgreSQL: the summaries were "
+                "checked before it and are stale now; run `chariot aggregate`"
             )
     report = AuditReport(
         started_at=started_at,
@@ -112,8 +122,11 @@ def last_audit(settings: Settings) -> LastAudit | None:
 
 def _scope(settings: Settings, options: AuditOptions) -> Scope:
     from chariot.audit.tables import AUDITABLE_SINKS, Scope
+    from chariot.project.streams import default_streams
+    from chariot.sync import select_streams
 
-    by_name = {s.name: s for s in MOVIELENS_STREAMS}
+    project_streams = options.streams if options.streams is not None else default_streams()
+    by_name = {s.name: s for s in project_streams}
     tables = list(dict.fromkeys(options.tables or by_name))
     unknown = [t for t in tables if t not in by_name]
     if unknown:
@@ -132,7 +145,8 @@ def _scope(settings: Settings, options: AuditOptions) -> Scope:
     if options.segment_rows is not None and options.segment_rows < 2:
         raise ConfigError("--segment-rows must be at least 2")
     sample = None if options.sample is None or options.sample >= 1 else options.sample
-    streams = tuple(s for s in MOVIELENS_STREAMS if s.name in tables)
+    # Parents before children: the repair deletes in reverse and writes in this order.
+    streams = tuple(select_streams(tuple(project_streams), tables))
     return Scope(
         streams=streams,
         sinks=tuple(s for s in AUDITABLE_SINKS if s in sinks),
@@ -150,9 +164,13 @@ def _summaries(
 
     if not options.summaries:
         return SummariesAudit(status="skipped", note="--no-summaries")
-    if "ratings" not in [s.name for s in scope.streams]:
+    summarised = _summarised_tables(scope)
+    if not summarised & {s.name for s in scope.streams}:
         return SummariesAudit(
-            status="skipped", note="summaries are checked when ratings are audited"
+            status="skipped",
+            note="summaries are checked when the tables they summarise are audited"
+            if summarised
+            else "the project declares no aggregations",
         )
     if "postgres" not in scope.sinks:
         return SummariesAudit(
@@ -162,3 +180,11 @@ def _summaries(
     checked = audit_summaries(settings, neo4j="neo4j" in scope.sinks)
     notify(progress, "summaries", 1, 1, unit="checks", state="done")
     return checked
+
+
+def _summarised_tables(scope: Scope) -> set[str]:
+    """The tables the project's aggregations read."""
+    project = next((s.project for s in scope.streams if s.project is not None), None)
+    if project is None:
+        return set()
+    return {aggregation.table for aggregation in project.aggregations.values()}

@@ -8,11 +8,11 @@ rows the reader's reject rules refuse are not counted, since no sink holds them.
 
 from __future__ import annotations
 
-from chariot.audit.canonical import canonical_for
+from chariot.audit.forms import postgres_canonical
 from chariot.audit.report import OrphanNote
 from chariot.audit.source import SourceSide
 from chariot.config import Settings
-from chariot.streams import STREAMS_BY_NAME, Reference, Stream
+from chariot.streams import Reference, Stream
 
 
 def find_orphans(
@@ -22,13 +22,14 @@ def find_orphans(
     and plain notes for references that could not be checked."""
     orphans: list[OrphanNote] = []
     notes: list[str] = []
+    known = {stream.name: stream for stream in streams}
     for stream in streams:
         if not stream.references:
             continue
-        source = SourceSide(settings, canonical_for(stream.name, "postgres"))
+        source = SourceSide(settings, postgres_canonical(stream))
         try:
             for reference in stream.references:
-                parent = STREAMS_BY_NAME.get(reference.table)
+                parent = _referenced(stream, reference, known)
                 if parent is None or not _source_has(source, parent.source_table):
                     notes.append(
                         f"{stream.name} not checked for orphans: the source has no table "
@@ -41,6 +42,16 @@ def find_orphans(
         finally:
             source.close()
     return orphans, notes
+
+
+def _referenced(stream: Stream, reference: Reference, known: dict[str, Stream]) -> Stream | None:
+    """The referenced table's stream: from the same project, else among the audited ones."""
+    project = stream.project
+    if project is not None and reference.table in project.tables:
+        from chariot.project.streams import table_stream
+
+        return table_stream(project, reference.table)
+    return known.get(reference.table)
 
 
 def _source_has(source: SourceSide, table: str) -> bool:

@@ -1,5 +1,8 @@
 """The PostgreSQL sink as a comparison side: the same canonical text and MD5, in SQL.
 
+A table with a field SQL cannot encode like MySQL (a timestamp, a boolean, bytes ...)
+ships its segments' values instead, encoded in Python with the same rules.
+
 Text keys are compared and ordered ``COLLATE "C"`` (byte order), like the source's binary
 key collation, so a segment's bounds select the same rows on both sides. Reads are
 autocommit: one short snapshot per statement, nothing that holds back vacuum.
@@ -7,12 +10,12 @@ autocommit: one short snapshot per statement, nothing that holds back vacuum.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chariot.audit.canonical import Canonical, postgres_digest
 from chariot.audit.segments import Segment, keys_condition, positional, range_condition
-from chariot.audit.sides import Checksum, Digests, Side
+from chariot.audit.sides import Checksum, Digests, HashingSide
 from chariot.batch import Key
 from chariot.config import Settings
 from chariot.connections import postgres_connect
@@ -22,11 +25,13 @@ if TYPE_CHECKING:
     import psycopg
 
 
-class PostgresSide(Side):
+class PostgresSide(HashingSide):
     label = "postgres"
 
     def __init__(self, settings: Settings, canonical: Canonical) -> None:
         super().__init__(canonical)
+        self.in_sql = canonical.postgres_in_sql
+        self.bisectable = self.in_sql
         self.settings = settings
         schema = settings.postgres.schema_name
         self.table = f'"{schema}"."{canonical.stream.name}"'
@@ -86,6 +91,8 @@ class PostgresSide(Side):
     def checksum(self, segment: Segment) -> Checksum:
         if not self.exists:
             return Checksum(0, 0)
+        if not self.in_sql:
+            return super().checksum(segment)
         where, params = self.where(segment)
         count, total = self.query(
             f"SELECT count(*), coalesce(sum({postgres_digest(self.canonical)}), 0) "
@@ -97,6 +104,8 @@ class PostgresSide(Side):
     def digests(self, segment: Segment) -> Digests:
         if not self.exists:
             return []
+        if not self.in_sql:
+            return super().digests(segment)
         where, params = self.where(segment)
         width = len(self.key_columns)
         rows = self.query(
@@ -121,6 +130,13 @@ class PostgresSide(Side):
             params,
         )
         return [tuple(row) for row in rows]
+
+    def segment_values(self, segment: Segment) -> Iterable[Sequence[Any]]:
+        if not self.exists:
+            return []
+        where, params = self.where(segment)
+        fields = ", ".join(f.postgres for f in self.canonical.fields)
+        return self.query(f"SELECT {fields} FROM {self.table} WHERE {where}", params)
 
     def fetch_values(self, keys: Sequence[Key]) -> list[tuple[Any, ...]]:
         if not self.exists:

@@ -3,8 +3,9 @@
 Missing and differing rows are read again from the source and written with the sink's own
 ``upsert_rows`` (the same transforms as a sync; checkpoints untouched); extra rows go through
 ``delete_keys`` (in Neo4j: the relationship, or the stream's properties, and the nodes that
-leaves orphaned, as the sink documents). Deletes run first, children before parents
-(tags, ratings, links, movies), then upserts, parents first. Rows a sync recorded as rejected
+leaves orphaned, as the sink documents). Deletes run first, children before parents (the
+reverse of the streams' dependency order), then upserts, parents first. Source rows are
+handed over as the value contract reads them, like a sync's. Rows a sync recorded as rejected
 are left alone: writing them would only be rejected again.
 
 This is how source updates and deletes reach the sinks: a high-water mark only sees new keys.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chariot.audit.canonical import canonical_for
+from chariot.audit.forms import postgres_canonical
 from chariot.audit.report import RepairAction
 from chariot.audit.segments import Segment
 from chariot.audit.source import SourceSide
@@ -104,11 +105,12 @@ def _upsert(settings: Settings, sink: RepairableSink, audit: StreamAudit) -> int
     if not keys and not findings.missing_ranges:
         return 0
     sink.prepare(audit.stream)  # creates what a never-synced stream needs; keeps the data
-    source = SourceSide(settings, canonical_for(audit.stream.name, "postgres"))
+    source = SourceSide(settings, postgres_canonical(audit.stream))
     written = 0
     try:
         for start in range(0, len(keys), CHUNK_KEYS):
-            written += _write(sink, audit, source.raw_rows(keys[start : start + CHUNK_KEYS]))
+            chunk = keys[start : start + CHUNK_KEYS]
+            written += _write(sink, audit, source.contract_rows(chunk))
         for segment, _ in findings.missing_ranges:
             written += _write_range(sink, audit, source, segment)
     finally:
@@ -122,7 +124,7 @@ def _upsert(settings: Settings, sink: RepairableSink, audit: StreamAudit) -> int
 def _write_range(
     sink: RepairableSink, audit: StreamAudit, source: SourceSide, segment: Segment
 ) -> int:
-    return _write(sink, audit, source.raw_rows_in(segment))
+    return _write(sink, audit, source.contract_rows_in(segment))
 
 
 def _write(sink: RepairableSink, audit: StreamAudit, rows: list[tuple[Any, ...]]) -> int:

@@ -67,7 +67,7 @@ class Side(ABC):
         for start in range(0, len(keys), KEYS_PER_QUERY):
             for values in self.fetch_values(keys[start : start + KEYS_PER_QUERY]):
                 found[self.key_of(values)] = {
-                    f.name: display_value(f.kind, v)
+                    f.name: display_value(f, v)
                     for f, v in zip(self.canonical.fields, values, strict=True)
                 }
         return found

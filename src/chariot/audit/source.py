@@ -15,7 +15,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from chariot.audit.canonical import Canonical, arith_total, mysql_arith, mysql_digest
+from chariot.audit.canonical import (
+    Canonical,
+    arith_total,
+    mysql_arith,
+    mysql_digest,
+)
 from chariot.audit.segments import Segment, keys_condition, positional, range_condition
 from chariot.audit.sides import KEYS_PER_QUERY, Checksum, Digests, HashingSide
 from chariot.batch import Key
@@ -46,8 +51,9 @@ def reject_reason_sql(stream: Stream) -> str:
 
 
 class SourceSide(HashingSide):
-    """The source table of one stream. SQL does the canonical text and MD5, unless the
-    canonical form needs Python (``canonical.from_source_row``: the graph's genre sets)."""
+    """The source table of one stream. SQL does the canonical text and MD5, unless a field
+    needs Python (``canonical.source_in_sql``: a regular-expression capture, a timestamp,
+    the graph's genre sets): then the rows are read and encoded here."""
 
     label = "mysql"
 
@@ -64,7 +70,7 @@ class SourceSide(HashingSide):
         self.key_columns = [f"`{name}`" for name in self.stream.key]
         self.reject_reason = reject_reason_sql(self.stream)
         self.loadable = f"({self.reject_reason}) IS NULL"
-        self.python_mode = canonical.from_source_row is not None
+        self.python_mode = not canonical.source_in_sql
         self.bisectable = not self.python_mode
         self._connection: pymysql.connections.Connection | None = None
 
@@ -196,10 +202,9 @@ class SourceSide(HashingSide):
 
     def _values(self, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
         if self.python_mode:
-            convert = self.canonical.from_source_row
-            assert convert is not None
-            return [convert(row) for row in self._raw(where, params)]
-        fields = ", ".join(f.mysql for f in self.canonical.fields)
+            convert = self.canonical.source_values
+            return [convert(row) for row in self._contract(self._raw(where, params))]
+        fields = ", ".join(str(f.mysql) for f in self.canonical.fields)
         return [
             tuple(row)
             for row in self.query(f"SELECT {fields} FROM {self.table} WHERE {where}", params)
@@ -217,6 +222,18 @@ class SourceSide(HashingSide):
     def raw_rows_in(self, segment: Segment) -> list[tuple[Any, ...]]:
         where, params = self.where(segment)
         return self._raw(where, params)
+
+    def contract_rows_in(self, segment: Segment) -> list[tuple[Any, ...]]:
+        """The segment's rows as a sync reads them (the value contract)."""
+        return self._contract(self.raw_rows_in(segment))
+
+    def contract_rows(self, keys: Sequence[Key]) -> list[tuple[Any, ...]]:
+        return self._contract(self.raw_rows(keys))
+
+    def _contract(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        from chariot.sources.values import convert_source_rows
+
+        return convert_source_rows(self.stream, rows)
 
     def _raw(self, where: str, params: list[Any]) -> list[tuple[Any, ...]]:
         columns = ", ".join(f"`{name}`" for name in self.stream.source_columns)

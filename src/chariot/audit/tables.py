@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from chariot.audit.canonical import Canonical, canonical_for
+from chariot.audit.canonical import Canonical
 from chariot.audit.compare import Comparison, Findings
+from chariot.audit.forms import canonical_for, postgres_canonical
 from chariot.audit.neo4j import GraphSide
 from chariot.audit.postgres import PostgresSide
 from chariot.audit.progress import SegmentProgress, source_side
@@ -126,11 +127,13 @@ def audit_stream(
     space = _key_space(factory, stream, scope)
     segments = space.segments
     chosen = [segments[i] for i in choose_segments(segments, scope.sample, seed=scope.seed)]
-    canonicals = {sink: canonical_for(stream.name, sink) for sink in scope.sinks}
-    tracker = SegmentProgress(progress, stream.name, canonicals, len(chosen))
+    canonicals = compared_forms(stream, scope.sinks)
+    sinks = tuple(canonicals)
+    shared = _shared_source_forms(canonicals)
+    tracker = SegmentProgress(progress, stream.name, {s: shared[s] for s in sinks}, len(chosen))
     # Every checksum task is submitted before the comparisons that wait for them, and the
     # pool has a thread per task, so a waiting comparison never starves a checksum.
-    with ThreadPoolExecutor(max_workers=2 + 2 * len(scope.sinks)) as pool:
+    with ThreadPoolExecutor(max_workers=2 + 2 * len(sinks)) as pool:
         source_sums = {
             id(c): pool.submit(
                 _checksums,
@@ -138,7 +141,7 @@ def audit_stream(
                 chosen,
                 partial(tracker.checksummed_one, source_side(c)),
             )
-            for c in {id(c): c for c in canonicals.values()}.values()
+            for c in {id(c): c for c in shared.values()}.values()
         }
         sink_sums = {
             sink: pool.submit(
@@ -147,7 +150,7 @@ def audit_stream(
                 chosen,
                 partial(tracker.checksummed_one, sink),
             )
-            for sink in scope.sinks
+            for sink in sinks
         }
         audits = {
             sink: pool.submit(
@@ -157,14 +160,14 @@ def audit_stream(
                 sink,
                 canonicals[sink],
                 chosen,
-                source_sums[id(canonicals[sink])],
+                source_sums[id(shared[sink])],
                 sink_sums[sink],
                 scope,
             )
-            for sink in scope.sinks
+            for sink in sinks
         }
         results = []
-        for sink in scope.sinks:
+        for sink in sinks:
             results.append(audits[sink].result())
             tracker.compared(sink)
     seconds = time.perf_counter() - started
@@ -177,8 +180,38 @@ def audit_stream(
     return results
 
 
+def compared_forms(stream: Stream, sinks: tuple[str, ...]) -> dict[str, Canonical]:
+    """Each selected sink's canonical form of the stream (a sink it has no place in is
+    left out: ``not_compared`` names those)."""
+    found = {sink: canonical_for(stream, sink) for sink in sinks}
+    return {sink: form for sink, form in found.items() if form is not None}
+
+
+def not_compared(scope: Scope) -> list[str]:
+    """Notes for the tables a selected sink does not hold (the graph model leaves them out)."""
+    return [
+        f"{stream.name} is not compared in {sink}: the project's [graph] does not use it"
+        for stream in scope.streams
+        for sink in scope.sinks
+        if canonical_for(stream, sink) is None
+    ]
+
+
+def _shared_source_forms(canonicals: dict[str, Canonical]) -> dict[str, Canonical]:
+    """Sinks whose forms the source computes alike in SQL share one source checksum pass."""
+    by_text: dict[tuple[object, ...], Canonical] = {}
+    shared: dict[str, Canonical] = {}
+    for sink, form in canonicals.items():
+        if not form.source_in_sql:
+            shared[sink] = form
+            continue
+        signature = (form.flavor, tuple((f.kind, f.mysql, f.scale) for f in form.fields))
+        shared[sink] = by_text.setdefault(signature, form)
+    return shared
+
+
 def _key_space(factory: SideFactory, stream: Stream, scope: Scope) -> KeySpace:
-    source = factory.source(canonical_for(stream.name, "postgres"))
+    source = factory.source(postgres_canonical(stream))
     try:
         source.check_exists()
         counts = source.count_rows()

@@ -37,7 +37,7 @@ def audit(
             "--table",
             "-t",
             metavar="TABLE",
-            help="Audit only this table (repeatable): movies, links, ratings, tags.",
+            help="Audit only this table of the project file (repeatable). Default: every table.",
         ),
     ] = None,
     sink: Annotated[
@@ -84,7 +84,7 @@ def audit(
         bool,
         typer.Option(
             "--summaries/--no-summaries",
-            help="Also check the aggregation's summaries (with ratings).",
+            help="Also check the aggregations' summaries (with the tables they read).",
         ),
     ] = True,
     seed: Annotated[
