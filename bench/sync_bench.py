@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))  # tests.conftest: the shared Neo4j lock and wipe
 from chariot.config import Settings, load_settings  # noqa: E402
 from chariot.connections import mysql_connect, postgres_connection  # noqa: E402
 from chariot.sources.sql import SqlSource  # noqa: E402
-from chariot.streams import RATINGS  # noqa: E402
 from chariot.sync import sync  # noqa: E402
 from tests.conftest import NEO4J_LOCK_PATH, wipe_graph  # noqa: E402
+from tests.movielens_project import RATINGS  # noqa: E402
 
 NAME = "chariot_bench_sync"
 CASES = {"postgres": ["postgres"], "neo4j": ["neo4j"], "both": ["postgres", "neo4j"]}

@@ -11,8 +11,8 @@ from typing import Any
 
 from chariot.config import MySQLSettings, Neo4jSettings
 from chariot.connections import neo4j_session
-from chariot.streams import STREAMS_BY_NAME
-from chariot.transforms import split_genres, title_year
+from tests.movielens_project import STREAMS_BY_NAME
+from tests.movielens_rules import split_genres, title_year
 from tests.sync_support import source_rows
 
 ROOT = Path(__file__).resolve().parents[1]

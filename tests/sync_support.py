@@ -10,8 +10,9 @@ from typing import Any
 
 from chariot.config import MySQLSettings, PostgresSettings
 from chariot.connections import mysql_connect, postgres_connection
-from chariot.streams import STREAMS_BY_NAME, Stream
-from chariot.transforms import split_genres, title_year
+from chariot.streams import Stream
+from tests.movielens_project import STREAMS_BY_NAME
+from tests.movielens_rules import split_genres, title_year
 
 
 def seed_movielens(mysql: MySQLSettings, directory: Path) -> None:

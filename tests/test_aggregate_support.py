@@ -48,7 +48,7 @@ def load_movielens(postgres: PostgresSettings, movielens_dir: Path) -> None:
     """ml-latest-small straight into the PostgreSQL sink's layout (COPY, no MySQL)."""
     import pandas as pd
 
-    from chariot.transforms import split_genres, title_year
+    from tests.movielens_rules import split_genres, title_year
 
     create_input_tables(postgres)
     schema = f'"{postgres.schema_name}"'

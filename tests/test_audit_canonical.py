@@ -14,8 +14,8 @@ from chariot.audit.postgres import PostgresSide
 from chariot.audit.segments import Segment
 from chariot.audit.source import SourceSide
 from chariot.config import Settings
-from chariot.transforms import split_genres, title_year
 from tests.audit_support import mysql, postgres
+from tests.movielens_rules import split_genres, title_year
 
 pytestmark = pytest.mark.integration
 

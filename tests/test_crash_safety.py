@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from chariot.config import Settings
-from chariot.streams import RATINGS
 from tests.conftest import settings_env
+from tests.movielens_project import RATINGS
 from tests.neo4j_support import (
     assert_graph_equals_source,
     expected_graph,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chariot.config import Settings
-from chariot.streams import STREAMS_BY_NAME
+from tests.movielens_project import STREAMS_BY_NAME
 from tests.neo4j_support import expected_graph, graph_rows
 from tests.sync_support import (
     create_source_tables,

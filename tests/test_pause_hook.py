@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from chariot.batch import Batch
-from chariot.streams import RATINGS
 from chariot.sync.pause_hook import PAUSE_AFTER_BATCHES, PAUSE_MARKER, pause_after_commit
+from tests.movielens_project import RATINGS
 
 BATCH = Batch(RATINGS, [(1, 2, 4.0, 5)], (1, 2), [])
 

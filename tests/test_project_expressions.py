@@ -13,7 +13,7 @@ from chariot.connections import postgres_connection
 from chariot.project import load_project, parse_project
 from chariot.project.expressions import postgres_expression, python_function
 from chariot.project.outputs import OutputColumn, table_outputs
-from chariot.transforms import postgres_genres_sql, postgres_year_sql
+from tests.movielens_rules import postgres_genres_sql, postgres_year_sql
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,9 @@ from chariot.project.streams import project_streams
 from chariot.project.summaries import summary_columns
 from chariot.project.writer import render_project, value
 from chariot.sinks.postgres_layout import PgTable
-from chariot.streams import MOVIELENS_STREAMS, Stream
-from chariot.transforms import YEAR_PATTERN, split_genres, title_year
+from chariot.streams import Stream
+from tests.movielens_project import MOVIELENS_STREAMS
+from tests.movielens_rules import YEAR_PATTERN, split_genres, title_year
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples/movielens/chariot.toml"
 

@@ -28,7 +28,7 @@ from chariot.sinks.neo4j.graph import graph_mapping
 from chariot.sinks.neo4j.retry import with_retries
 from chariot.sinks.neo4j.sink import decode_key, encode_key
 from chariot.streams import Stream
-from chariot.transforms import split_genres, title_year
+from tests.movielens_rules import split_genres, title_year
 
 Row = tuple[Any, ...]
 

@@ -13,7 +13,8 @@ from chariot.config import MySQLSettings, RunSettings, Settings
 from chariot.connections import mysql_connect
 from chariot.errors import SourceReadError
 from chariot.sources.sql import SqlSource, after_key, key_columns, source_table, up_to_key
-from chariot.streams import LINKS, MOVIES, RATINGS, TAGS, Stream
+from chariot.streams import Stream
+from tests.movielens_project import LINKS, MOVIES, RATINGS, TAGS
 from tests.sync_support import create_source_tables, mysql_execute, seed_movielens, source_rows
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,9 @@ from chariot import plugins
 from chariot.batch import Batch, Key, WriteResult
 from chariot.config import Settings
 from chariot.sinks.base import Sink
-from chariot.streams import MOVIES, RATINGS, Stream
+from chariot.streams import Stream
 from chariot.sync import SyncResult, sync
+from tests.movielens_project import MOVIES, RATINGS
 from tests.sync_support import (
     assert_postgres_equals_source,
     checkpoints,

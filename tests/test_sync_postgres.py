@@ -14,9 +14,9 @@ import pytest
 from chariot.config import Settings
 from chariot.connections import postgres_connection
 from chariot.errors import SourceReadError
-from chariot.streams import RATINGS, STREAMS_BY_NAME
 from chariot.sync import Progress, sync
-from chariot.transforms import split_genres, title_year
+from tests.movielens_project import RATINGS, STREAMS_BY_NAME
+from tests.movielens_rules import split_genres, title_year
 from tests.sync_support import (
     assert_postgres_equals_source,
     checkpoints,

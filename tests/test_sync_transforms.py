@@ -16,7 +16,7 @@ from chariot.errors import ConfigError, PluginError
 from chariot.sinks.postgres import PostgresSink
 from chariot.streams import Stream
 from chariot.sync import select_streams
-from chariot.transforms import postgres_genres_sql, postgres_year_sql, split_genres, title_year
+from tests.movielens_rules import postgres_genres_sql, postgres_year_sql, split_genres, title_year
 
 
 def test_reference_transforms() -> None:

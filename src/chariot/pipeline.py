@@ -69,8 +69,8 @@ def run_pipeline(
     )
     stages = {
         "sync": lambda: _sync(settings, sink_names, full_refresh, sync_progress, streams),
-        "aggregate": lambda: _aggregate(settings, sink_names, workers, aggregate_progress),
-        "audit": lambda: _audit(settings, sink_names, repair, audit_progress),
+        "aggregate": lambda: _aggregate(settings, sink_names, workers, aggregate_progress, streams),
+        "audit": lambda: _audit(settings, sink_names, repair, audit_progress, streams),
     }
     started = time.perf_counter()
     results: list[StageResult] = []
@@ -137,7 +137,11 @@ def _sync(
 
 
 def _aggregate(
-    settings: Settings, sinks: list[str], workers: int | None, progress: ProgressCallback | None
+    settings: Settings,
+    sinks: list[str],
+    workers: int | None,
+    progress: ProgressCallback | None,
+    streams: tuple[Stream, ...] | None,
 ) -> StageResult:
     if "postgres" not in sinks:
         return StageResult(
@@ -147,7 +151,10 @@ def _aggregate(
         )
     from chariot.aggregate.runner import run_aggregation
 
-    result = run_aggregation(settings, workers=workers, graph="neo4j" in sinks, progress=progress)
+    project = streams[0].project if streams else None
+    result = run_aggregation(
+        settings, workers=workers, graph="neo4j" in sinks, progress=progress, project=project
+    )
     if result.action == "none":
         return StageResult(
             stage="aggregate", status="skipped", detail="the project declares no aggregations"
@@ -167,7 +174,11 @@ def _aggregate(
 
 
 def _audit(
-    settings: Settings, sinks: list[str], repair: bool, progress: ProgressCallback | None
+    settings: Settings,
+    sinks: list[str],
+    repair: bool,
+    progress: ProgressCallback | None,
+    streams: tuple[Stream, ...] | None,
 ) -> StageResult:
     from chariot.audit import AuditOptions, run_audit
     from chariot.audit.tables import AUDITABLE_SINKS
@@ -177,7 +188,7 @@ def _audit(
         return StageResult(
             stage="audit", status="skipped", detail="no selected sink can be audited"
         )
-    options = AuditOptions(sinks=tuple(audited), repair=repair)
+    options = AuditOptions(sinks=tuple(audited), repair=repair, streams=streams)
     report = run_audit(settings, options, progress=progress)
     rows = sum(result.rows_compared for result in report.results)
     payload = report.model_dump(mode="json")

@@ -3,8 +3,6 @@
 Streams are data, built from the project file (``chariot.project.streams``). The conductor
 iterates over them; each sink maps a stream to its own storage from the stream alone
 (``outputs`` for PostgreSQL, ``project.graph`` for Neo4j); the audit reads the same.
-The MovieLens constants below remain only until every caller takes its streams from a
-project (``examples/movielens/chariot.toml`` declares the same four tables).
 """
 
 from __future__ import annotations
@@ -85,63 +83,3 @@ class Stream:
             if column.source == source_name:
                 return column
         raise KeyError(source_name)
-
-
-MOVIES = Stream(
-    name="movies",
-    source_table="movies",
-    columns=(
-        Column("movieId", "movie_id", "int"),
-        Column("title", "title", "text"),
-        Column("genres", "genres", "text", nullable=True),  # NULL -> no genres, like the marker
-    ),
-    key=("movieId",),
-)
-
-LINKS = Stream(
-    name="links",
-    source_table="links",
-    columns=(
-        Column("movieId", "movie_id", "int"),
-        Column("imdbId", "imdb_id", "text"),
-        Column("tmdbId", "tmdb_id", "int", nullable=True),
-    ),
-    key=("movieId",),
-    references=(Reference("movies", ("movieId",)),),
-)
-
-RATINGS = Stream(
-    name="ratings",
-    source_table="ratings",
-    columns=(
-        Column("userId", "user_id", "int"),
-        Column("movieId", "movie_id", "int"),
-        Column(
-            "rating",
-            "rating",
-            "decimal",
-            min_value=Decimal("0.5"),
-            max_value=Decimal("5.0"),
-            step=Decimal("0.5"),
-        ),
-        Column("timestamp", "timestamp", "bigint"),
-    ),
-    key=("userId", "movieId"),
-    references=(Reference("movies", ("movieId",)),),
-)
-
-TAGS = Stream(
-    name="tags",
-    source_table="tags",
-    columns=(
-        Column("userId", "user_id", "int"),
-        Column("movieId", "movie_id", "int"),
-        Column("tag", "tag", "text"),
-        Column("timestamp", "timestamp", "bigint"),
-    ),
-    key=("userId", "movieId", "tag"),
-    references=(Reference("movies", ("movieId",)),),
-)
-
-MOVIELENS_STREAMS: tuple[Stream, ...] = (MOVIES, LINKS, RATINGS, TAGS)
-STREAMS_BY_NAME = {stream.name: stream for stream in MOVIELENS_STREAMS}

@@ -177,7 +177,8 @@ def _summaries(
             status="skipped", note="summaries live in PostgreSQL, which was not selected"
         )
     notify(progress, "summaries", 0, 1, unit="checks")
-    checked = audit_summaries(settings, neo4j="neo4j" in scope.sinks)
+    project = next((s.project for s in scope.streams if s.project is not None), None)
+    checked = audit_summaries(settings, neo4j="neo4j" in scope.sinks, project=project)
     notify(progress, "summaries", 1, 1, unit="checks", state="done")
     return checked
 

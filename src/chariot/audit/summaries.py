@@ -5,9 +5,12 @@ from __future__ import annotations
 from chariot.audit.report import SummariesAudit
 from chariot.config import Settings
 from chariot.connections import first_value, postgres_connection
+from chariot.project.model import Project
 
 
-def audit_summaries(settings: Settings, *, neo4j: bool) -> SummariesAudit:
+def audit_summaries(
+    settings: Settings, *, neo4j: bool, project: Project | None = None
+) -> SummariesAudit:
     """Run ``check_summaries`` when a run was promoted; otherwise say there is nothing yet."""
     if not _aggregation_promoted(settings):
         return SummariesAudit(
@@ -16,10 +19,10 @@ def audit_summaries(settings: Settings, *, neo4j: bool) -> SummariesAudit:
         )
     from chariot.aggregate.verify import check_summaries
 
-    check = check_summaries(settings, neo4j=neo4j)
+    check = check_summaries(settings, neo4j=neo4j, project=project)
     return SummariesAudit(
         status="ok" if check.ok else "differences",
-        note=None if neo4j else "Neo4j Movie properties not checked (neo4j not selected)",
+        note=None if neo4j else "Neo4j node properties not checked (neo4j not selected)",
         check=check.model_dump(mode="json"),
     )
 

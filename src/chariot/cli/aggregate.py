@@ -16,6 +16,7 @@ from chariot.cli.common import (
     console,
     err_console,
     finish,
+    project_from,
     reported_errors,
     settings_from,
 )
@@ -99,6 +100,7 @@ def aggregate(
                 restart=restart,
                 graph=graph,
                 progress=progress,
+                project=project_from(ctx),
             )
     finish(
         result,

@@ -22,6 +22,7 @@ from chariot.cli.common import (
     WaitOption,
     console,
     finish,
+    project_streams_from,
     reported_errors,
     settings_from,
 )
@@ -98,7 +99,10 @@ def audit(
     Exit codes: 0 everything agrees, 1 differences found (after --repair: some remain),
     7 the audit itself could not run, 9 (--repair) another command holds a writer lease.
     """
+    with reported_errors(ctx, as_json=as_json):
+        streams = project_streams_from(ctx)
     options = AuditOptions(
+        streams=streams,
         tables=tuple(table) if table else None,
         sinks=tuple(sink) if sink else None,
         sample=sample,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
@@ -321,7 +321,7 @@ def _prepare_postgres(connection: Any, schema_name: str) -> str:
 
 
 def _copy_movies(connection: Any, schema: str, frame: Any) -> None:
-    from chariot.transforms import split_genres, title_year
+    split_genres, title_year = _movielens_transforms("genres", "year")
 
     # A few thousand movies: per-row Python is fine here, and it reuses the sink's rules.
     with (
@@ -330,3 +330,16 @@ def _copy_movies(connection: Any, schema: str, frame: Any) -> None:
     ):
         for movie_id, title, genres in frame.itertuples(index=False):
             copy.write_row((int(movie_id), title, split_genres(genres), title_year(title)))
+
+
+def _movielens_transforms(*names: str) -> tuple[Callable[[Any], Any], ...]:
+    """The MovieLens example project's transforms of ``movies``, by output column: the rules
+    a sync of that project applies (the genres list, the year from the title)."""
+    from chariot.project.expressions import python_function
+    from chariot.project.init import example_text
+    from chariot.project.loading import parse_project
+    from chariot.project.outputs import table_outputs
+
+    movies = parse_project(example_text("movielens")).tables["movies"]
+    outputs = {output.name: output for output in table_outputs(movies)}
+    return tuple(python_function(outputs[name]) for name in names)
