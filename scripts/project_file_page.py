@@ -198,13 +198,10 @@ stores, the graph model Neo4j holds, and the aggregations to compute. It is
 your source's catalog; `examples/movielens/chariot.toml` in the repository is a complete one,
 and every example on this page is taken from it.
 
-!!! warning "Only `chariot init` uses the project file in this release"
-    `sync`, `aggregate`, `audit`, `run` and `status` do not read it yet: they still know only
-    the MovieLens tables. `chariot init` writes the file they will use, so that you can check
-    how your schema maps and describe what reflection cannot see.
-
-`chariot init` writes `chariot.toml` in the working directory, or where `--project PATH` or
-`CHARIOT_PROJECT` says.
+Every command reads it: `sync`, `aggregate`, `audit`, `run` and `status` work on the tables,
+graph and aggregations it declares, and nothing else. It is `chariot.toml` in the working
+directory, or the file (or folder) the global `--project PATH` or `CHARIOT_PROJECT` names;
+`chariot init` writes it there.
 
 ## Reading this page {#reading-this-page}
 

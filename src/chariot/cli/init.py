@@ -84,7 +84,9 @@ def init(
 
 
 def render_init(result: InitResult) -> None:
-    table = Table(title=f"Tables from {escape(result.source)}", title_justify="left")
+    # A title wider than the table would wrap inside it: print the source on its own line.
+    console.print(f"Tables from {escape(result.source)}", highlight=False, soft_wrap=True)
+    table = Table()
     for column in ("table", "key", "columns"):
         table.add_column(column)
     for summary in result.tables:

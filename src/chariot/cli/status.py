@@ -46,16 +46,11 @@ def render_status(report: StatusReport) -> None:
     table = Table(title="Servers", title_justify="left")
     for column in ("server", "role", "state", "version"):
         table.add_column(column)
-    for name in report.tables:
-        table.add_column(name, justify="right")
     for endpoint in report.endpoints:
         state = "[green]up[/]" if endpoint.reachable else "[red]down[/]"
-        counts = [
-            "-" if endpoint.row_counts.get(name) is None else f"{endpoint.row_counts[name]:,}"
-            for name in report.tables
-        ]
-        table.add_row(endpoint.name, endpoint.role, state, endpoint.version or "", *counts)
+        table.add_row(endpoint.name, endpoint.role, state, endpoint.version or "")
     console.print(table)
+    render_row_counts(report)
     for endpoint in report.endpoints:
         if endpoint.error:
             console.print(f"[red]{endpoint.name}[/]: {escape(endpoint.error)}", soft_wrap=True)
@@ -64,6 +59,23 @@ def render_status(report: StatusReport) -> None:
     render_sync_state(report)
     render_aggregation_runs(report)
     render_last_audit(report)
+
+
+def render_row_counts(report: StatusReport) -> None:
+    """One row per table of the project, one column per server: fits any number of tables."""
+    if not report.tables:
+        return
+    table = Table(title="Rows per table", title_justify="left")
+    table.add_column("table")
+    for endpoint in report.endpoints:
+        table.add_column(endpoint.name, justify="right")
+    for name in report.tables:
+        counts = [
+            "-" if endpoint.row_counts.get(name) is None else f"{endpoint.row_counts[name]:,}"
+            for endpoint in report.endpoints
+        ]
+        table.add_row(escape(name), *counts)
+    console.print(table)
 
 
 def render_sync_state(report: StatusReport) -> None:
