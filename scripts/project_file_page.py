@@ -39,6 +39,7 @@ from chariot.project.model import (
     Column,
     Extract,
     Project,
+    Python,
     Rename,
     Split,
     Table,
@@ -148,6 +149,14 @@ SECTIONS: dict[type[BaseModel], Section] = {
     Extract: Section("`extract`", "extract", level=3),
     Rename: Section("`rename`", "rename", level=3),
     Cast: Section("`cast`", "cast", level=3),
+    Python: Section(
+        "`python`",
+        "python",
+        level=3,
+        intro='`{ python = "title", function = "slugify", to = "text", into = "slug" }` '
+        "stores `slugify(title)` as the column `slug`. A project naming a function no "
+        "installed plugin registers is refused when it is read (exit 2).",
+    ),
     Graph: Section("Graph: `[graph]`", "graph", intro=_doc(graph, 1)),
     NodeLabel: Section(
         "Node labels: `[graph.nodes.LABEL]`",

@@ -1,12 +1,15 @@
-"""Finding sources and sinks by name, through the ``chariot.sources`` / ``chariot.sinks``
-entry points (pyproject.toml). A package that declares one of these entry points adds a
-source or sink without touching Chariot.
+"""Finding sources, sinks and Python transforms by name, through the ``chariot.sources`` /
+``chariot.sinks`` / ``chariot.transforms`` entry points (pyproject.toml). A package that
+declares one of these entry points adds a source, a sink or a transform function without
+touching Chariot.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
 from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chariot.errors import PluginError
 
@@ -16,6 +19,7 @@ if TYPE_CHECKING:
 
 SOURCE_GROUP = "chariot.sources"
 SINK_GROUP = "chariot.sinks"
+TRANSFORM_GROUP = "chariot.transforms"
 
 
 def installed(group: str) -> dict[str, EntryPoint]:
@@ -31,6 +35,20 @@ def source_names() -> list[str]:
     return sorted(installed(SOURCE_GROUP))
 
 
+def transform_names() -> list[str]:
+    return sorted(installed(TRANSFORM_GROUP))
+
+
+@cache  # a function's module is imported once; a failed load is not cached
+def load_transform(name: str) -> Callable[[Any], Any]:
+    """The function registered as ``name`` in ``chariot.transforms``."""
+    loaded = _loaded(TRANSFORM_GROUP, "Python transform", name)
+    if not callable(loaded):
+        value = installed(TRANSFORM_GROUP)[name].value
+        raise PluginError(f"Python transform {name!r} ({value}) is not callable")
+    return loaded  # type: ignore[no-any-return]
+
+
 def load_sink(name: str) -> type[Sink]:
     from chariot.sinks.base import Sink
 
@@ -44,6 +62,14 @@ def load_source(name: str) -> type[Source]:
 
 
 def _load(group: str, kind: str, name: str, base: type) -> type:
+    loaded = _loaded(group, kind, name)
+    if not (isinstance(loaded, type) and issubclass(loaded, base)):
+        value = installed(group)[name].value
+        raise PluginError(f"{kind} {name!r} ({value}) is not a {base.__name__} class")
+    return loaded
+
+
+def _loaded(group: str, kind: str, name: str) -> Any:
     plugins = installed(group)
     if name not in plugins:
         known = ", ".join(sorted(plugins)) or "none"
@@ -58,6 +84,4 @@ def _load(group: str, kind: str, name: str, base: type) -> type:
             f"{kind} {name!r} ({plugins[name].value}) could not be loaded: {error}",
             hint="is the package providing it installed completely?",
         ) from error
-    if not (isinstance(loaded, type) and issubclass(loaded, base)):
-        raise PluginError(f"{kind} {name!r} ({plugins[name].value}) is not a {base.__name__} class")
     return loaded

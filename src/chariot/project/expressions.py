@@ -3,7 +3,8 @@
 The Python function is the reference (the graph sink and the audit use it); the SQL is
 the same rule for the PostgreSQL sink, which transforms set-wise from its staging table.
 Cypher has no regular-expression capture without APOC, so graph values are computed in
-Python and compared in Python.
+Python and compared in Python. A ``python`` transform (a plugin's function) has no SQL at
+all: the PostgreSQL sink stages its value computed here (``OutputColumn.in_python``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from chariot.project.model import Cast, Extract, Split
+from chariot.errors import DataError
+from chariot.project.model import Cast, Extract, Python, Split
 from chariot.project.outputs import OutputColumn, ValueStep
 
 Function = Callable[[Any], Any]
@@ -36,7 +38,29 @@ def _python_step(step: ValueStep) -> Function:
         return _split(step.delimiter, frozenset(step.empty))
     if isinstance(step, Extract):
         return _extract(re.compile(step.pattern), step.group)
+    if isinstance(step, Python):
+        return _python(step.function)
     return _cast(step)
+
+
+def _python(name: str) -> Function:
+    from chariot.plugins import load_transform
+
+    function = load_transform(name)
+
+    def python(value: Any) -> Any:
+        try:
+            return function(value)
+        except Exception as error:  # the plugin's bug or a value it does not expect
+            shown = repr(value)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise DataError(
+                f"Python transform {name!r} failed on the value {shown}: "
+                f"{type(error).__name__}: {error}",
+                hint="fix the function (it must accept every value of its column, None too)",
+            ) from error
+
+    return python
 
 
 def _split(delimiter: str, empty: frozenset[str]) -> Function:
@@ -78,14 +102,18 @@ def _cast(step: Cast) -> Function:
 
 
 def postgres_expression(column: OutputColumn, source: str) -> str:
-    """SQL computing ``column`` from ``source``, a quoted reference to its origin's value."""
+    """SQL computing ``column`` from ``source``, a quoted reference to its origin's value.
+    A column computed in Python has none: the caller stages its value instead."""
+    if column.in_python:
+        raise ValueError(f"{column.name!r} is computed by a Python transform, not in SQL")
     expression = source
     for step in column.steps:
+        assert not isinstance(step, Python)  # in_python above
         expression = _postgres_step(step, expression)
     return expression
 
 
-def _postgres_step(step: ValueStep, value: str) -> str:
+def _postgres_step(step: Split | Extract | Cast, value: str) -> str:
     if isinstance(step, Split):
         markers = ", ".join(literal(marker) for marker in step.empty)
         empty = f" OR {value} IN ({markers})" if markers else ""

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from chariot.errors import ConfigError
-from chariot.project.model import TRANSFORM_KINDS, Project
+from chariot.project.model import TRANSFORM_KINDS, Project, Python
 from chariot.project.references import Problem, check_references
 
 PROJECT_FILE = "chariot.toml"
@@ -62,11 +62,36 @@ def validate_project(data: dict[str, Any], *, file: str = PROJECT_FILE) -> Proje
         # A misspelt key also shows up as a missing one: name the misspelling first.
         details = sorted(error.errors(), key=lambda d: d["type"] != "extra_forbidden")
         raise problems_error(file, [_problem(detail) for detail in details]) from None
-    problems = check_references(project)
+    problems = check_references(project) or unknown_functions(project)
     if problems:
         raise problems_error(file, problems)
     project._file = file
     return project
+
+
+def unknown_functions(project: Project) -> list[Problem]:
+    """Each ``python`` transform whose function no installed plugin registers."""
+    from chariot.plugins import TRANSFORM_GROUP, transform_names
+
+    wanted = [
+        (f"tables.{name}.transforms[{index}].function", transform.function)
+        for name, table in project.tables.items()
+        for index, transform in enumerate(table.transforms)
+        if isinstance(transform, Python)
+    ]
+    if not wanted:
+        return []  # no entry point scan for projects without Python transforms
+    names = transform_names()
+    known = ", ".join(names) or "none"
+    return [
+        Problem(
+            path,
+            f"no Python transform {function!r} is installed (the {TRANSFORM_GROUP!r} "
+            f"entry point group holds: {known})",
+        )
+        for path, function in wanted
+        if function not in names
+    ]
 
 
 def problems_error(file: str, problems: list[Problem]) -> ConfigError:

@@ -150,7 +150,26 @@ class Cast(Strict):
     into: str | None = Field(None, description=INTO)
 
 
-TRANSFORM_KINDS = ("split", "extract", "rename", "cast")
+# What a Python transform may produce: a cast's types, a truth value or a list of text.
+PythonTarget = Literal[
+    "smallint", "integer", "bigint", "numeric", "double precision", "text", "boolean", "text[]"
+]
+
+
+class Python(Strict):
+    """A column's value passed to a Python function a plugin registers under the
+    ``chariot.transforms`` entry point group (see [Plugins](../plugins.md#python-transforms)).
+    PostgreSQL's value is computed in Python row by row, and the audit compares it in Python.
+    """
+
+    python: str = Field(description="the column to read (any type; a NULL arrives as None)")
+    function: str = Field(min_length=1, description="the name the function is registered under")
+    to: PythonTarget = Field(description="the PostgreSQL type of what the function returns")
+    into: str | None = Field(None, description=INTO)
+
+
+TRANSFORM_KINDS = ("split", "extract", "rename", "cast", "python")
+AnyTransform = Split | Extract | Rename | Cast | Python
 
 
 def _transform_kind(value: Any) -> str | None:
@@ -165,7 +184,8 @@ Transform = Annotated[
     Annotated[Split, Tag("split")]
     | Annotated[Extract, Tag("extract")]
     | Annotated[Rename, Tag("rename")]
-    | Annotated[Cast, Tag("cast")],
+    | Annotated[Cast, Tag("cast")]
+    | Annotated[Python, Tag("python")],
     Discriminator(
         _transform_kind,
         custom_error_type="transform_kind",
@@ -176,7 +196,7 @@ Transform = Annotated[
 ]
 
 
-def transform_column(transform: Split | Extract | Rename | Cast) -> str:
+def transform_column(transform: AnyTransform) -> str:
     """The column a transform reads."""
     if isinstance(transform, Split):
         return transform.split
@@ -184,6 +204,8 @@ def transform_column(transform: Split | Extract | Rename | Cast) -> str:
         return transform.extract
     if isinstance(transform, Rename):
         return transform.rename
+    if isinstance(transform, Python):
+        return transform.python
     return transform.cast
 
 

@@ -11,9 +11,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from chariot.project.model import Cast, Extract, Rename, Split, Table, transform_column
+from chariot.project.model import (
+    AnyTransform,
+    Cast,
+    Extract,
+    Python,
+    Rename,
+    Split,
+    Table,
+    transform_column,
+)
 
-ValueStep = Split | Extract | Cast
+ValueStep = Split | Extract | Cast | Python
 
 # What a cast produces in Neo4j.
 CAST_NEO4J = {
@@ -24,6 +33,8 @@ CAST_NEO4J = {
     "double precision": "float",
     "text": "string",
 }
+# What a Python transform's result is in Neo4j, besides a cast's types.
+PYTHON_NEO4J = {**CAST_NEO4J, "boolean": "boolean", "text[]": "list<string>"}
 TEXT_TYPES = ("text",)
 
 
@@ -44,6 +55,11 @@ class OutputColumn:
     def is_plain(self) -> bool:
         """A source column as read (perhaps renamed)."""
         return not self.steps
+
+    @property
+    def in_python(self) -> bool:
+        """Computed by a Python transform: no SQL has it, every sink computes it in Python."""
+        return any(isinstance(step, Python) for step in self.steps)
 
 
 class TransformProblem(ValueError):
@@ -82,7 +98,7 @@ def key_output(outputs: tuple[OutputColumn, ...], key: str) -> str | None:
 
 
 def _apply(
-    index: int, transform: Split | Extract | Rename | Cast, columns: dict[str, OutputColumn]
+    index: int, transform: AnyTransform, columns: dict[str, OutputColumn]
 ) -> dict[str, OutputColumn]:
     name = transform_column(transform)
     current = columns.get(name)
@@ -114,6 +130,14 @@ def _rename(
 
 def _produce(index: int, transform: ValueStep, current: OutputColumn) -> OutputColumn:
     steps = (*current.steps, transform)
+    if isinstance(transform, Python):  # a function may take any value, lists included
+        return replace(
+            current,
+            postgres=transform.to,
+            neo4j=PYTHON_NEO4J[transform.to],
+            nullable=True,
+            steps=steps,
+        )
     if current.is_list:
         raise TransformProblem(index, f"{current.name!r} is a list already")
     if isinstance(transform, Split):

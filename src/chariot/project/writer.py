@@ -16,7 +16,16 @@ from typing import Any
 
 from chariot.project.aggregations import Aggregation, Statistic
 from chariot.project.graph import NodeLabel, Relationship
-from chariot.project.model import Cast, Column, Extract, Project, Rename, Split, Table
+from chariot.project.model import (
+    AnyTransform,
+    Column,
+    Extract,
+    Project,
+    Python,
+    Rename,
+    Split,
+    Table,
+)
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 # Characters TOML strings must escape (all controls but tab, and DEL).
@@ -102,7 +111,7 @@ def _column(column: Column) -> dict[str, Any]:
     return fields
 
 
-def _transform(transform: Split | Extract | Rename | Cast) -> dict[str, Any]:
+def _transform(transform: AnyTransform) -> dict[str, Any]:
     if isinstance(transform, Rename):
         return {"rename": transform.rename, "to": transform.to}
     if isinstance(transform, Split):
@@ -113,6 +122,8 @@ def _transform(transform: Split | Extract | Rename | Cast) -> dict[str, Any]:
         fields = {"extract": transform.extract, "pattern": transform.pattern}
         if transform.group != 1:
             fields["group"] = transform.group
+    elif isinstance(transform, Python):
+        fields = {"python": transform.python, "function": transform.function, "to": transform.to}
     else:
         fields = {"cast": transform.cast, "to": transform.to}
     if transform.into is not None:

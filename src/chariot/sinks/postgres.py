@@ -4,9 +4,10 @@ One transaction per batch holds the upsert (``INSERT ... SELECT ... ON CONFLICT 
 the rejects and the high-water mark in ``_chariot_checkpoints``: a crash at any instant leaves
 data and checkpoint in step, and replaying a batch rewrites the same values. The project's
 transforms run in SQL over the staged batch (``chariot.project.expressions``), so Python
-never touches a row: the reader's tuples go straight into COPY. A value PostgreSQL refuses
-(JSON it does not accept, a number beyond a type the project narrowed) fails its batch,
-which is bisected down to the row: that row is a reject with its key, the rest load.
+never touches a row: the reader's tuples go straight into COPY (only a ``python``
+transform's column is computed in Python, and staged with its row). A value PostgreSQL
+refuses (JSON it does not accept, a number beyond a type the project narrowed) fails its
+batch, which is bisected down to the row: that row is a reject with its key, the rest load.
 
 There are no foreign keys, on purpose: ratings and tags may arrive before their movie (the
 tables load in parallel sinks, a movie row may be rejected, or the source may simply lack
@@ -220,9 +221,10 @@ class PostgresSink(RepairableSink):
         if table.name not in self._staged:
             connection.execute(table.create_staging)
             self._staged.add(table.name)
+        staged = table.staged_rows(rows)  # before COPY starts: a Python transform may fail
         with connection.cursor() as cursor:
             with cursor.copy(table.copy_into_staging) as copy:
-                for row in rows:
+                for row in staged:
                     copy.write_row(row)
             cursor.execute(table.upsert_from_staging)
             if table.stream.name in self._clear_rejects:

@@ -6,18 +6,21 @@ value contract to the server as text, which parses it by that type (bool, date, 
 timestamptz, interval, text[], jsonb, bytea, numeric, uuid). The table has one column per
 output column (``Stream.outputs``: the source columns after the project's transforms), of
 its ``postgres`` type, NOT NULL unless nullable, computed from the staging table with the
-transforms' SQL (``chariot.project.expressions``). A stream built by hand, without outputs,
+transforms' SQL (``chariot.project.expressions``). An output computed by a Python transform
+has no SQL: its value is computed in Python and staged in a column of its own
+(``staged_rows``), which the table's column copies. A stream built by hand, without outputs,
 stores its columns as they are. Text key columns use the "C" collation: byte equality,
 like the source's binary collation, never a locale's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from chariot.project.expressions import postgres_expression
+from chariot.project.expressions import postgres_expression, python_function
 from chariot.project.outputs import OutputColumn, key_output
 from chariot.sinks.postgres_lease import LOADS, LOADS_DDL
 from chariot.streams import Column, Stream
@@ -30,6 +33,8 @@ REJECTS = "_chariot_rejects"
 
 # The PostgreSQL type of a column that names none (a stream built by hand), by its kind.
 KIND_TYPES = {"int": "integer", "bigint": "bigint", "text": "text", "decimal": "numeric"}
+# The staging column of output number N computed in Python (short: names stay < 64 bytes).
+PYTHON_STAGED = "_chariot_python_{}"
 
 
 @dataclass(frozen=True)
@@ -94,22 +99,55 @@ class PgTable:
             key_output(outputs, key) or self.stream.column(key).name for key in self.stream.key
         )
 
+    @cached_property
+    def in_python(self) -> tuple[tuple[str, OutputColumn], ...]:
+        """(staging column, output) for each output computed in Python, in output order."""
+        return tuple(
+            (PYTHON_STAGED.format(position), output)
+            for position, output in enumerate(stream_outputs(self.stream))
+            if output.in_python
+        )
+
     @property
     def staging_columns(self) -> tuple[str, ...]:
-        return tuple(column.name for column in self.stream.columns)
+        return (
+            *(column.name for column in self.stream.columns),
+            *(staged for staged, _ in self.in_python),
+        )
 
     @cached_property
     def columns(self) -> tuple[PgColumn, ...]:
         staging = {column.source: _quote(column.name) for column in self.stream.columns}
+        staged = {output.name: _quote(name) for name, output in self.in_python}
         keys = set(self.keys)
         columns = []
         for output in stream_outputs(self.stream):
             type_ = output.postgres
             if type_ == "text" and output.name in keys:
                 type_ += ' COLLATE "C"'
-            expression = postgres_expression(output, staging[output.origin])
+            if output.name in staged:
+                expression = staged[output.name]
+            else:
+                expression = postgres_expression(output, staging[output.origin])
             columns.append(PgColumn(output.name, type_, not output.nullable, expression))
         return tuple(columns)
+
+    @cached_property
+    def _python_inputs(self) -> tuple[tuple[int, Any], ...]:
+        """(position of the origin in a row, function) per output computed in Python."""
+        sources = list(self.stream.source_columns)
+        return tuple(
+            (sources.index(output.origin), python_function(output)) for _, output in self.in_python
+        )
+
+    def staged_rows(self, rows: Sequence[tuple[Any, ...]]) -> Sequence[tuple[Any, ...]]:
+        """``rows`` as COPY stages them: each followed by its values computed in Python."""
+        if not self._python_inputs:
+            return rows
+        computed = [
+            [function(row[position]) for row in rows] for position, function in self._python_inputs
+        ]
+        return [(*row, *values) for row, *values in zip(rows, *computed, strict=True)]
 
     # -- DDL -----------------------------------------------------------------------------
 
@@ -173,10 +211,11 @@ class PgTable:
     def create_staging(self) -> sql.Composed:
         from psycopg import sql
 
-        definitions = sql.SQL(", ").join(
-            sql.SQL(f"{_quote(column.name)} {postgres_type(column)}")
-            for column in self.stream.columns
-        )
+        types = [
+            *(f"{_quote(column.name)} {postgres_type(column)}" for column in self.stream.columns),
+            *(f"{_quote(staged)} {output.postgres}" for staged, output in self.in_python),
+        ]
+        definitions = sql.SQL(", ").join(sql.SQL(text) for text in types)
         return sql.SQL("CREATE TEMPORARY TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS").format(
             self.staging, definitions
         )
