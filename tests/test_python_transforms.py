@@ -219,3 +219,29 @@ def test_python_columns_sync_into_both_sinks_and_the_audit_finds_and_repairs_dam
         settings.postgres, "SELECT id, slug, letters FROM {s}.books WHERE id IN (1, 4) ORDER BY id"
     )
     assert again == [(1, "toy-story-1995", 8), (4, "", 0)]
+
+
+@pytest.mark.integration
+def test_a_function_failing_during_sync_fails_its_table_naming_the_function(
+    slug_plugin: Any, sql_settings: Settings
+) -> None:
+    from chariot.sync import sync
+    from tests.sync_support import mysql_execute
+
+    mysql_execute(
+        sql_settings.mysql,
+        "CREATE TABLE counts (id INT PRIMARY KEY, n INT NOT NULL)",
+        ("INSERT INTO counts VALUES (%s, %s)", [(1, 10)]),
+    )
+    project = parse_project(
+        "[tables.counts]\nkey = ['id']\n"
+        "transforms = [{ python = 'n', function = 'letters', to = 'integer', into = 'x' }]\n"
+        "[tables.counts.columns]\nid = { type = 'int' }\nn = { type = 'int' }\n"
+    )
+
+    result = sync(sql_settings, sinks=["postgres"], streams=project_streams(project))
+
+    assert not result.ok
+    (failure,) = result.failures
+    assert failure.table == "counts" and failure.kind == "data"
+    assert "Python transform 'letters' failed on the value 10: TypeError" in failure.error
