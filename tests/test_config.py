@@ -219,7 +219,7 @@ FLOAT_SETTINGS = [
 
 
 def test_there_are_float_settings_to_check() -> None:
-    assert "CHARIOT_RUN__BAYES_PRIOR_WEIGHT" in FLOAT_SETTINGS
+    assert "CHARIOT_RUN__LEASE_WAIT_SECONDS" in FLOAT_SETTINGS
 
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity", "NaN"])
@@ -233,10 +233,10 @@ def test_a_non_finite_number_is_refused(
 
 
 def test_a_non_finite_number_through_the_cli_is_one_line(cli: Any, clean_env: Path) -> None:
-    result = cli("status", env={"CHARIOT_RUN__BAYES_PRIOR_WEIGHT": "inf"})
+    result = cli("status", env={"CHARIOT_RUN__LEASE_WAIT_SECONDS": "inf"})
     assert result.exit_code == 2, result.output
     lines = error_lines(result.output)
-    assert len(lines) == 1 and "CHARIOT_RUN__BAYES_PRIOR_WEIGHT" in lines[0]
+    assert len(lines) == 1 and "CHARIOT_RUN__LEASE_WAIT_SECONDS" in lines[0]
 
 
 DOCUMENTED_NAMES = [

@@ -191,12 +191,9 @@ def test_movielens_aggregations_are_todays_summaries(movielens: Project, name: s
     assert [c.property for c in ours[1:]] == [t[3] for t in today[1:]]
 
 
-def test_movielens_bayesian_prior_is_todays_default(movielens: Project) -> None:
-    from chariot.config import RunSettings
-
+def test_movielens_bayesian_prior_is_0_1_0s_default(movielens: Project) -> None:
     statistic = movielens.aggregations["movie_stats"].statistics["bayesian_average"]
-    assert float(statistic.prior_weight) == RunSettings().bayes_prior_weight
-    assert float(statistic.prior_mean) == RunSettings().bayes_prior_mean
+    assert (float(statistic.prior_weight), float(statistic.prior_mean)) == (10.0, 3.5)
 
 
 def test_writer_round_trips_the_example(movielens: Project) -> None:

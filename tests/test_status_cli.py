@@ -82,12 +82,13 @@ def test_status_table_after_seed(cli: Any, sql_settings: Settings, movielens_dir
     seed_movielens(sql_settings.mysql, movielens_dir)
     result = cli("status", settings=sql_settings)
     assert result.exit_code == 0, result.output
-    mysql_row = next(
-        line for line in result.stdout.splitlines() if "mysql" in line and "source" in line
-    )
-    for count in ("9,742", "100,836", "3,683"):
-        assert count in mysql_row
+    lines = result.stdout.splitlines()
+    mysql_row = next(line for line in lines if "mysql" in line and "source" in line)
     assert "up" in mysql_row
+    # Rows per table: one row per table, the source's count first.
+    for table, count in (("movies", "9,742"), ("ratings", "100,836"), ("tags", "3,683")):
+        row = next(line for line in lines if line.startswith(f"│ {table} "))
+        assert row.split("│")[2].strip() == count
     assert_no_secret(result, *passwords(sql_settings))
 
 

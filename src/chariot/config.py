@@ -219,8 +219,6 @@ class RunSettings(_Section):
         0.0, ge=0, le=86_400, description="how long a writer waits for a busy lease (--wait)"
     )
     partition_attempts: int = Field(3, ge=1, le=100)
-    bayes_prior_weight: float = Field(10.0, ge=0)
-    bayes_prior_mean: float = Field(3.5, ge=0.5, le=5.0)
     # Aggregation executor: auto = inline for 1 worker, else a local process pool; dask
     # runs the same partition tasks on the Dask scheduler at `scheduler` ("" = none).
     executor: Literal["auto", "inline", "process", "dask"] = "auto"

@@ -265,5 +265,13 @@ class Project(Strict):
     def file(self) -> str:
         return self._file
 
+    def __eq__(self, other: object) -> bool:
+        # The same content read from two files is the same project.
+        if not isinstance(other, Project):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like every pydantic model
+
     def source_table(self, name: str) -> str:
         return self.tables[name].source or name
