@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chariot.project.column_types import NEO4J_TYPES
 from chariot.sinks.neo4j.values import INT64_MAX, converter
 
 
@@ -51,21 +52,7 @@ def test_values_become_the_contracts_neo4j_types(neo4j: str, value: Any, expecte
     assert type(converted) is type(expected)
 
 
-@pytest.mark.parametrize(
-    "neo4j",
-    [
-        "integer",
-        "float",
-        "string",
-        "boolean",
-        "date",
-        "local datetime",
-        "zoned datetime",
-        "duration",
-        "list<string>",
-        "bytes",
-    ],
-)
+@pytest.mark.parametrize("neo4j", NEO4J_TYPES)
 def test_null_is_an_absent_property(neo4j: str) -> None:
     assert converter(neo4j)(None) is None
 
