@@ -40,6 +40,10 @@ class Reference:
 
     table: str  # the referenced stream's name
     columns: tuple[str, ...]  # this stream's source columns, in the referenced key's order
+    # The source's foreign-key actions ("cascade", "set null", "set default", "restrict",
+    # "no action"): change capture applies them itself, as the binary log lacks their rows.
+    on_delete: str = "no action"
+    on_update: str = "no action"
 
 
 @dataclass(frozen=True)

@@ -17,21 +17,31 @@ from chariot.errors import SourceReadError
 if TYPE_CHECKING:
     import pymysql.connections
 
-_TEXT = re.compile(r"^(?P<file>[^\s:]+):(?P<offset>\d+)(?: gtid=(?P<gtid>\S+))?$")
+_TEXT = re.compile(
+    r"^(?P<file>[^\s:]+):(?P<offset>\d+)(?:\+(?P<within>\d+))?(?: gtid=(?P<gtid>\S+))?$"
+)
 _SEQUENCE = re.compile(r"\.(\d+)$")
 _ACCESS_DENIED = 1227  # ER_SPECIFIC_ACCESS_DENIED_ERROR
 
 
 @dataclass(frozen=True)
 class LogPosition:
-    """``file`` and ``offset`` of the next event to read; ``gtid`` of the last one read."""
+    """``file`` and ``offset`` of the next event to read; ``gtid`` of the last one read.
+
+    ``within``: how many row changes of the transaction that starts at ``offset`` were
+    already applied (a transaction too large for one sink transaction is applied in
+    chunks); 0 for a position between transactions. Rendered ``binlog.000002:630+5000``.
+    """
 
     file: str
     offset: int
     gtid: str = ""
+    within: int = 0
 
     def render(self) -> str:
         text = f"{self.file}:{self.offset}"
+        if self.within:
+            text += f"+{self.within}"
         return f"{text} gtid={self.gtid}" if self.gtid else text
 
     @classmethod
@@ -40,13 +50,15 @@ class LogPosition:
         match = _TEXT.match(text.strip())
         if match is None:
             raise ValueError(f"{text!r} is not a binary log position (binlog.000002:630)")
-        return cls(match["file"], int(match["offset"]), match["gtid"] or "")
+        return cls(
+            match["file"], int(match["offset"]), match["gtid"] or "", int(match["within"] or 0)
+        )
 
-    def sort_key(self) -> tuple[str, int, int]:
-        """Positions of one server in log order: base name, file number, offset."""
+    def sort_key(self) -> tuple[str, int, int, int]:
+        """Positions of one server in log order: base name, file number, offset, within."""
         number = _SEQUENCE.search(self.file)
         base = self.file[: number.start()] if number else self.file
-        return (base, int(number[1]) if number else 0, self.offset)
+        return (base, int(number[1]) if number else 0, self.offset, self.within)
 
     def reached(self, other: LogPosition) -> bool:
         """True when this position is at or after ``other`` (same server's log)."""

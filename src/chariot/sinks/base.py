@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 from chariot.batch import Batch, Key, Reject, WriteResult
+from chariot.cdc.changes import ChangeBatch
+from chariot.cdc.position import LogPosition
 from chariot.config import Settings
 from chariot.lease import LeaseOwner
 from chariot.streams import Stream
@@ -95,6 +97,45 @@ class RepairableSink(Sink):
     def delete_keys(self, stream: Stream, keys: list[Key]) -> int:
         """Delete the rows with these source keys (and, in a graph, what they leave orphaned
         as documented by the sink). Returns rows deleted."""
+
+
+class ChangeSink(RepairableSink):
+    """A sink that applies change capture (``chariot.cdc``): the log position it has
+    reached is stored per table, in the same transaction as the changes it covers."""
+
+    # The most row changes one sink transaction may hold (None: no limit). A source
+    # transaction with more is applied in chunks (``LogPosition.within`` records how far).
+    max_changes_per_transaction: int | None = None
+
+    @abstractmethod
+    def log_positions(self) -> dict[str, LogPosition]:
+        """The stored log position of every table this sink syncs by change capture (a
+        table synced only by keys, or never synced, is absent)."""
+
+    @abstractmethod
+    def start_log(self, stream: Stream, position: LogPosition) -> None:
+        """Store ``position`` as the table's log position, committed now: a first copy (or
+        full refresh) starts; the log is applied from ``position`` once the copy is done.
+        The caller holds the writer lease."""
+
+    @abstractmethod
+    def forget_log(self, stream: Stream) -> None:
+        """Drop the table's log position (the table goes back to key-based sync)."""
+
+    @abstractmethod
+    def apply(self, batch: ChangeBatch) -> None:
+        """Apply ``batch`` in ONE transaction: for each table (``batch.tables``), deletes in
+        reverse table order, then upserts in table order (with the same transforms as
+        ``write``), rejects recorded (and deleted from the sink), the recorded rejects of
+        keys that now load cleared; and ``batch.position`` stored for every table named in
+        ``batch.positioned``. Replaying a batch must be harmless."""
+
+    @abstractmethod
+    def keys_referencing(
+        self, stream: Stream, columns: tuple[str, ...], values: list[Key]
+    ) -> list[Key]:
+        """Source keys of the sink's rows of ``stream`` whose source ``columns`` equal one of
+        ``values`` (how foreign-key actions, which the log lacks, find the rows they hit)."""
 
 
 # SQLSTATE classes worth retrying in PostgreSQL: 08 connection exception, 40 transaction
