@@ -14,3 +14,9 @@ def record_touched(cursor: Any, schema: str, stream: Stream, keys: list[Key]) ->
     """Record, inside the caller's PostgreSQL transaction, the groups of every aggregation
     that the sink's current rows with these source keys of ``stream`` belong to. The
     PostgreSQL sink calls it before it deletes or upserts them, and again after."""
+
+
+def invalidate_incremental(cursor: Any, schema: str, stream: Stream) -> None:
+    """Record, inside the caller's PostgreSQL transaction, that ``stream``'s rows changed
+    without their groups being recorded (a key-based batch, a full refresh, a repair): the
+    next ``chariot aggregate`` recomputes every group of the aggregations that read it."""

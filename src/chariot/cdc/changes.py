@@ -30,12 +30,15 @@ class TableChanges:
     to insert or replace, each passing the reject rules.
     ``rejects``: rows whose new version no sink may store: the sink deletes the key's row
     and records the reject (key, reason), as a first copy would have rejected it.
+    ``moved``: (old key, new key) of each update that changed a key (the old key is in
+    ``deletes``; the new one in ``upserts`` or ``rejects``), for ON UPDATE foreign-key rules.
     """
 
     stream: Stream
     deletes: list[Key] = field(default_factory=list)
     upserts: list[tuple[Any, ...]] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    moved: list[tuple[Key, Key]] = field(default_factory=list)
 
     @property
     def changed_keys(self) -> list[Key]:
