@@ -16,9 +16,11 @@ transaction on a project table stops it too).
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +29,8 @@ from chariot.cdc.position import LogPosition
 from chariot.config import MySQLSettings
 from chariot.errors import ConfigError, ConnectionFailed, SourceReadError
 from chariot.streams import Column, Stream
+
+log = logging.getLogger(__name__)
 
 ChangeKind = Literal["insert", "update", "delete"]
 
@@ -44,17 +48,22 @@ class Change:
 
 @dataclass(frozen=True)
 class SourceTransaction:
-    """The changes of one committed source transaction, in log order."""
+    """The changes of one committed source transaction, in log order (none for a
+    transaction that changed no project table: it still moves the position)."""
 
     changes: list[Change]
     position: LogPosition  # right after the commit: where reading resumes
     gtid: str = ""  # the transaction's GTID when the server logs one
+    start: LogPosition | None = None  # where reading would find this transaction first
+    committed_at: dt.datetime | None = None  # the source's commit time (UTC, 1 s precision)
 
 
 @dataclass
 class _Open:
     changes: list[Change] = field(default_factory=list)
     gtid: str = ""
+    start: LogPosition | None = None
+    began: bool = False  # inside a transaction (its GTID event or BEGIN was read)
 
 
 def read_transactions(
@@ -65,13 +74,21 @@ def read_transactions(
     follow: bool = False,
     stop_at: LogPosition | None = None,
     server_id: int | None = None,
+    stop: Callable[[], bool] | None = None,
+    empty: bool = False,
+    passed: Callable[[str, LogPosition], bool] | None = None,
 ) -> Iterator[SourceTransaction]:
     """The transactions after ``start`` that changed one of ``streams``' source tables.
 
     ``follow``: wait for new transactions forever (else stop at the end of the log);
     ``stop_at``: stop after the first transaction that ends at or after this position.
     ``server_id``: this reader's replica id, unique among the server's replicas
-    (default: a random one).
+    (default: a random one). ``stop``: asked between transactions (and, when following,
+    at least every second): True ends the read there. ``empty``: also yield transactions
+    that changed no project table (they move the position). ``start.within`` is not
+    applied here: the transaction comes whole, and each sink skips what it applied.
+    ``passed(table, after)``: True when a schema change of ``table`` ending at ``after`` is
+    already behind every reader of the table (re-copied since): it is then skipped.
     """
     if stop_at is not None and start.reached(stop_at):
         return  # nothing to catch up on (reading on would pass the stop)
@@ -79,8 +96,11 @@ def read_transactions(
     stream = _open_stream(settings, list(columns), start, follow=follow, server_id=server_id)
     events = _events(stream, start, f"'{settings.address().user or ''}'")
     database = settings.address().database or ""
+    stops = _Stops(
+        start, stop_at, database, stop or (lambda: False), empty, passed or (lambda t, p: False)
+    )
     try:
-        yield from _transactions(stream, events, columns, _Stops(start, stop_at, database))
+        yield from _transactions(stream, events, columns, stops)
     finally:
         stream.close()
 
@@ -96,6 +116,7 @@ def _open_stream(
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.event import (
         GtidEvent,
+        HeartbeatLogEvent,
         MariadbGtidEvent,
         QueryEvent,
         XAPrepareEvent,
@@ -124,6 +145,8 @@ def _open_stream(
         log_pos=start.offset,
         resume_stream=True,
         blocking=follow,
+        # While following, the server sends a heartbeat when idle: a stop is seen within it.
+        slave_heartbeat=1.0 if follow else None,
         only_schemas=[address.database],
         only_tables=tables,
         only_events=[
@@ -135,6 +158,7 @@ def _open_stream(
             WriteRowsEvent,
             UpdateRowsEvent,
             DeleteRowsEvent,
+            *([HeartbeatLogEvent] if follow else []),
         ],
     )
 
@@ -154,6 +178,9 @@ class _Stops:
     reached: LogPosition
     stop_at: LogPosition | None
     database: str
+    stop: Callable[[], bool] = lambda: False
+    empty: bool = False
+    passed: Callable[[str, LogPosition], bool] = lambda table, after: False
 
 
 def _transactions(
@@ -171,12 +198,14 @@ def _transactions(
     )
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-    current = _Open()
+    current = _Open(start=stops.reached)
     for event in events:
         committed = False
+        if not current.began and stops.stop():
+            return  # between transactions: nothing read is left unyielded
         if isinstance(event, MariadbGtidEvent | GtidEvent):
             _never_dropped(current, "a transaction began before the last one committed")
-            current = _Open(gtid=str(event.gtid))
+            current = _Open(gtid=str(event.gtid), start=stops.reached, began=True)
         elif isinstance(event, XAPrepareEvent):
             # The rows of XA PREPARE come now, its XA COMMIT later as another log group: a
             # position stored in between would skip them. Refused rather than half-done.
@@ -186,15 +215,20 @@ def _transactions(
         elif isinstance(event, XidEvent):
             committed = True
         elif isinstance(event, QueryEvent):
-            committed = _query_text(event) == "COMMIT"  # non-transactional tables
+            text = _query_text(event)
+            committed = text == "COMMIT"  # non-transactional tables
+            current.began = current.began or text == "BEGIN"
             if not committed:
                 _stop_at_schema_change(event, stream, list(columns), stops)
         if not committed:
             continue
         position = LogPosition(stream.log_file, int(stream.log_pos), current.gtid)
-        if current.changes:
-            yield SourceTransaction(current.changes, position, current.gtid)
-        current = _Open()
+        if current.changes or stops.empty:
+            committed_at = dt.datetime.fromtimestamp(event.timestamp, dt.UTC)
+            yield SourceTransaction(
+                current.changes, position, current.gtid, current.start, committed_at
+            )
+        current = _Open(start=position)
         stops.reached = position
         if stops.stop_at is not None and position.reached(stops.stop_at):
             return
@@ -204,9 +238,40 @@ def _stop_at_schema_change(event: Any, stream: Any, tables: list[str], stops: _S
     statement = _query_text(event, upper=False)
     schema = event.schema.decode() if isinstance(event.schema, bytes) else str(event.schema)
     table = schema_change_table(statement, schema, stops.database, tables)
-    if table is not None:
-        after = LogPosition(stream.log_file, int(stream.log_pos))
-        raise SchemaChanged(table, statement, stops.reached, after)
+    if table is None:
+        return
+    after = LogPosition(stream.log_file, int(stream.log_pos))
+    if table != "*" and stops.passed(table, after):
+        return  # the table was re-copied after this statement
+    if table != "*" and added_nullable_column(statement):
+        # The project names its columns: a new nullable one is simply not read until the
+        # project file names it (then a full refresh of the table carries it).
+        log.warning(
+            "a column was added to a project table; not carried until the project names it",
+            extra={"table": table, "statement": " ".join(statement.split())[:200]},
+        )
+        return
+    raise SchemaChanged(table, statement, stops.reached, after)
+
+
+_ADD_COLUMN = re.compile(
+    r"^\s*ALTER\s+(?:ONLINE\s+|IGNORE\s+)*TABLE\s+\S+\s+ADD\s+(?:COLUMN\s+)?"
+    r"(?:IF\s+NOT\s+EXISTS\s+)?`?[\w$]+`?\s+(?P<definition>[^,;]*?)\s*;?\s*$",
+    re.I | re.S,
+)
+
+
+def added_nullable_column(statement: str) -> bool:
+    """An ALTER TABLE that adds one column that may be NULL and nothing else (no NOT NULL,
+    no key, no generated or default-filled NOT NULL value): rows read before and after
+    differ only in a column the project does not name."""
+    flat = re.sub(r"\([^()]*\)", "()", _STATEMENT_COMMENT.sub(" ", statement))  # decimal(5,2)
+    match = _ADD_COLUMN.match(flat)
+    if match is None:
+        return False
+    definition = match["definition"].upper()
+    refused = ("NOT NULL", "PRIMARY", "UNIQUE", "KEY", "AS ", "GENERATED", "REFERENCES")
+    return not any(word in definition for word in refused)
 
 
 class SchemaChanged(SourceReadError):
