@@ -223,6 +223,12 @@ class RunSettings(_Section):
     # runs the same partition tasks on the Dask scheduler at `scheduler` ("" = none).
     executor: Literal["auto", "inline", "process", "dask"] = "auto"
     scheduler: str = ""
+    # How `chariot sync` finds changes: cdc reads the binary log (updates and deletes
+    # too), keyset copies rows above each checkpoint, auto = cdc where the source allows.
+    mode: Literal["auto", "keyset", "cdc"] = Field(
+        "auto",
+        description="sync mode: auto (change capture where the source allows it), keyset, cdc",
+    )
 
     @field_validator("sinks", mode="before")
     @classmethod

@@ -10,7 +10,9 @@ upserts make harmless. A failed sink is skipped for the remaining tables; the ot
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,9 +23,10 @@ from chariot.plugins import load_sink, load_source
 from chariot.progress import ProgressCallback
 from chariot.project.source_checks import require_source_matches
 from chariot.project.streams import default_streams
-from chariot.sinks.base import Sink
+from chariot.sinks.base import ChangeSink, Sink
 from chariot.sources.base import Source
 from chariot.streams import Stream
+from chariot.sync.mode import CaptureStart, decide_mode
 from chariot.sync.results import SinkTableResult, SyncResult, TableResult
 from chariot.sync.writer import SinkWriter, describe_error, error_kind
 
@@ -40,13 +43,20 @@ def sync(
     progress: ProgressCallback | None = None,
     source_name: str = "mysql",
     streams: tuple[Stream, ...] | None = None,
+    mode: str | None = None,
+    follow: bool = False,
+    stop: threading.Event | None = None,
 ) -> SyncResult:
-    """Copy the selected tables from the source into every selected sink.
+    """Copy the selected tables from the source into every selected sink, then (change
+    capture) apply the source's binary log up to its end at that moment, or for good with
+    ``follow`` until ``stop`` is set.
 
     Returns the run's result even when sinks failed (``result.failures``; see
-    ``raise_for_failures``). Raises ``SourceReadError`` when the source cannot be read,
+    ``raise_for_failures``). Raises ``SourceReadError`` when the source cannot be read
+    (``ChangeCaptureUnavailable``, ``SchemaChanged``), ``LogPositionPurged``,
     ``ConfigError``/``PluginError`` for unknown tables or sinks. ``streams``: default, the
-    project file's tables (``default_streams``).
+    project file's tables (``default_streams``). ``mode``: auto, keyset or cdc (default
+    ``settings.run.mode``).
     """
     if streams is None:
         streams = default_streams()
@@ -69,14 +79,47 @@ def sync(
     with load_source(source_name)(settings) as source:
         writers = [_writer(cls(settings), settings) for cls in sink_classes.values()]
         purpose = "full refresh" if full_refresh else "sync"
+        if follow:
+            purpose = "sync --follow"
         for writer in writers:
             writer.sink.lease_owner = writer.sink.lease_owner.doing(purpose)
         try:
+            decision = decide_mode(
+                settings,
+                mode or settings.run.mode,
+                {w.name: w.sink for w in writers},
+                selected,
+                source_name=source_name,
+            )
+            result.mode, result.mode_reason = decision.mode, decision.reason
+            if follow and decision.mode != "cdc":
+                raise ConfigError(
+                    f"--follow needs change capture, and this sync uses keyset: "
+                    f"{decision.reason or 'keyset mode'}",
+                    hint="fix what the message names, or run without --follow",
+                )
             if not dry_run:
                 _take_leases(writers, selected)
+            capture = (
+                CaptureStart.plan(settings, writers, selected, full_refresh=full_refresh)
+                if decision.mode == "cdc" and not dry_run
+                else None
+            )
+            if decision.mode == "keyset" and full_refresh and not dry_run:
+                _forget_logs(writers, selected)
             for stream in selected:
                 conductor = _TableRun(stream, source, writers, settings, full_refresh, progress)
+                if capture is not None:
+                    conductor.refresh_sinks = capture.refresh.get(stream.name, set())
+                    conductor.on_prepared = capture.start_log
+                    conductor.log_synced = capture.positioned(stream.name)
                 result.tables.append(conductor.plan() if dry_run else conductor.run())
+            if capture is not None:
+                result.recopied = capture.recopied
+                result.follow = follow
+                result.changes = capture.apply(
+                    writers, selected, follow=follow, stop=stop, progress=progress
+                )
         finally:
             for writer in writers:
                 _close_quietly(writer.sink)
@@ -126,6 +169,14 @@ def _take_leases(writers: list[SinkWriter], streams: list[Stream]) -> None:
                 break
 
 
+def _forget_logs(writers: list[SinkWriter], streams: list[Stream]) -> None:
+    """A keyset full refresh ends change capture for its tables: their positions go."""
+    for writer in writers:
+        if isinstance(writer.sink, ChangeSink):
+            for stream in streams:
+                writer.sink.forget_log(stream)
+
+
 def _writer(sink: Sink, settings: Settings) -> SinkWriter:
     return SinkWriter(
         sink, queue_batches=settings.run.queue_batches, max_attempts=settings.run.max_attempts
@@ -159,13 +210,25 @@ class _TableRun:
         self.progress = progress
         self.result = TableResult(table=stream.name)
         self.parts: dict[str, SinkTableResult] = {}
+        # Change capture: sinks that re-copy this table (first change-capture sync of a
+        # table synced by keys), the call that stores a sink's start position once it is
+        # prepared, and the sinks already following the log for it (deletes are normal
+        # there: no "source replaced" check).
+        self.refresh_sinks: set[str] = set()
+        self.on_prepared: Callable[[SinkWriter, Stream], None] | None = None
+        self.log_synced: set[str] = set()
+
+    def _refreshing(self, writer: SinkWriter) -> bool:
+        return self.full_refresh or writer.name in self.refresh_sinks
 
     def plan(self) -> TableResult:
         """--dry-run: what each sink would receive, touching nothing."""
         for writer in self._usable():
             part = self._part(writer, "dry-run")
             try:
-                checkpoint = None if self.full_refresh else writer.sink.checkpoint(self.stream)
+                checkpoint = (
+                    None if self._refreshing(writer) else writer.sink.checkpoint(self.stream)
+                )
             except Exception as error:
                 self._fail(writer, part, error)
                 continue
@@ -202,7 +265,9 @@ class _TableRun:
         for writer in self._usable():
             part = self._part(writer, "ok")
             try:
-                writer.sink.prepare(self.stream, full_refresh=self.full_refresh)
+                writer.sink.prepare(self.stream, full_refresh=self._refreshing(writer))
+                if self.on_prepared is not None:
+                    self.on_prepared(writer, self.stream)
                 checkpoint = writer.sink.checkpoint(self.stream)
             except Exception as error:
                 self._fail(writer, part, error)
@@ -221,6 +286,9 @@ class _TableRun:
         for writer in active:
             part = self.parts[writer.name]
             checkpoint = tuple(part.checkpoint_before) if part.checkpoint_before else None
+            if self._refreshing(writer) or writer.name in self.log_synced:
+                matching.append(writer)
+                continue
             if checkpoint is None or self.source.has_rows_from(self.stream, checkpoint):
                 matching.append(writer)
                 continue

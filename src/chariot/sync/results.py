@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
@@ -46,6 +47,32 @@ class TableResult(BaseModel):
     sinks: list[SinkTableResult] = Field(default_factory=list)
 
 
+class ChangeResult(BaseModel):
+    """One sink's part of the log phase of a change-capture sync."""
+
+    sink: str
+    status: SinkStatus = "ok"
+    position_before: str | None = Field(None, description="lowest log position before the run")
+    position_after: str | None = Field(None, description="lowest log position after the run")
+    transactions: int = Field(0, description="whole source transactions applied")
+    changes: int = Field(0, description="row changes read from the log for this sink")
+    upserts: int = Field(0, description="rows inserted or replaced, after folding")
+    deletes: int = 0
+    rejects: int = 0
+    committed_at: dt.datetime | None = Field(
+        None, description="source commit time of the last transaction applied"
+    )
+    seconds: float = 0.0
+    error: str | None = None
+    error_kind: str | None = None
+    error_hint: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def changes_per_second(self) -> float:
+        return round(self.changes / self.seconds, 1) if self.seconds > 0 else 0.0
+
+
 class SinkFailure(BaseModel):
     sink: str
     table: str
@@ -63,7 +90,14 @@ class SyncResult(BaseModel):
     dry_run: bool = False
     full_refresh: bool = False
     batch_size: int
+    mode: str = Field("keyset", description="keyset or cdc: how this run found changes")
+    mode_reason: str | None = Field(None, description="why auto mode chose keyset")
+    recopied: list[str] = Field(
+        default_factory=list, description="sink:table pairs re-copied to start change capture"
+    )
+    follow: bool = False
     tables: list[TableResult] = Field(default_factory=list)
+    changes: list[ChangeResult] = Field(default_factory=list)
     seconds: float = 0.0
 
     @computed_field  # type: ignore[prop-decorator]
@@ -80,6 +114,16 @@ class SyncResult(BaseModel):
             )
             for table in self.tables
             for part in table.sinks
+            if part.status == "failed"
+        ] + [
+            SinkFailure(
+                sink=part.sink,
+                table="(change log)",
+                error=part.error or "failed",
+                kind=part.error_kind or "sink_write",
+                hint=part.error_hint,
+            )
+            for part in self.changes
             if part.status == "failed"
         ]
 

@@ -1,0 +1,257 @@
+"""Which way a sync finds changes, and how a table starts following the log.
+
+``auto`` uses change capture when the source allows it (binary log on, ROW, FULL images and
+metadata, replication grants) and every sink can apply changes; otherwise keyset, saying
+why. Once a sink holds a log position for a table, losing change capture is an error with
+the way out, never a silent fall-back: keyset would miss every update and delete.
+
+The handoff from the first copy to the log: the log position is taken BEFORE the copy and
+stored for the table first; the copy (today's keyset reader) then reads rows at least as
+new as that position; applying the log from it replays every change since, and as upserts
+and deletes by key are idempotent the table converges on the source exactly, with no lock
+held on the source. A crash mid-copy keeps the stored position: the copy resumes from its
+checkpoint and the log is still applied from the position taken before any row was read.
+A table synced by keys before has rows whose later updates and deletes nobody saw: its
+first change-capture sync re-copies it (a full refresh of that table in that sink).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from chariot.cdc.position import LogPosition, current_position
+from chariot.cdc.preconditions import (
+    ChangeCaptureUnavailable,
+    Problem,
+    change_capture_problems,
+    check_position_available,
+)
+from chariot.config import Settings
+from chariot.progress import ProgressCallback
+from chariot.sinks.base import ChangeSink, Sink
+from chariot.streams import Stream
+from chariot.sync.capture import LogPhase, apply_log
+from chariot.sync.results import ChangeResult
+from chariot.sync.writer import SinkWriter, describe_error
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["keyset", "cdc"]
+
+
+@dataclass(frozen=True)
+class ModeDecision:
+    mode: Mode
+    reason: str | None = None  # why keyset, when auto chose it
+
+
+def decide_mode(
+    settings: Settings,
+    requested: str,
+    sinks: dict[str, Sink],
+    streams: Sequence[Stream],
+    *,
+    source_name: str = "mysql",
+) -> ModeDecision:
+    """keyset or cdc for this run; raises when cdc is required (asked for, or a sink
+    already follows the log for a selected table) but not possible."""
+    if requested == "keyset":
+        return ModeDecision("keyset", "keyset mode was asked for")
+    unable = [name for name, sink in sinks.items() if not isinstance(sink, ChangeSink)]
+    problems: list[Problem] = []
+    if source_name != "mysql" or not settings.mysql.address().is_mysql:
+        problems.append(
+            Problem(
+                "the source is not MySQL or MariaDB (no binary log)",
+                "use --mode keyset for this source",
+            )
+        )
+    else:
+        from chariot.connections import mysql_connect
+
+        connection = mysql_connect(settings.mysql)
+        try:
+            problems = change_capture_problems(connection)
+        finally:
+            connection.close()
+    problems += [
+        Problem(f"sink {name} cannot apply changes", f"use --mode keyset, or drop --sink {name}")
+        for name in unable
+    ]
+    if not problems:
+        return ModeDecision("cdc")
+    if requested == "cdc":
+        raise ChangeCaptureUnavailable(problems)
+    following = _following(sinks, streams)
+    if following:
+        raise ChangeCaptureUnavailable(
+            [
+                *problems,
+                Problem(
+                    f"{', '.join(following)} already sync by change capture; keyset would "
+                    "miss updates and deletes",
+                    "restore change capture, or go back to keys for good with "
+                    "`chariot sync --mode keyset --full-refresh`",
+                ),
+            ]
+        )
+    return ModeDecision("keyset", problems[0].message)
+
+
+def _following(sinks: dict[str, Sink], streams: Sequence[Stream]) -> list[str]:
+    names = {stream.name for stream in streams}
+    following = []
+    for name, sink in sinks.items():
+        if not isinstance(sink, ChangeSink):
+            continue
+        try:
+            held = sink.log_positions()
+        except Exception:  # an unreachable sink fails on its first table, as it always did
+            log.debug("log positions unreadable", extra={"sink": name}, exc_info=True)
+            continue
+        following += [f"{name}:{table}" for table in sorted(held) if table in names]
+    return following
+
+
+@dataclass
+class CaptureStart:
+    """Where each sink stands in the log for each selected table, and what starts now."""
+
+    settings: Settings
+    start: LogPosition  # taken before any row of this run is read
+    positions: dict[str, dict[str, LogPosition]]  # sink -> table -> held position
+    refresh: dict[str, set[str]] = field(default_factory=dict)  # table -> sinks re-copying
+    starting: dict[str, set[str]] = field(default_factory=dict)  # table -> sinks starting
+    recopied: list[str] = field(default_factory=list)
+
+    @classmethod
+    def plan(
+        cls,
+        settings: Settings,
+        writers: list[SinkWriter],
+        streams: Sequence[Stream],
+        *,
+        full_refresh: bool,
+    ) -> CaptureStart:
+        from chariot.connections import mysql_connect
+
+        positions: dict[str, dict[str, LogPosition]] = {}
+        for writer in writers:
+            sink = writer.sink
+            assert isinstance(sink, ChangeSink)
+            try:
+                positions[writer.name] = sink.log_positions()
+            except Exception as error:  # this sink fails; the others go on
+                writer.failure = describe_error(error)
+        connection = mysql_connect(settings.mysql)
+        try:
+            if not full_refresh:
+                _check_not_purged(connection, positions, streams)
+            start = current_position(connection)
+        finally:
+            connection.close()
+        plan = cls(settings, start, positions)
+        for stream in streams:
+            for writer in writers:
+                held = positions.get(writer.name, {})
+                if not full_refresh and stream.name in held:
+                    continue
+                plan.starting.setdefault(stream.name, set()).add(writer.name)
+                if full_refresh or _has_rows(writer, stream):
+                    plan.refresh.setdefault(stream.name, set()).add(writer.name)
+                    if not full_refresh:
+                        plan.recopied.append(f"{writer.name}:{stream.name}")
+        return plan
+
+    def positioned(self, table: str) -> set[str]:
+        """Sinks that already follow the log for ``table`` (and keep doing so)."""
+        return {
+            sink
+            for sink, held in self.positions.items()
+            if table in held and sink not in self.starting.get(table, set())
+        }
+
+    def start_log(self, writer: SinkWriter, stream: Stream) -> None:
+        """Once the sink is prepared for the table (emptied if re-copied): store the start."""
+        if writer.name in self.starting.get(stream.name, set()):
+            sink = writer.sink
+            assert isinstance(sink, ChangeSink)
+            sink.start_log(stream, self.start)
+
+    def apply(
+        self,
+        writers: list[SinkWriter],
+        streams: Sequence[Stream],
+        *,
+        follow: bool,
+        stop: threading.Event | None,
+        progress: ProgressCallback | None,
+    ) -> list[ChangeResult]:
+        """The log phase for every sink still working, up to the log's end now."""
+        from chariot.connections import mysql_connect
+
+        sinks: dict[str, ChangeSink] = {}
+        positions: dict[str, dict[str, LogPosition]] = {}
+        for writer in writers:
+            if writer.failure is not None:
+                continue
+            sink = writer.sink
+            assert isinstance(sink, ChangeSink)
+            sinks[writer.name] = sink
+            positions[writer.name] = sink.log_positions()
+        connection = mysql_connect(self.settings.mysql)
+        try:
+            stop_at = current_position(connection)
+        finally:
+            connection.close()
+        phase = LogPhase(
+            settings=self.settings,
+            streams=streams,
+            sinks=sinks,
+            positions=positions,
+            validate=_validator(),
+            foreign_keys=_foreign_keys(self.settings, streams),
+            follow=follow,
+            stop=stop or threading.Event(),
+            progress=progress,
+        )
+        return apply_log(phase, stop_at)
+
+
+def _has_rows(writer: SinkWriter, stream: Stream) -> bool:
+    """The sink holds rows of the table already (synced by keys before)."""
+    try:
+        return writer.sink.checkpoint(stream) is not None
+    except Exception:  # unreachable: its table run reports it
+        return False
+
+
+def _check_not_purged(
+    connection: Any, positions: dict[str, dict[str, LogPosition]], streams: Sequence[Stream]
+) -> None:
+    names = {stream.name for stream in streams}
+    held = [p for by_table in positions.values() for t, p in by_table.items() if t in names]
+    if held:
+        check_position_available(connection, min(held, key=lambda p: p.sort_key()))
+
+
+def _validator() -> Any:
+    from chariot.cdc.validate import reject_reason
+
+    return reject_reason
+
+
+def _foreign_keys(settings: Settings, streams: Sequence[Stream]) -> Any:
+    if not any(
+        r.on_delete not in ("no action", "restrict") or r.on_update not in ("no action", "restrict")
+        for s in streams
+        for r in s.references
+    ):
+        return None
+    from chariot.cdc.foreign_keys import foreign_key_actions
+
+    return foreign_key_actions(settings, streams)
