@@ -133,7 +133,15 @@ def _sync(
             exit_code=ExitCode[(result.failure_kind or "sink_write").upper()],
             result=payload,
         )
-    return StageResult(stage="sync", status="ok", rows=rows, result=payload)
+    changes = sum(part.changes for part in result.changes) // max(len(result.changes), 1)
+    detail = (
+        f"change capture: {changes:,} changes applied"
+        if result.mode == "cdc"
+        else f"keyset ({result.mode_reason})"
+        if result.mode_reason
+        else "keyset"
+    )
+    return StageResult(stage="sync", status="ok", rows=rows, detail=detail, result=payload)
 
 
 def _aggregate(

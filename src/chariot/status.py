@@ -48,6 +48,23 @@ class CheckpointStatus(BaseModel):
     )
 
 
+class CaptureStatus(BaseModel):
+    """A sink that syncs by change capture: where it is in the source's log, and its lag."""
+
+    sink: str
+    mode: str = "cdc"
+    position: str = Field(description="the lowest log position of its tables")
+    positions: dict[str, str] = Field(default_factory=dict, description="per table")
+    source_position: str | None = Field(None, description="the end of the source's log now")
+    lag_transactions: int | None = Field(None, description="source transactions not applied")
+    lag_changes: int | None = Field(None, description="their row changes")
+    lag_seconds: float | None = Field(
+        None, description="age of the oldest change not applied; 0: caught up"
+    )
+    lag_complete: bool = Field(True, description="false: at least this far behind")
+    lag_error: str | None = None
+
+
 class RejectRecord(BaseModel):
     table: str
     key: list[Any]
@@ -66,6 +83,11 @@ class StatusReport(BaseModel):
     tables: list[str] = Field(default_factory=list, description="the project's tables, in order")
     endpoints: list[EndpointStatus]
     checkpoints: list[CheckpointStatus] = Field(default_factory=list)
+    change_capture: list[CaptureStatus] = Field(
+        default_factory=list,
+        description="sinks that sync by change capture (binary log), with their lag; a sink "
+        "absent here syncs by key",
+    )
     rejects: list[SinkRejects] = Field(default_factory=list)
     sink_errors: dict[str, str] = Field(
         default_factory=dict, description="sinks whose checkpoints could not be read, and why"
@@ -168,6 +190,7 @@ def _add_sync_state(report: StatusReport, settings: Settings, streams: tuple[Str
     state = sync_state(settings, streams=streams)
     report.checkpoints = [CheckpointStatus(**item) for item in state.checkpoints]
     report.rejects = [SinkRejects.model_validate(item) for item in state.rejects]
+    report.change_capture = [CaptureStatus.model_validate(item) for item in state.capture]
     report.sink_errors = state.errors
 
 

@@ -95,6 +95,7 @@ def render_sync_state(report: StatusReport) -> None:
                 "?" if mark.lag is None else f"{mark.lag:,}",
             )
         console.print(table)
+    render_change_capture(report)
     for sink, error in report.sink_errors.items():
         if not report.is_down(sink):  # a down server's error is already in the list above
             console.print(
@@ -109,6 +110,40 @@ def render_sync_state(report: StatusReport) -> None:
             key = json.dumps(reject.key, ensure_ascii=False)
             line = f"  {reject.table} {escape(key)}: {escape(reject.reason)}"
             console.print(line, highlight=False)
+
+
+def render_change_capture(report: StatusReport) -> None:
+    """Each sink's sync mode; for change capture, its log position and lag."""
+    following = {capture.sink: capture for capture in report.change_capture}
+    table = Table(title="Sync mode", title_justify="left")
+    for column in ("sink", "mode", "log position", "source log end"):
+        table.add_column(column)
+    for column in ("behind (transactions)", "behind (changes)", "lag (s)"):
+        table.add_column(column, justify="right")
+    for endpoint in report.endpoints:
+        if endpoint.role != "sink":
+            continue
+        capture = following.get(endpoint.name)
+        if capture is None:
+            table.add_row(endpoint.name, "keyset", "-", "-", "-", "-", "-")
+            continue
+        more = "" if capture.lag_complete else "≥ "
+        unknown = "?" if capture.lag_error else "-"
+        table.add_row(
+            capture.sink,
+            "cdc",
+            escape(capture.position),
+            escape(capture.source_position or unknown),
+            unknown if capture.lag_transactions is None else f"{more}{capture.lag_transactions:,}",
+            unknown if capture.lag_changes is None else f"{more}{capture.lag_changes:,}",
+            unknown if capture.lag_seconds is None else f"{more}{capture.lag_seconds:,.1f}",
+        )
+    console.print(table)
+    for capture in report.change_capture:
+        if capture.lag_error:
+            console.print(
+                f"[red]{capture.sink}[/]: lag unknown: {escape(capture.lag_error)}", soft_wrap=True
+            )
 
 
 def render_aggregation_runs(report: StatusReport) -> None:

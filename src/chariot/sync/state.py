@@ -10,10 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chariot.batch import Key
+from chariot.cdc.lag import measure_lag
+from chariot.cdc.position import LogPosition
 from chariot.config import Settings
 from chariot.errors import ChariotError
 from chariot.plugins import load_sink, load_source
 from chariot.project.streams import default_streams
+from chariot.sinks.base import ChangeSink
 from chariot.sources.base import Source
 from chariot.streams import Stream
 from chariot.sync.writer import describe_error
@@ -28,6 +31,7 @@ class SyncState:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    capture: list[dict[str, Any]] = field(default_factory=list)  # per sink following the log
 
 
 def sync_state(
@@ -40,11 +44,15 @@ def sync_state(
         streams = default_streams()
     state = SyncState()
     marks: dict[str, dict[str, Key]] = {}
+    positions: dict[str, dict[str, LogPosition]] = {}
     for name in settings.run.sinks:
         try:
-            marks[name] = _read_sink(settings, name, state)
+            marks[name], positions[name] = _read_sink(settings, name, state)
         except Exception as error:  # any sink failure is reported, never fatal for status
             state.errors[name] = describe_error(error)
+    for name, held in positions.items():
+        if held:
+            state.capture.append(_capture_state(settings, name, held, streams))
     lags = _Lags(settings, source_name)
     try:
         for name, stored in marks.items():
@@ -63,9 +71,39 @@ def sync_state(
     return state
 
 
-def _read_sink(settings: Settings, name: str, state: SyncState) -> dict[str, Key]:
+def _capture_state(
+    settings: Settings, sink: str, held: dict[str, LogPosition], streams: tuple[Stream, ...]
+) -> dict[str, Any]:
+    """A sink that follows the log: its positions and how far behind the source it is."""
+    lowest = min(held.values(), key=lambda p: p.sort_key())
+    item: dict[str, Any] = {
+        "sink": sink,
+        "mode": "cdc",
+        "position": lowest.render(),
+        "positions": {table: position.render() for table, position in sorted(held.items())},
+    }
+    try:
+        following = [stream for stream in streams if stream.name in held]
+        lag = measure_lag(settings, following, lowest)
+    except ChariotError as error:
+        item["lag_error"] = describe_error(error)
+        return item
+    item.update(
+        source_position=lag.source_position,
+        lag_transactions=lag.transactions,
+        lag_changes=lag.changes,
+        lag_seconds=lag.seconds,
+        lag_complete=lag.complete,
+    )
+    return item
+
+
+def _read_sink(
+    settings: Settings, name: str, state: SyncState
+) -> tuple[dict[str, Key], dict[str, LogPosition]]:
     with load_sink(name)(settings) as sink:
         stored = sink.stored_checkpoints()
+        positions = sink.log_positions() if isinstance(sink, ChangeSink) else {}
         counts, first = sink.recorded_rejects(limit=FIRST_REJECTS)
     state.rejects.append(
         {
@@ -74,7 +112,7 @@ def _read_sink(settings: Settings, name: str, state: SyncState) -> dict[str, Key
             "first": [{"table": r.table, "key": list(r.key), "reason": r.reason} for r in first],
         }
     )
-    return stored
+    return stored, positions
 
 
 class _Lags:
