@@ -153,4 +153,4 @@ def test_sigterm_stops_a_follower_after_the_current_transaction_with_exit_0(
         workload.close()
     caught_up = sync(settings, sinks=["postgres"])
     assert not caught_up.failures
-    assert differences(audit(settings, sinks=["postgres"])) == {}
+    assert differences(audit(settings, sinks=("postgres",))) == {}
