@@ -285,9 +285,8 @@ def _drop(settings: Settings) -> None:
 def _print(report: list[dict[str, Any]]) -> None:
     for item in report:
         clean = "audit clean" if item.get("audit_clean") else "AUDIT NOT CLEAN"
-        print(
-            f"{item['case']}: {clean}{'  FAILED ' + str(item['failures']) if item.get('failures') else ''}"
-        )
+        failed = f"  FAILED {item['failures']}" if item.get("failures") else ""
+        print(f"{item['case']}: {clean}{failed}")
         for sink, figures in item.get("per_sink", {}).items():
             print(f"  {sink:<9} " + ", ".join(f"{k} {v:,}" for k, v in figures.items()))
 
