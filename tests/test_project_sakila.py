@@ -14,6 +14,7 @@ from chariot.config import RunSettings, Settings
 from chariot.connections import mysql_connect
 from chariot.project import Project, load_project
 from chariot.project.source_checks import check_project
+from chariot.project.streams import project_streams
 from tests.sakila import ROW_COUNTS, VIEWS, add_location_column, load_sakila, row_counts
 from tests.servers import Servers
 
@@ -167,6 +168,30 @@ def test_every_other_table_is_a_label_and_every_foreign_key_a_relationship(
     assert len(project.graph.nodes) == 14  # 16 tables, 2 of them join tables
     # Sakila's 22 foreign keys: 4 of them are the join tables' keys (2 relationships).
     assert len(project.graph.relationships) == 22 - 4 + 2
+
+
+def test_init_writes_each_foreign_keys_actions(proposed: tuple[Project, str]) -> None:
+    """sakila-schema.sql: every foreign key is ON UPDATE CASCADE; payment.rental_id is ON
+    DELETE SET NULL, the others ON DELETE RESTRICT (MariaDB does not report its default,
+    RESTRICT, which acts as NO ACTION: the file leaves it out)."""
+    project, text = proposed
+    references = {
+        (name, reference.table, tuple(reference.columns)): reference
+        for name, table in project.tables.items()
+        for reference in table.references
+    }
+    assert len(references) == 22  # every Sakila foreign key points at a primary key
+    assert {r.on_update for r in references.values()} == {"cascade"}
+    deletes = {where: r.on_delete for where, r in references.items() if r.on_delete != "no action"}
+    assert deletes == {("payment", "rental", ("rental_id",)): "set null"}
+    payment = text.split("[tables.payment]", 1)[1].split("[tables.payment.columns]", 1)[0]
+    assert (
+        '{ table = "rental", columns = ["rental_id"], on_delete = "set null", '
+        'on_update = "cascade" }' in payment
+    )
+    streams = {stream.name: stream for stream in project_streams(project)}
+    rental = next(r for r in streams["payment"].references if r.table == "rental")
+    assert (rental.on_delete, rental.on_update) == ("set null", "cascade")
 
 
 def test_the_proposal_matches_the_live_source(
