@@ -200,6 +200,28 @@ def test_the_proposal_matches_the_live_source(
     assert check_project(proposed[0], sakila) == []
 
 
+def test_a_foreign_key_action_the_source_does_not_have_is_reported(
+    proposed: tuple[Project, str], sakila: Settings
+) -> None:
+    project = proposed[0].model_copy(deep=True)
+    payment = project.tables["payment"]
+    position = next(i for i, r in enumerate(payment.references) if r.table == "rental")
+    payment.references[position].on_delete = "cascade"
+    payment.references[0 if position else 1].on_update = "restrict"  # the source: cascade
+    other = 0 if position else 1
+    problems = {p.path: p.message for p in check_project(project, sakila)}
+    deleted, updated = (
+        f"tables.payment.references[{position}].on_delete",
+        f"tables.payment.references[{other}].on_update",
+    )
+    assert set(problems) == {deleted, updated}
+    assert problems[deleted] == (
+        "the source's foreign key payment(rental_id) -> rental(rental_id) has "
+        "on_delete = 'set null', not 'cascade'"
+    )
+    assert problems[updated].endswith("has on_update = 'cascade', not 'restrict'")
+
+
 def test_init_cli_on_sakila(cli: Callable[..., Any], sakila: Settings, tmp_path: Path) -> None:
     result = cli("init", "--json", "--exclude", "film_text", settings=sakila)
     assert result.exit_code == 0, result.output
