@@ -242,6 +242,32 @@ def test_a_child_inserted_in_the_same_batch_is_found_too(
     assert sink.rows == _copy(streams, source).rows
 
 
+def test_a_parent_deleted_and_inserted_again_still_acted_on_its_children(
+    family: tuple[dict[str, Stream], SqlSource], mysql_settings: MySQLSettings
+) -> None:
+    """Folded, the parent is an upsert; its children were deleted or set to NULL all the
+    same: ``replaced`` carries the delete the fold hides."""
+    streams, source = family
+    sink = _copy(streams, source)
+    mysql_execute(
+        mysql_settings,
+        "DELETE FROM p WHERE id = 2",
+        "INSERT INTO p VALUES (2, 'again')",
+    )
+    logged = TableChanges(streams["p"], upserts=[(2, "again")], replaced=[(2,)])
+    actions = foreign_key_changes([logged], list(streams.values()), sink, source)
+    assert {a.stream.name: sorted(a.deletes) for a in actions} == {
+        "c": [(11,)],
+        "n": [],
+        "link": [(2, "a")],
+        "note": [(31,)],
+    }
+    _apply(sink, logged)
+    _apply(sink, *actions)
+    assert sink.rows == _copy(streams, source).rows
+    assert sink.rejects == {"n": {(21,): "NULL pid"}}
+
+
 def test_rows_changed_again_later_are_read_as_they_are_now(
     family: tuple[dict[str, Stream], SqlSource], mysql_settings: MySQLSettings
 ) -> None:

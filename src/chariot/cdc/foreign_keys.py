@@ -6,8 +6,9 @@ only (checked: ``../shared/docs/cdc-notes.md``). Change capture applies them its
 each ``chariot.streams.Reference``'s ``on_delete`` / ``on_update`` (``chariot init`` reads
 them from the source):
 
-* a parent key deleted (and not moved): the children whose reference equals it, for
-  ``on_delete`` cascade, set null or set default;
+* a parent key deleted (and not moved), or deleted and inserted again in the batch
+  (``TableChanges.replaced``: the fold keeps the row, the children felt the delete): the
+  children whose reference equals it, for ``on_delete`` cascade, set null or set default;
 * a parent key moved (``TableChanges.moved``, an update of the key): the children whose
   reference equals the old key, for ``on_update`` cascade, set null or set default; with
   cascade also the source's children whose reference now equals the new key (the same
@@ -94,7 +95,7 @@ def foreign_key_changes(
     refreshed: dict[str, set[Key]] = {}
     found: dict[str, TableChanges] = {}
     batch = {change.stream.name: change for change in changes}
-    parents = [change for change in changes if change.deletes or change.moved]
+    parents = [change for change in changes if change.deletes or change.moved or change.replaced]
     while parents:
         hits: dict[str, _Hits] = {}
         for parent in parents:
@@ -136,15 +137,15 @@ def _find(
     reference = child.reference
     columns = reference.columns
     moved_from = {old for old, _ in parent.moved}
-    deleted = [key for key in parent.deletes if key not in moved_from]
+    deleted = [key for key in parent.deletes if key not in moved_from] + parent.replaced
     if reference.on_delete in ACTING and deleted:
         hits.add(sink.keys_referencing(child.stream, columns, deleted))
         hits.add(_in_batch(batch.get(child.stream.name), columns, deleted))
     if reference.on_update in ACTING and parent.moved:
         olds = [old for old, _ in parent.moved]
         before = sink.keys_referencing(child.stream, columns, olds)
+        before += _in_batch(batch.get(child.stream.name), columns, olds)
         hits.add(before)
-        hits.add(_in_batch(batch.get(child.stream.name), columns, olds))
         if reference.on_update == "cascade":
             news = [new for _, new in parent.moved]
             hits.add(source.keys_where(child.stream, columns, news))
