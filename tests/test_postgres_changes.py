@@ -5,6 +5,7 @@ actions find their rows by source values; apply loads exactly what ``write`` loa
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -15,13 +16,19 @@ from chariot.batch import Batch, Key, Reject
 from chariot.cdc.changes import ChangeBatch, TableChanges
 from chariot.cdc.position import LogPosition
 from chariot.config import PostgresSettings, Settings
+from chariot.connections import mysql_connect
 from chariot.errors import SinkWriteError
-from chariot.project import parse_project
+from chariot.project import load_project, parse_project
+from chariot.project.init import init_project
 from chariot.project.streams import project_streams
 from chariot.sinks.postgres import PostgresSink, key_json
+from chariot.sources.sql import SqlSource
 from chariot.streams import Stream
 from tests.movielens_project import LINKS, MOVIES, RATINGS, TAGS
+from tests.sakila import ROW_COUNTS, load_sakila
+from tests.servers import Servers
 from tests.sync_support import checkpoints, expected_postgres, postgres_rows, rejects
+from tests.test_sync_sakila_postgres import ODDITIES, ODDITY_ROWS
 
 pytestmark = pytest.mark.integration
 
@@ -454,3 +461,110 @@ def test_a_reject_key_with_a_nul_is_recorded_and_harmless(
     sink.apply(batch(changes(TAGS, deletes=[key]), position=LogPosition("binlog.000003", 4)))
     assert rejects(postgres_settings) == {}  # deleted in the source: no longer a reject
     assert sink.log_positions() == {"tags": LogPosition("binlog.000003", 4)}
+
+
+# -- Sakila and every type: apply loads what write loads ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sakila_streams(
+    servers: Servers, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Settings, tuple[Stream, ...]]]:
+    """Sakila plus a table of awkward values of every type, in a database of this
+    module's own, and the streams ``chariot init`` makes of them."""
+    name = f"chariot_t_{uuid.uuid4().hex[:12]}"
+    admin = mysql_connect(servers.mysql, autocommit=True)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        settings = Settings(mysql=servers.mysql.model_copy(update={"database": name}))
+        load_sakila(settings.mysql)
+        source = mysql_connect(settings.mysql, autocommit=True)
+        try:
+            with source.cursor() as cursor:
+                cursor.execute("SET SESSION sql_mode = ''")  # zero dates, as old servers allowed
+                cursor.execute(ODDITIES)
+                cursor.executemany(
+                    f"INSERT INTO oddities VALUES ({', '.join(['%s'] * 12)})", ODDITY_ROWS
+                )
+        finally:
+            source.close()
+        path = tmp_path_factory.mktemp("sakila") / "chariot.toml"
+        init_project(settings, path=path)
+        yield settings, project_streams(load_project(path))
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+def read_all(settings: Settings, stream: Stream) -> list[Batch]:
+    with SqlSource(settings) as source:
+        return list(source.read(stream, after=None, batch_size=5000))
+
+
+def test_apply_loads_what_write_loads_for_every_sakila_type(
+    sakila_streams: tuple[Settings, tuple[Stream, ...]], postgres_settings: PostgresSettings
+) -> None:
+    source_settings, streams = sakila_streams
+    settings = source_settings.model_copy(update={"postgres": postgres_settings})
+    read = {stream: read_all(settings, stream) for stream in streams}
+    with PostgresSink(settings) as sink:
+        for stream, batches in read.items():
+            sink.prepare(stream)
+            for copied in batches:
+                sink.write(copied)
+        written = table_contents(postgres_settings, list(streams))
+        written_rejects = rejects(postgres_settings)
+        for stream in streams:
+            sink.prepare(stream, full_refresh=True)
+        sink.apply(
+            batch(
+                *(
+                    changes(
+                        stream,
+                        upserts=[row for b in batches for row in b.rows],
+                        rejects=[reject for b in batches for reject in b.rejects],
+                    )
+                    for stream, batches in read.items()
+                )
+            )
+        )
+    counts = {name: len(rows) for name, rows in written.items()}
+    assert counts == {**ROW_COUNTS, "oddities": 5} and len(written_rejects) == 4
+    for stream in streams:
+        assert table_contents(postgres_settings, [stream]) == {stream.name: written[stream.name]}
+    assert rejects(postgres_settings) == written_rejects
+
+
+def test_keys_referencing_in_sakila_equal_the_sources(
+    sakila_streams: tuple[Settings, tuple[Stream, ...]], postgres_settings: PostgresSettings
+) -> None:
+    source_settings, streams = sakila_streams
+    settings = source_settings.model_copy(update={"postgres": postgres_settings})
+    by_name = {stream.name: stream for stream in streams}
+    wanted = [("payment", "rental_id", (1, 2, 999)), ("film_actor", "film_id", (1, 7))]
+    with PostgresSink(settings) as sink:
+        for table, column, values in wanted:
+            stream = by_name[table]
+            sink.prepare(stream)
+            for copied in read_all(settings, stream):
+                sink.write(copied)
+            found = sink.keys_referencing(stream, (column,), [(v,) for v in values])
+            keys = ", ".join(f"`{k}`" for k in stream.key)
+            expected = mysql_rows(
+                settings,
+                f"SELECT {keys} FROM `{table}` WHERE `{column}` IN ({', '.join(map(str, values))})"
+                f" ORDER BY {keys}",
+            )
+            assert found == expected and len(found) > 2, table
+
+
+def mysql_rows(settings: Settings, query: str) -> list[tuple[Any, ...]]:
+    connection = mysql_connect(settings.mysql)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(query)
+            return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        connection.close()
