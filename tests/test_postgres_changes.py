@@ -11,6 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from chariot.batch import Batch, Key, Reject
 from chariot.cdc.changes import ChangeBatch, TableChanges
@@ -568,3 +571,63 @@ def mysql_rows(settings: Settings, query: str) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in cursor.fetchall()]
     finally:
         connection.close()
+
+
+# -- a property: any sequence of batches leaves the table equal to the model ----------------------
+
+TAG_KEYS = st.tuples(
+    st.sampled_from([1, 2]), st.sampled_from([1, 2]), st.sampled_from(["a", "A", "b"])
+)
+# (what happens to a key, its timestamp): an upsert, a delete, a reader's reject, or a row
+# PostgreSQL refuses (a timestamp beyond bigint).
+OPERATIONS = st.one_of(
+    st.tuples(st.just("upsert"), st.integers(0, 2**62)),
+    st.tuples(st.just("delete"), st.just(0)),
+    st.tuples(st.just("reject"), st.just(0)),
+    st.tuples(st.just("upsert"), st.just(10**20)),
+)
+BATCHES = st.lists(
+    st.tuples(st.dictionaries(TAG_KEYS, OPERATIONS, max_size=8), st.booleans()), max_size=6
+)
+
+
+def folded(operations: dict[Key, tuple[str, int]]) -> TableChanges:
+    """The net effect per key, as the conductor folds it (keys disjoint)."""
+    result = changes(TAGS)
+    for key, (operation, timestamp) in operations.items():
+        if operation == "upsert":
+            result.upserts.append((*key, timestamp))
+        elif operation == "delete":
+            result.deletes.append(key)
+        else:
+            result.rejects.append(Reject("tags", key, "rule broken"))
+    return result
+
+
+@hypothesis_settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(batches=BATCHES)
+def test_any_sequence_of_batches_leaves_the_table_equal_to_the_model(
+    sink: PostgresSink, postgres_settings: PostgresSettings, batches: Any
+) -> None:
+    sink.prepare(TAGS, full_refresh=True)  # each example starts empty
+    sink.start_log(TAGS, FIRST)
+    model: dict[Key, tuple[Any, ...]] = {}
+    refused: set[Key] = set()
+    for number, (operations, replayed) in enumerate(batches, start=1):
+        position = LogPosition("binlog.000001", 100 * number)
+        for _ in range(2 if replayed else 1):
+            sink.apply(batch(folded(operations), position=position))
+        for key, (operation, timestamp) in operations.items():
+            model.pop(key, None)
+            refused.discard(key)
+            if operation == "upsert" and timestamp < 2**63:
+                model[key] = (*key, timestamp)
+            elif operation != "delete":
+                refused.add(key)
+        assert postgres_rows(postgres_settings, "tags") == sorted(model.values(), key=repr)
+        assert {key for _, key in rejects(postgres_settings)} == {key_json(k) for k in refused}
+        assert sink.log_positions() == {"tags": position}
