@@ -9,6 +9,10 @@ transform's column is computed in Python, and staged with its row). A value Post
 refuses (JSON it does not accept, a number beyond a type the project narrowed) fails its
 batch, which is bisected down to the row: that row is a reject with its key, the rest load.
 
+Change capture (``apply``) goes the same way: one transaction per batch of changes holds
+the deletes (one statement per table, ``postgres_changes``), the upserts through the same
+staging path, the rejects and the log position of every table it covers.
+
 There are no foreign keys, on purpose: ratings and tags may arrive before their movie (the
 tables load in parallel sinks, a movie row may be rejected, or the source may simply lack
 it), and a sink must keep them rather than drop them; ``chariot audit`` reports orphans.
@@ -302,8 +306,8 @@ class PostgresSink(ChangeSink):
         )
 
     def _learn_rejects(self, tables: list[PgTable]) -> None:
-        """Whether each table has recorded rejects to forget (asked once per connection;
-        this sink holds the table's lease, so no one else records any meanwhile)."""
+        """Whether each table has recorded rejects to forget (asked once per lease taken:
+        while this sink holds the table's lease no one else records any)."""
         for table in tables:
             if table.name not in self._rejects_known:
                 if self._has_rejects(table):
@@ -419,6 +423,7 @@ class PostgresSink(ChangeSink):
                     hint="wait for that command to finish (or pass --wait SECONDS)",
                 )
         self._locked.add(name)
+        self._rejects_known.discard(name)  # others may have recorded rejects meanwhile
 
     def _has_rejects(self, table: PgTable) -> bool:
         row = self.connection.execute(table.any_rejects, (table.stream.name,)).fetchone()
