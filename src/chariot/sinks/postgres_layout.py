@@ -335,15 +335,6 @@ class PgTable:
         """The key as staged: the source key's values, which the rejects record."""
         return tuple(column.name for column in self.stream.key_columns)
 
-    @cached_property
-    def delete_by_key(self) -> sql.Composed:
-        from psycopg import sql
-
-        condition = sql.SQL(" AND ").join(
-            sql.SQL("{} = %s").format(sql.Identifier(k)) for k in self.keys
-        )
-        return sql.SQL("DELETE FROM {} WHERE {}").format(self.qualified, condition)
-
 
 @cache
 def layout_for(stream: Stream, schema: str) -> PgTable:
