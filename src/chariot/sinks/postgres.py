@@ -43,6 +43,7 @@ from chariot.sinks.postgres_layout import (
 )
 from chariot.sinks.postgres_lease import lock_holder, lock_key
 from chariot.streams import Stream
+from chariot.sync.pause_hook import pause_before_commit
 
 if TYPE_CHECKING:
     import psycopg
@@ -248,6 +249,7 @@ class PostgresSink(ChangeSink):
                         changes_sql.save_positions(self.schema),
                         (batch.position.render(), committed_at, list(batch.positioned)),
                     )
+                pause_before_commit(self.name)  # a test hook; inert unless its variable is set
         except BaseException:
             for table, _ in changed:
                 self._staged.discard(table.name)  # its creation may have been rolled back
