@@ -535,8 +535,13 @@ def test_sakila_changes_equal_a_first_load(settings: Settings, sakila: State) ->
             row[columns[table].index(name)] = value
         return tuple(row)
 
+    # Film 4 starts with a second language, which the change sets to NULL (as ON DELETE SET
+    # NULL would): its ORIGINAL_LANGUAGE relationship must go.
+    after = sakila
+    sakila.rows["film"][(4,)] = changed("film", (4,), original_language_id=2)
     after = sakila.copy()
     film, actor, film_actor = (after.rows[t] for t in ("film", "actor", "film_actor"))
+    film[(4,)] = changed("film", (4,), original_language_id=None)
     film[(1,)] = changed("film", (1,), language_id=2, title="ACADEMY DINOSAUR II")
     film[(3,)] = changed("film", (3,), original_language_id=3, special_features=[])
     del film[(2,)]  # its film_actor rows remain: a bare Film node holds them
@@ -559,6 +564,7 @@ def test_sakila_changes_equal_a_first_load(settings: Settings, sakila: State) ->
     assert scalar(db, "MATCH (:Actor)-[r]->(:Film {film_id: 2}) RETURN count(r)") > 0
     languages = "MATCH (:Film {film_id: 1})-[r]->(l:Language) RETURN collect(l.language_id)"
     assert scalar(db, languages) == [2]
+    assert scalar(db, "MATCH (:Film {film_id: 4})-[r]->(:Language) RETURN count(r)") == 1
 
     with sink_for(db) as sink:
         assert sorted(sink.keys_referencing(streams["film"], ("language_id",), [(2,)])) == [(1,)]
@@ -566,3 +572,58 @@ def test_sakila_changes_equal_a_first_load(settings: Settings, sakila: State) ->
         acted = sink.keys_referencing(streams["film_actor"], ("actor_id",), [(500,)])
         assert sorted(acted) == sorted(k for k in film_actor if k[0] == 500)
         assert len(acted) > 0
+
+
+# -- what the graph model cannot answer (no server needed) ------------------------------------
+
+SURROGATE_KEYED = """
+format = 1
+name = "shop"
+
+[tables.orders]
+key = ["id"]
+[tables.orders.columns]
+id = { type = "int", postgres = "integer", neo4j = "integer" }
+note = { type = "varchar(20)", postgres = "text", neo4j = "string" }
+
+[tables.order_tags]
+key = ["id"]
+references = [{ table = "orders", columns = ["order_id"] }]
+[tables.order_tags.columns]
+id = { type = "int", postgres = "integer", neo4j = "integer" }
+order_id = { type = "int", postgres = "integer", neo4j = "integer" }
+tag = { type = "varchar(20)", postgres = "text", neo4j = "string" }
+
+[graph.nodes.Order]
+table = "orders"
+properties = {}
+
+[graph.nodes.Tag]
+key = ["name"]
+values = ["order_tags.tag"]
+
+[[graph.relationships]]
+type = "TAGGED"
+table = "order_tags"
+from = { label = "Order", key = ["order_id"] }
+to = { label = "Tag", key = ["tag"] }
+"""
+
+
+def test_what_the_graph_does_not_store_is_a_clear_error(tmp_path: Path) -> None:
+    from chariot.project import load_project
+    from chariot.project.streams import project_streams
+
+    path = tmp_path / "chariot.toml"
+    path.write_text(SURROGATE_KEYED, encoding="utf-8")
+    streams = {s.name: s for s in project_streams(load_project(path))}
+    sink = Neo4jSink(Settings())
+    # order_tags is stored as TAGGED relationships that do not hold its key (id).
+    with pytest.raises(SinkWriteError, match="order_tags: cannot find rows by order_id"):
+        sink.keys_referencing(streams["order_tags"], ("order_id",), [(1,)])
+    # Nor can a delete by key find them: refused before anything is written.
+    with pytest.raises(SinkWriteError, match="TAGGED relationships are not identified"):
+        sink.apply(batch_of([TableChanges(streams["order_tags"], deletes=[(1,)])]))
+    # Order nodes keep no property: the note cannot be looked up.
+    with pytest.raises(SinkWriteError, match="keeps note neither as a property of Order"):
+        sink.keys_referencing(streams["orders"], ("note",), [("x",)])

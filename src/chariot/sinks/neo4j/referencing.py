@@ -41,6 +41,8 @@ def referencing_query(plan: TablePlan, columns: Sequence[str]) -> Lookup:
     for name in (*plan.key_columns, *columns):
         if plan.outputs[name].is_list:
             raise SinkWriteError(f"{problem}: {name} is a list in the graph")
+        if not plan.outputs[name].is_plain:
+            raise SinkWriteError(f"{problem}: {name} is transformed, with no way back")
     own = next((node for node in plan.nodes if node.own), None) or next(iter(plan.nodes), None)
     if own is not None:
         return _by_node(plan, own, columns, problem)
