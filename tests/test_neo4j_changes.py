@@ -621,9 +621,11 @@ def test_what_the_graph_does_not_store_is_a_clear_error(tmp_path: Path) -> None:
     # order_tags is stored as TAGGED relationships that do not hold its key (id).
     with pytest.raises(SinkWriteError, match="order_tags: cannot find rows by order_id"):
         sink.keys_referencing(streams["order_tags"], ("order_id",), [(1,)])
-    # Nor can a delete by key find them: refused before anything is written.
+    # Nor can a delete or an update by key find them: refused before anything is written.
     with pytest.raises(SinkWriteError, match="TAGGED relationships are not identified"):
         sink.apply(batch_of([TableChanges(streams["order_tags"], deletes=[(1,)])]))
+    with pytest.raises(SinkWriteError, match="TAGGED relationships are not identified"):
+        sink.apply(batch_of([TableChanges(streams["order_tags"], upserts=[(1, 1, "x")])]))
     # Order nodes keep no property: the note cannot be looked up.
     with pytest.raises(SinkWriteError, match="keeps note neither as a property of Order"):
         sink.keys_referencing(streams["orders"], ("note",), [("x",)])

@@ -143,9 +143,11 @@ class Neo4jSink(ChangeSink):
         works = []
         for table in batch.tables:
             mapping = self._mapping(table.stream)
-            if (table.deletes or table.rejects) and mapping.undeletable:
+            # Such a row's old relationship cannot be found by key: neither a delete nor
+            # an update (which may move its ends) could be applied right.
+            if table and mapping.undeletable:
                 raise SinkWriteError(
-                    f"neo4j sink, table {table.stream.name}: cannot delete rows by key: its "
+                    f"neo4j sink, table {table.stream.name}: cannot apply changes by key: its "
                     f"{', '.join(mapping.undeletable)} relationships are not identified by "
                     "the table's key",
                     hint="make the key columns the relationship's ends or its identity in "
