@@ -22,6 +22,7 @@ from chariot.sinks.neo4j.lease import GraphLease
 from chariot.sinks.neo4j.parameters import CONVERSION_ERRORS, Prepared
 from chariot.sinks.neo4j.retry import with_retries
 from chariot.streams import Stream
+from chariot.sync.pause_hook import pause_before_commit
 
 if TYPE_CHECKING:
     from neo4j import Driver, ManagedTransaction
@@ -170,6 +171,7 @@ class Neo4jSink(ChangeSink):
                 changes.record_rejects(tx, table)
             if batch.positioned:
                 _write_positions(tx, list(batch.positioned), batch.position, batch.committed_at)
+            pause_before_commit(self.name)  # a test hook; inert unless its variable is set
 
         self._transact(work, what=f"neo4j sink: applying changes up to {batch.position}")
 
