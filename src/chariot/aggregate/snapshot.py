@@ -6,7 +6,8 @@ through that snapshot. A sync committing meanwhile is simply not seen. What the 
 saw of each input table (its checkpoint: high-water mark, rows written, last change) is
 recorded with the run, so a run resumed later on different data is recomputed instead of
 mixing two states; so is one resumed with changed declarations (their fingerprints are
-part of the state, under ``DECLARED``).
+part of the state, under ``DECLARED``), and so is one resumed after the sink recorded
+changes (``TRACKING``: see touched.py).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from chariot.aggregate import schema
 from chariot.aggregate.declared import Declared
+from chariot.aggregate.touched import tracking_state
 from chariot.config import Settings
 from chariot.connections import first_value, postgres_connect
 
 DECLARED = "_declared"  # input_state key: aggregation -> fingerprint of its declaration
+TRACKING = "_tracking"  # input_state key: the recorded changes (None: changes not tracked)
 
 
 def input_tables(declared: Sequence[Declared]) -> list[str]:
@@ -33,6 +37,8 @@ class InputSnapshot:
     id: str  # pass to ``SET TRANSACTION SNAPSHOT``
     state: dict[str, Any]  # per input table: [high-water mark, rows written, updated at]
     connection: Any  # holds the exporting transaction open; read-only
+    visible: str = ""  # pg_current_snapshot(): which transactions the snapshot sees
+    promoted_run: int | None = None  # the latest promoted run the snapshot sees
 
 
 @contextmanager
@@ -45,10 +51,28 @@ def exported_snapshot(settings: Settings, declared: Sequence[Declared]) -> Itera
         connection.read_only = True
         exported = first_value(connection.execute("SELECT pg_export_snapshot()").fetchone())
         state = _input_state(connection, settings.postgres.schema_name, input_tables(declared))
+        schema_name = settings.postgres.schema_name
         state[DECLARED] = {d.name: d.fingerprint for d in declared}
-        yield InputSnapshot(id=str(exported), state=state, connection=connection)
+        state[TRACKING] = tracking_state(connection, schema_name)
+        visible = first_value(connection.execute("SELECT pg_current_snapshot()::text").fetchone())
+        yield InputSnapshot(
+            id=str(exported),
+            state=state,
+            connection=connection,
+            visible=str(visible),
+            promoted_run=latest_promoted_run(connection, schema_name),
+        )
     finally:
         connection.close()
+
+
+def latest_promoted_run(connection: Any, schema_name: str) -> int | None:
+    """The newest run whose summaries were promoted (None: none, or no job tables yet)."""
+    runs = schema.qualified(schema_name, schema.RUNS)
+    if first_value(connection.execute("SELECT to_regclass(%s)", (runs,)).fetchone()) is None:
+        return None
+    row = connection.execute(f"SELECT max(run_id) FROM {runs} WHERE status = 'done'").fetchone()
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def _input_state(connection: Any, schema_name: str, tables: list[str]) -> dict[str, Any]:
