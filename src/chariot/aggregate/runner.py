@@ -375,24 +375,27 @@ def prepare_tables(connection: Any, schema_name: str, declared: tuple[Declared, 
     schema.ensure_tables(connection, schema_name, declared)
     for aggregation in declared:
         if aggregation.ranged and not aggregation.group_joined:
-            _index_group_column(connection, schema_name, aggregation)
+            _index_column(connection, schema_name, aggregation.table, aggregation.group_source)
+        for column, _ in aggregation.join_on[:1]:
+            # the sink finds the rows a changed joined row's groups come from (touched.py)
+            _index_column(connection, schema_name, aggregation.table, column)
     connection.commit()
 
 
-def _index_group_column(connection: Any, schema_name: str, declared: Declared) -> None:
+def _index_column(connection: Any, schema_name: str, table_name: str, column: str) -> None:
     """Key-range partitions read by an index range scan, not a table scan: index the group
-    column unless an index already starts with it (built once; blocks sync writes meanwhile)."""
-    table = schema.qualified(schema_name, declared.table)
+    column unless an index already starts with it (built once; blocks sync writes meanwhile).
+    Likewise a join column."""
+    table = schema.qualified(schema_name, table_name)
     indexed = connection.execute(
         "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
         "AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(%s) AND a.attname = %s",
-        (table, declared.group_source),
+        (table, column),
     ).fetchone()
     if indexed is None:
-        name = f"{declared.table[:25]}_{declared.group_source[:25]}_agg_idx"
+        name = f"{table_name[:25]}_{column[:25]}_agg_idx"
         connection.execute(
-            f"CREATE INDEX IF NOT EXISTS {quoted(name)} ON {table} "
-            f"({quoted(declared.group_source)})"
+            f"CREATE INDEX IF NOT EXISTS {quoted(name)} ON {table} ({quoted(column)})"
         )
 
 

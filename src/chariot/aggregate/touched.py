@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from chariot.aggregate.declared import Declared, declared_aggregations, qualified, quoted
 from chariot.batch import Key
+from chariot.errors import ConfigError
 from chariot.streams import Stream
 
 if TYPE_CHECKING:
@@ -63,7 +64,14 @@ def record_touched(cursor: Any, schema: str, stream: Stream, keys: list[Key]) ->
     readers = [d for d in _declared(stream) if stream.name in d.inputs]
     if not keys or not readers:
         return
-    ensure_tracking_tables(cursor, schema)
+    # An aggregation whose other input is not synced yet has no groups (its first run
+    # will be full: the first copy of that table invalidates it).
+    missing = _missing_tables(
+        cursor, schema, {TOUCHED, INVALID, *(t for d in readers for t in d.inputs)}
+    )
+    if missing & {TOUCHED, INVALID}:
+        ensure_tracking_tables(cursor, schema)
+    readers = [d for d in readers if not missing.intersection(d.inputs)]
     columns, types = _key_columns(stream, schema)
     arrays = [list(values) for values in zip(*keys, strict=True)]
     unnested = ", ".join(f"%s::{t}[]" for t in types)
@@ -178,6 +186,16 @@ def forget_seen(connection: Any, schema: str, snapshot: str, *, invalidations: b
     return int(deleted)
 
 
+def _missing_tables(cursor: Any, schema: str, tables: set[str]) -> set[str]:
+    names = sorted(tables)
+    row = cursor.execute(
+        "SELECT array_agg(name) FROM unnest(%s::text[], %s::text[]) AS n(name, qualified) "
+        "WHERE to_regclass(qualified) IS NULL",
+        (names, [qualified(schema, name) for name in names]),
+    ).fetchone()
+    return set(row[0] or []) if row else set()
+
+
 def _key_columns(stream: Stream, schema: str) -> tuple[tuple[str, ...], list[str]]:
     """The table's key columns (source key -> output names, as the sink stores them) and
     their PostgreSQL types."""
@@ -197,7 +215,10 @@ def _declared(stream: Stream) -> tuple[Declared, ...]:
     if cached is not None and cached[0] is project:
         _declared_cache.move_to_end(id(project))
         return cached[1]
-    declared = declared_aggregations(project)
+    try:
+        declared = declared_aggregations(project)
+    except ConfigError:  # `chariot aggregate` reports it; a sink write must not fail on it
+        declared = ()
     _declared_cache[id(project)] = (project, declared)
     while len(_declared_cache) > _CACHE_SIZE:
         _declared_cache.popitem(last=False)
