@@ -8,7 +8,8 @@ after, one commit."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,7 @@ def test_only_touched_groups_are_recomputed_and_equal_a_full_run(
 
 
 def test_an_untracked_change_makes_the_next_run_full(
-    sql_settings: Settings, movielens_dir: Path
+    sql_settings: Settings, movielens_dir: Path, cli: Callable[..., Any]
 ) -> None:
     settings = sql_settings
     pg = settings.postgres
@@ -185,6 +186,31 @@ def test_an_untracked_change_makes_the_next_run_full(
         streams["ratings"],
         [(1, 1)],
         ("UPDATE {schema}.ratings SET rating = 1.0 WHERE user_id = 1 AND movie_id = 1", ()),
+    )
+    shown = cli("aggregate", "--no-graph", settings=settings)
+    assert shown.exit_code == 0, shown.output
+    assert "full: movies changed without its groups being recorded" in shown.stdout
+    assert check_summaries(settings, neo4j=False).ok
+    change(
+        pg,
+        streams["ratings"],
+        [(1, 1), (1, 999_998)],
+        ("UPDATE {schema}.ratings SET movie_id = 999998 WHERE user_id = 1 AND movie_id = 1", ()),
+    )
+    shown = cli("aggregate", "--no-graph", settings=settings)
+    # movies 1 and 999998, user 1, movie 1's one genre (999998 is in no movie row)
+    assert "incremental: 4 touched group(s) since run" in shown.stdout, shown.stdout
+    assert "2 group(s) recomputed" in shown.stdout
+    as_json = json.loads(cli("aggregate", "--no-graph", "--json", settings=settings).stdout)
+    assert (as_json["ok"], as_json["action"], as_json["mode"]) == (True, "unchanged", "incremental")
+    assert as_json["summaries"]["movie_stats"]["groups_recomputed"] == 0
+    status = json.loads(cli("status", "--json", settings=settings).stdout)
+    assert "incremental" in json.dumps(status)
+
+    untracked(
+        pg,
+        streams["movies"],
+        ("UPDATE {schema}.movies SET genres = '{Comedy}' WHERE movie_id = 1", ()),
     )
     result = run_aggregation(settings, workers=1, graph=False)
     assert result.mode == "full" and "movies changed without" in (result.full_because or "")
