@@ -74,33 +74,32 @@ def record_touched(cursor: Any, schema: str, stream: Stream, keys: list[Key]) ->
     readers = [d for d in readers if not missing.intersection(d.inputs)]
     columns, types = _key_columns(stream, schema)
     arrays = [list(values) for values in zip(*keys, strict=True)]
+    names = [f"c{index}" for index in range(len(columns))]
     unnested = ", ".join(f"%s::{t}[]" for t in types)
     touched = qualified(schema, TOUCHED)
     for aggregation in readers:
         group = aggregation.group_expression
-        aliases = [
-            alias
+        matched = " OR ".join(
+            "("
+            + " AND ".join(
+                f"{alias}.{quoted(c)} = changed.{n}" for c, n in zip(columns, names, strict=True)
+            )
+            + ")"
             for alias, table in (("t", aggregation.table), ("j", aggregation.join_table))
             if table == stream.name
-        ]
-        matched = " OR ".join(
-            f"({', '.join(f'{alias}.{quoted(c)}' for c in columns)}) "
-            f"IN (SELECT * FROM unnest({unnested}))"
-            for alias in aliases
         )
-        # The second call of a transaction adds only groups the first did not record.
+        # Per changed key, its rows by index (OFFSET 0 keeps the planner from turning this
+        # into one join that scans the whole table); the second call of a transaction adds
+        # only groups the first did not record.
         cursor.execute(
             f"INSERT INTO {touched} (aggregation, fingerprint, group_key) "
-            f"SELECT %s, %s, k FROM (SELECT DISTINCT ({group})::text AS k "
-            f"{aggregation.from_clause(schema)} WHERE {group} IS NOT NULL AND ({matched})) AS g "
+            "SELECT %s, %s, found.k FROM (SELECT DISTINCT (grouped.g)::text AS k "
+            f"FROM (SELECT DISTINCT * FROM unnest({unnested})) AS changed({', '.join(names)}), "
+            f"LATERAL (SELECT {group} AS g {aggregation.from_clause(schema)} "
+            f"WHERE {group} IS NOT NULL AND ({matched}) OFFSET 0) AS grouped) AS found "
             f"WHERE NOT EXISTS (SELECT 1 FROM {touched} r WHERE r.aggregation = %s "
-            "AND r.group_key = g.k AND r.xact = pg_current_xact_id()) ORDER BY k",
-            [
-                aggregation.name,
-                aggregation.fingerprint,
-                *(value for _ in aliases for value in arrays),
-                aggregation.name,
-            ],
+            "AND r.group_key = found.k AND r.xact = pg_current_xact_id()) ORDER BY found.k",
+            [aggregation.name, aggregation.fingerprint, *arrays, aggregation.name],
         )
 
 
