@@ -33,7 +33,7 @@ from chariot.aggregate.executors import (
 )
 from chariot.aggregate.graph import labelled, write_graph
 from chariot.aggregate.partitions import JobControl, OpenRun
-from chariot.aggregate.promote import Promotion, promote
+from chariot.aggregate.promote import Promotion, describe_promotion, promote
 from chariot.aggregate.snapshot import InputSnapshot, exported_snapshot, input_tables
 from chariot.aggregate.worker import WorkerReport
 from chariot.config import Settings
@@ -279,15 +279,19 @@ def _incremental(
     elif graph and not chosen.graph_complete:
         result.graph_status = "pending"  # finish the promoted run's graph as a whole
     _count_summaries(connection, settings, declared, result)
+    promotion = (
+        describe_promotion(connection, schema_name, declared, promoted_now=False)
+        if done is None
+        else done.promotion
+    )
+    connection.commit()
     for aggregation in declared:
         summary = result.summaries[aggregation.name]
         summary.mode = "incremental"
         summary.groups_recomputed = len(chosen.groups.get(aggregation.name, []))
-        if done is None:
-            continue
-        summary.rows_in = done.rows_in.get(aggregation.name, 0)
-        if aggregation.name in done.promotion.unreferenced:
-            found = done.promotion.unreferenced[aggregation.name]
+        summary.rows_in = 0 if done is None else done.rows_in.get(aggregation.name, 0)
+        if aggregation.name in promotion.unreferenced:
+            found = promotion.unreferenced[aggregation.name]
             summary.unreferenced_table = found.table
             summary.unreferenced_groups = found.groups
             summary.unreferenced_rows = found.rows
