@@ -15,7 +15,10 @@ from typing import Any
 
 import pytest
 
+from chariot.aggregate import incremental
+from chariot.aggregate.declared import declared_aggregations
 from chariot.aggregate.runner import AggregationResult, run_aggregation
+from chariot.aggregate.snapshot import exported_snapshot
 from chariot.aggregate.touched import (
     TOUCHED,
     ensure_tracking_tables,
@@ -25,10 +28,12 @@ from chariot.aggregate.touched import (
 )
 from chariot.aggregate.verify import check_summaries
 from chariot.batch import Key
-from chariot.config import PostgresSettings, Settings
+from chariot.config import PostgresSettings, RunSettings, Settings
 from chariot.connections import neo4j_session, postgres_connect, postgres_connection
+from chariot.errors import Busy
 from chariot.project import Project, load_project
 from chariot.project.streams import project_streams
+from chariot.seed.synthetic import load_ratings_into_postgres
 from chariot.streams import Stream
 from tests.test_aggregate_sakila import sakila  # noqa: F401 - the module's Sakila fixture
 from tests.test_aggregate_support import load_movielens, query, summaries
@@ -330,3 +335,38 @@ def test_sakila_joined_and_exploded_keys_follow_changes(
         settings, workers=2, executor="process", graph=False, project=project, full=True
     )
     assert _summary_rows(settings, project) == incremental
+
+
+def test_an_older_snapshot_never_replaces_a_newer_promotion(
+    postgres_settings: PostgresSettings,
+) -> None:
+    """Two commands see the same change; the one with the newer snapshot promotes first:
+    the other's promotion is refused (re-run), so no summary goes back in time."""
+    settings = Settings(postgres=postgres_settings, run=RunSettings())
+    load_ratings_into_postgres(postgres_settings, 3_000, seed=4)
+    streams = _streams(load_project())
+    untracked(postgres_settings, streams["ratings"])
+    run_aggregation(settings, workers=1, graph=False)
+    [(user, movie)] = query(
+        postgres_settings, "SELECT user_id, movie_id FROM {schema}.ratings ORDER BY 1, 2 LIMIT 1"
+    )
+    rate = "UPDATE {schema}.ratings SET rating = %s WHERE user_id = %s AND movie_id = %s"
+    change(postgres_settings, streams["ratings"], [(user, movie)], (rate, (0.5, user, movie)))
+    declared = declared_aggregations(load_project())
+    schema = postgres_settings.schema_name
+    with exported_snapshot(settings, declared) as older:
+        chosen = incremental.plan(older, schema, declared, full=False)
+        assert chosen.incremental
+        assert (chosen.groups["movie_stats"], chosen.groups["user_stats"]) == (
+            [str(movie)],
+            [str(user)],
+        )
+        change(postgres_settings, streams["ratings"], [(user, movie)], (rate, (5.0, user, movie)))
+        newer = run_aggregation(settings, workers=1, graph=False)
+        assert newer.mode == "incremental" and newer.promoted_now
+        with postgres_connection(postgres_settings) as connection, pytest.raises(Busy):
+            incremental.recompute(
+                connection, older, schema, declared, chosen, partition_rows=1_000, graph=False
+            )
+    assert check_summaries(settings, neo4j=False).ok
+    assert run_aggregation(settings, workers=1, graph=False).action == "unchanged"

@@ -66,13 +66,9 @@ def plan(
     latest = snapshot.promoted_run
     if latest is None:
         return Plan(False, "no summaries were promoted yet")
-    runs = schema.qualified(schema_name, schema.RUNS)
-    if connection.execute(f"SELECT 1 FROM {runs} WHERE status = 'running' LIMIT 1").fetchone():
+    if snapshot.open_run:
         return Plan(False, "an unfinished run is open: it is resumed")
-    state, graph_status = connection.execute(
-        f"SELECT input_state, graph_status FROM {runs} WHERE run_id = %s", (latest,)
-    ).fetchone()
-    state = state or {}
+    state = snapshot.promoted_state or {}
     if state.get(TRACKING) is None:
         return Plan(False, f"the promoted summaries (run {latest}) predate change tracking")
     if state.get(DECLARED) != snapshot.state[DECLARED]:
@@ -110,7 +106,9 @@ def plan(
         if fingerprint != fingerprints[name]:
             return Plan(False, f"changes were recorded for another declaration of {name}")
         groups[name] = sorted(keys)
-    return Plan(True, groups=groups, since_run=latest, graph_complete=graph_status == "done")
+    return Plan(
+        True, groups=groups, since_run=latest, graph_complete=snapshot.promoted_graph == "done"
+    )
 
 
 def recompute(

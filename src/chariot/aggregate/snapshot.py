@@ -38,7 +38,13 @@ class InputSnapshot:
     state: dict[str, Any]  # per input table: [high-water mark, rows written, updated at]
     connection: Any  # holds the exporting transaction open; read-only
     visible: str = ""  # pg_current_snapshot(): which transactions the snapshot sees
-    promoted_run: int | None = None  # the latest promoted run the snapshot sees
+    # The job tables just BEFORE the snapshot (never read in it: its lock on them would
+    # block another command's table upgrades for as long as this one runs). A run promoted
+    # in between only makes the promotion refuse needlessly, never wrongly.
+    promoted_run: int | None = None  # the latest promoted run
+    promoted_state: dict[str, Any] | None = None  # its input state
+    promoted_graph: str | None = None  # its graph status
+    open_run: bool = False  # a run is open (running)
 
 
 @contextmanager
@@ -47,6 +53,8 @@ def exported_snapshot(settings: Settings, declared: Sequence[Declared]) -> Itera
 
     connection = postgres_connect(settings.postgres)
     try:
+        runs = _runs(connection, settings.postgres.schema_name)
+        connection.commit()
         connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         connection.read_only = True
         exported = first_value(connection.execute("SELECT pg_export_snapshot()").fetchone())
@@ -60,19 +68,28 @@ def exported_snapshot(settings: Settings, declared: Sequence[Declared]) -> Itera
             state=state,
             connection=connection,
             visible=str(visible),
-            promoted_run=latest_promoted_run(connection, schema_name),
+            **runs,
         )
     finally:
         connection.close()
 
 
-def latest_promoted_run(connection: Any, schema_name: str) -> int | None:
-    """The newest run whose summaries were promoted (None: none, or no job tables yet)."""
+def _runs(connection: Any, schema_name: str) -> dict[str, Any]:
+    """The latest promoted run (id, input state, graph status) and whether one is open."""
     runs = schema.qualified(schema_name, schema.RUNS)
     if first_value(connection.execute("SELECT to_regclass(%s)", (runs,)).fetchone()) is None:
-        return None
-    row = connection.execute(f"SELECT max(run_id) FROM {runs} WHERE status = 'done'").fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+        return {}
+    latest = connection.execute(
+        f"SELECT run_id, input_state, graph_status FROM {runs} WHERE status = 'done' "
+        "ORDER BY run_id DESC LIMIT 1"
+    ).fetchone()
+    running = connection.execute(f"SELECT 1 FROM {runs} WHERE status = 'running' LIMIT 1")
+    found: dict[str, Any] = {"open_run": running.fetchone() is not None}
+    if latest is not None:
+        found.update(
+            promoted_run=int(latest[0]), promoted_state=latest[1], promoted_graph=latest[2]
+        )
+    return found
 
 
 def _input_state(connection: Any, schema_name: str, tables: list[str]) -> dict[str, Any]:
