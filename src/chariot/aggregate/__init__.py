@@ -9,6 +9,8 @@ worker.py      the module-level worker every executor runs
 executors.py   inline, local process pool, Dask
 runner.py      the conductor: open/resume/join a run, drive workers, promote, graph
 promote.py     staging -> summary tables in one transaction
+touched.py     the groups a change-capture sync touched (recorded by the PostgreSQL sink)
+incremental.py recompute and promote only those groups
 graph.py       summaries -> properties of the nodes of the aggregation's label in Neo4j
 verify.py      independent plain-SQL recomputation (used by `chariot audit`)
 report.py      runs and partitions for `chariot status`

@@ -27,13 +27,24 @@ def partition_query(
     if declared.ranged and key_through is not None:
         conditions.append(f"{group} <= %s")
         params.append(key_through)
+    return _query(declared, schema, conditions), params
+
+
+def groups_query(declared: Declared, schema: str, keys: list[str]) -> tuple[str, list[Any]]:
+    """The same ``SELECT`` for the groups ``keys`` only (their text form; an incremental
+    run): a key with no rows left returns no row."""
+    group = declared.group_expression
+    conditions = [f"{group} IS NOT NULL", f"{group} = ANY(%s::text[]::{declared.group_postgres}[])"]
+    return _query(declared, schema, conditions), [keys]
+
+
+def _query(declared: Declared, schema: str, conditions: list[str]) -> str:
     selected = [f"({statistic_sql(declared, s)})::{s.postgres}" for s in declared.statistics]
     nulls = [f"count(*) FILTER (WHERE t.{quoted(c)} IS NULL)" for c in declared.checked]
-    query = (
-        f"SELECT {group}, {', '.join([*selected, 'count(*)', *nulls])} "
+    return (
+        f"SELECT {declared.group_expression}, {', '.join([*selected, 'count(*)', *nulls])} "
         f"{declared.from_clause(schema)} WHERE {' AND '.join(conditions)} GROUP BY 1"
     )
-    return query, params
 
 
 def statistic_sql(declared: Declared, stat: Stat) -> str:

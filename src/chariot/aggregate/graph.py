@@ -7,6 +7,10 @@ every statistic under its property name (``rating_count`` -> ``ratingCount``; NU
 the property) and ``statsRunId``; then the summary properties are removed from nodes of
 the label stamped by an older run (groups that no longer exist). Values are sent as Neo4j
 takes them: numbers (``numeric`` as float), lists, temporal values.
+
+After an incremental run only the recomputed groups are written: their nodes get the
+summaries' current values, and a group that no longer exists has the summary properties
+removed from its node, as the full write's clean-up would.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -47,14 +51,17 @@ def write_graph(
     run_id: int,
     declared: Sequence[Declared],
     progress: ProgressCallback | None = None,
+    *,
+    groups: dict[str, list[str]] | None = None,
 ) -> GraphWrite:
-    """Write every labelled aggregation's promoted summary onto its nodes; raises a
+    """Write every labelled aggregation's promoted summary onto its nodes, or with
+    ``groups`` (aggregation -> group keys as text) only those groups' nodes; raises a
     ``ChariotError``."""
     started = time.perf_counter()
     targets = labelled(declared)
     if not targets:
         return GraphWrite(0, 0, 0.0)
-    nodes = _nodes_by_label(settings, targets)
+    nodes = _nodes_by_label(settings, targets, groups)
     driver = neo4j_driver(settings.neo4j)  # ConnectionFailed when unreachable
     lease = GraphLease(
         driver,
@@ -69,15 +76,23 @@ def write_graph(
                 _ensure_constraint(session, aggregation)
             session.run(LEASE_CONSTRAINT).consume()
             lease.acquire(sorted(nodes), wait_seconds=settings.run.lease_wait_seconds)
-            total = sum(len(rows) for _, rows, _ in nodes.values())
+            total = sum(len(label.rows) for label in nodes.values())
             task = "summaries -> neo4j"
             notify(progress, task, 0, total, unit="nodes")
-            for label, (key, rows, properties) in nodes.items():
+            for label, found in nodes.items():
+                key, rows, properties = found.key, found.rows, found.properties
                 for start in range(0, len(rows), BATCH_NODES):
                     batch = rows[start : start + BATCH_NODES]
                     session.execute_write(_write_batch, label, key, batch, run_id, lease)
                     written += len(batch)
                     notify(progress, task, written, total, unit="nodes")
+                if groups is not None:  # only the groups gone lose their properties
+                    for start in range(0, len(found.gone), BATCH_NODES):
+                        gone = found.gone[start : start + BATCH_NODES]
+                        cleared += session.execute_write(
+                            _clear_keys, label, key, properties, gone, lease
+                        )
+                    continue
                 while count := session.execute_write(
                     _clear_stale, label, properties, run_id, lease
                 ):
@@ -121,36 +136,64 @@ def cypher_name(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) else f"`{name.replace('`', '``')}`"
 
 
+@dataclass(frozen=True)
+class _LabelNodes:
+    key: str  # the label's key property
+    rows: list[dict[str, Any]]  # {key, props} to MERGE and SET
+    properties: list[str]  # every summary property of the label
+    gone: list[Any] = field(default_factory=list)  # keys whose groups no longer exist
+
+
 def _nodes_by_label(
-    settings: Settings, targets: list[Declared]
-) -> dict[str, tuple[str, list[dict[str, Any]], list[str]]]:
-    """label -> (key property, rows {key, props}, every summary property of the label).
+    settings: Settings, targets: list[Declared], groups: dict[str, list[str]] | None
+) -> dict[str, _LabelNodes]:
+    """What to write per label: every group of its summaries, or only ``groups``.
 
     A node gets the properties of every aggregation onto its label, NULL (removed) for one
     that has no group for it: several aggregations can share a label without leaving an
     old value of one of them behind on a node the other still writes."""
-    labels: dict[str, tuple[str, list[dict[str, Any]], list[str]]] = {}
+    labels: dict[str, _LabelNodes] = {}
     for label in dict.fromkeys(str(d.label) for d in targets):
         mine = [d for d in targets if d.label == label]
         properties = [str(s.node_property) for d in mine for s in d.statistics if s.node_property]
+        keys = None
+        if groups is not None:
+            keys = sorted({key for d in mine for key in groups.get(d.name, [])})
         merged: dict[Any, dict[str, Any]] = {}
-        for aggregation in mine:
-            for row in _read_summary(settings, aggregation):
-                props = merged.setdefault(row["key"], dict.fromkeys(properties))
-                props.update(row["props"])
+        wanted: set[Any] = set()
+        with postgres_connection(settings.postgres) as connection:
+            for aggregation in mine:
+                for row in _read_summary(connection, settings, aggregation, keys):
+                    props = merged.setdefault(row["key"], dict.fromkeys(properties))
+                    props.update(row["props"])
+                if keys is not None:
+                    wanted |= set(_typed_keys(connection, aggregation, keys))
         rows = [{"key": key, "props": props} for key, props in merged.items()]
-        labels[label] = (str(mine[0].label_key), rows, properties)
+        gone = sorted(wanted - merged.keys(), key=repr)
+        labels[label] = _LabelNodes(str(mine[0].label_key), rows, properties, gone)
     return labels
 
 
-def _read_summary(settings: Settings, declared: Declared) -> list[dict[str, Any]]:
-    """The promoted summary as rows of the driver's values: {key, props}."""
+def _typed_keys(connection: Any, declared: Declared, keys: list[str]) -> list[Any]:
+    """Group keys in their text form, as the values Neo4j holds."""
+    rows = connection.execute(
+        f"SELECT unnest(%s::text[]::{declared.group_postgres}[])", (keys,)
+    ).fetchall()
+    return [neo4j_value(row[0]) for row in rows]
+
+
+def _read_summary(
+    connection: Any, settings: Settings, declared: Declared, keys: list[str] | None
+) -> list[dict[str, Any]]:
+    """The promoted summary (or its groups ``keys``) as rows of the driver's values:
+    {key, props}."""
     columns = [quoted(s.column) for s in declared.statistics]
     summary = schema.qualified(settings.postgres.schema_name, declared.name)
-    with postgres_connection(settings.postgres) as connection:
-        rows = connection.execute(
-            f"SELECT {quoted(declared.group_column)}, {', '.join(columns)} FROM {summary}"
-        ).fetchall()
+    group = quoted(declared.group_column)
+    query = f"SELECT {group}, {', '.join(columns)} FROM {summary}"
+    if keys is not None:
+        query += f" WHERE {group} = ANY(%s::text[]::{declared.group_postgres}[])"
+    rows = connection.execute(query, () if keys is None else (keys,)).fetchall()
     return [
         {
             "key": neo4j_value(row[0]),
@@ -194,5 +237,19 @@ def _clear_stale(tx: Any, label: str, properties: list[str], run_id: int, lease:
         f"AND n.{RUN_PROPERTY} <> $runId "
         f"WITH n LIMIT {BATCH_NODES} REMOVE {removed} RETURN count(n) AS cleared",
         runId=run_id,
+    ).single()
+    return int(record["cleared"]) if record else 0
+
+
+def _clear_keys(
+    tx: Any, label: str, key: str, properties: list[str], keys: list[Any], lease: GraphLease
+) -> int:
+    """Remove the summary properties from the nodes of groups that no longer exist."""
+    lease.check(tx, [label])
+    removed = ", ".join(f"n.{cypher_name(name)}" for name in [*properties, RUN_PROPERTY])
+    record = tx.run(
+        f"UNWIND $keys AS k MATCH (n:{cypher_name(label)} {{{cypher_name(key)}: k}}) "
+        f"WHERE n.{RUN_PROPERTY} IS NOT NULL REMOVE {removed} RETURN count(n) AS cleared",
+        keys=keys,
     ).single()
     return int(record["cleared"]) if record else 0

@@ -8,6 +8,10 @@ is locked first, so when two commands finish the same run only one promotes it.
 A summary table is created by its first promotion; its comment holds the declaration's
 fingerprint, and a table whose declaration changed is dropped and created anew (in the same
 transaction, so readers still see the old summary or the new one).
+
+A promotion never goes back in time: a run computed from a snapshot older than another
+promotion (an incremental run promoted while it computed) is refused, and re-running
+recomputes it. It deletes the recorded changes its snapshot saw (touched.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from typing import Any
 
 from chariot.aggregate import schema
 from chariot.aggregate.declared import Declared, quoted
-from chariot.errors import AggregationError
+from chariot.aggregate.snapshot import InputSnapshot
+from chariot.aggregate.touched import forget_seen
+from chariot.errors import AggregationError, Busy
 
 COMMENT_PREFIX = "chariot aggregation "
 
@@ -48,8 +54,10 @@ def promote(
     *,
     promoted_by: str,
     graph: bool,
+    snapshot: InputSnapshot | None = None,
 ) -> Promotion:
-    """Replace the summaries with run ``run_id``'s staging rows and close the run (commits)."""
+    """Replace the summaries with run ``run_id``'s staging rows and close the run (commits).
+    ``snapshot``: the promoting command's, for the time check and the recorded changes."""
     runs = schema.qualified(schema_name, schema.RUNS)
     partitions = schema.qualified(schema_name, schema.PARTITIONS)
     row = connection.execute(
@@ -62,7 +70,7 @@ def promote(
             hint="re-run `chariot aggregate` to continue the new run",
         )
     if row[0] == "done":
-        promotion = _promotion(connection, schema_name, declared, promoted_now=False)
+        promotion = describe_promotion(connection, schema_name, declared, promoted_now=False)
         connection.rollback()
         return promotion
     unfinished = connection.execute(
@@ -74,16 +82,40 @@ def promote(
         raise AggregationError(
             f"run {run_id} still has {unfinished} unfinished partitions; not promoting"
         )
+    if snapshot is not None:
+        refuse_going_back(connection, schema_name, snapshot, run_id)
     for aggregation in declared:
         _replace_summary(connection, schema_name, aggregation, run_id)
+    if snapshot is not None:
+        forget_seen(connection, schema_name, snapshot.visible, invalidations=True)
     connection.execute(
         f"""UPDATE {runs} SET status = 'done', promoted_at = now(), updated_at = now(),
                 promoted_by = %s, graph_status = %s WHERE run_id = %s""",
         (promoted_by, "pending" if graph else "skipped", run_id),
     )
-    promotion = _promotion(connection, schema_name, declared, promoted_now=True)
+    promotion = describe_promotion(connection, schema_name, declared, promoted_now=True)
     connection.commit()
     return promotion
+
+
+def refuse_going_back(
+    connection: Any, schema_name: str, snapshot: InputSnapshot, run_id: int | None
+) -> None:
+    """Raise ``Busy`` (rolled back) when a run other than ``run_id`` was promoted after
+    ``snapshot`` was taken: promoting would replace newer summaries with older ones."""
+    row = connection.execute(
+        f"SELECT max(run_id) FROM {schema.qualified(schema_name, schema.RUNS)} "
+        "WHERE status = 'done' AND run_id IS DISTINCT FROM %s",
+        (run_id,),
+    ).fetchone()
+    latest = None if row is None or row[0] is None else int(row[0])
+    if latest != snapshot.promoted_run:
+        connection.rollback()
+        raise Busy(
+            f"run {latest} was promoted by another command while this one computed from an "
+            "earlier state of the synced tables: not replacing its summaries with older ones",
+            hint="re-run `chariot aggregate`",
+        )
 
 
 def _replace_summary(connection: Any, schema_name: str, declared: Declared, run_id: int) -> None:
@@ -110,7 +142,7 @@ def _replace_summary(connection: Any, schema_name: str, declared: Declared, run_
     connection.execute(f"DELETE FROM {staging} WHERE run_id = %s", (run_id,))
 
 
-def _promotion(
+def describe_promotion(
     connection: Any, schema_name: str, declared: Sequence[Declared], *, promoted_now: bool
 ) -> Promotion:
     existing = schema.existing_tables(connection, schema_name)

@@ -18,6 +18,9 @@ class AggregationRunStatus(BaseModel):
         description="running (open: re-run to resume), done (promoted) or abandoned"
     )
     graph_status: str = Field(description="Neo4j write: pending, done, failed or skipped")
+    mode: str = Field(
+        "full", description="full (partitions) or incremental (only the touched groups)"
+    )
     created_at: datetime
     promoted_at: datetime | None = None
     partitions: dict[str, int] = Field(
@@ -55,6 +58,8 @@ def aggregation_runs(settings: Settings, *, limit: int = 5) -> list[AggregationR
 _QUERY = """
 SELECT r.run_id, r.status, r.graph_status, r.created_at, r.promoted_at, r.ratings_planned,
        r.graph_error,
+       -- a job table of 0.1.0 has no mode column until the next aggregate adds it
+       (SELECT coalesce(to_jsonb(x) ->> 'mode', 'full') FROM {runs} x WHERE x.run_id = r.run_id),
        count(p.*) FILTER (WHERE p.status = 'pending'),
        count(p.*) FILTER (WHERE p.status = 'running'),
        count(p.*) FILTER (WHERE p.status = 'done'),
@@ -68,7 +73,8 @@ GROUP BY r.run_id ORDER BY r.run_id DESC LIMIT %s
 
 
 def _run_status(row: tuple) -> AggregationRunStatus:  # type: ignore[type-arg]
-    run_id, status, graph_status, created, promoted, planned, graph_error, *counts, last_error = row
+    run_id, status, graph_status, created, promoted, planned, graph_error, mode, *rest = row
+    *counts, last_error = rest
     return AggregationRunStatus(
         run_id=run_id,
         status=status,
@@ -77,6 +83,7 @@ def _run_status(row: tuple) -> AggregationRunStatus:  # type: ignore[type-arg]
         promoted_at=promoted,
         ratings_planned=planned,
         graph_error=graph_error,
+        mode=mode,
         last_error=last_error,
         partitions=dict(zip(("pending", "running", "done", "failed"), counts, strict=True)),
     )

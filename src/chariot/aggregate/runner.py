@@ -1,6 +1,10 @@
 """The conductor of ``chariot aggregate``: open (or resume, or join) a run, drive workers
 until every partition is done, promote atomically, then write the graph.
 
+When the sink tracks changes (a change-capture sync records the groups it touched), a run
+recomputes only those groups instead (incremental.py), in this process; the output says
+which it did and why a run was full.
+
 Re-running after any interruption continues the open run: only partitions not ``done`` are
 computed. A second command started while a run is open joins it as more workers; whichever
 command promotes first wins, the other reports the run as promoted by another process.
@@ -18,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from chariot.aggregate import schema
+from chariot.aggregate import incremental, schema
 from chariot.aggregate.declared import Declared, declared_aggregations, quoted
 from chariot.aggregate.executors import (
     POLL_SECONDS,
@@ -29,7 +33,7 @@ from chariot.aggregate.executors import (
 )
 from chariot.aggregate.graph import labelled, write_graph
 from chariot.aggregate.partitions import JobControl, OpenRun
-from chariot.aggregate.promote import Promotion, promote
+from chariot.aggregate.promote import Promotion, describe_promotion, promote
 from chariot.aggregate.snapshot import InputSnapshot, exported_snapshot, input_tables
 from chariot.aggregate.worker import WorkerReport
 from chariot.config import Settings
@@ -47,6 +51,10 @@ class SummaryResult(BaseModel):
     """One declared aggregation in a run."""
 
     table: str = Field(description="the aggregated table")
+    mode: str = Field("full", description="'full' (every group) or 'incremental'")
+    groups_recomputed: int | None = Field(
+        None, description="incremental: the touched groups recomputed (gone ones included)"
+    )
     reads: str = Field("", description="what one input row is (the table, joined, exploded)")
     rows_in: int = Field(0, description="input rows the run read for it")
     groups: int = Field(0, description="rows of the promoted summary table")
@@ -62,9 +70,20 @@ class SummaryResult(BaseModel):
 class AggregationResult(BaseModel):
     run_id: int
     action: str = Field(
-        description="'computed', 'graph-only' (finished a promoted run's graph write), or "
+        description="'computed', 'unchanged' (no change recorded since the promoted run: "
+        "nothing recomputed), 'graph-only' (finished a promoted run's graph write), or "
         "'none' (the project declares no aggregations)"
     )
+    mode: str = Field(
+        "full",
+        description="'full' (every group, in partitions) or 'incremental' (the "
+        "groups the sink recorded as touched, in one process)",
+    )
+    full_because: str | None = Field(None, description="why the run was full")
+    since_run: int | None = Field(
+        None, description="incremental: the promoted run the summaries were brought on from"
+    )
+    groups_recomputed: int = Field(0, description="incremental: touched groups recomputed")
     executor: str
     workers: int
     resumed: bool = Field(description="continued (or joined) a run that was already open")
@@ -108,9 +127,11 @@ def run_aggregation(
     graph: bool = True,
     progress: ProgressCallback | None = None,
     project: Project | None = None,
+    full: bool = False,
 ) -> AggregationResult:
     """Compute, promote and (with ``graph``) write the ``project``'s declared aggregations
-    (default: the project file's); see the module docstring.
+    (default: the project file's); see the module docstring. ``full`` (implied by
+    ``restart``) recomputes every group even when only some changed.
 
     Raises ``AggregationError`` when partitions fail beyond their attempts; a Neo4j failure
     after the promotion is reported in ``graph_status``/``graph_error`` instead.
@@ -133,6 +154,7 @@ def run_aggregation(
             restart=restart,
             graph=graph,
             progress=progress,
+            full=full or restart,
         )
 
 
@@ -161,6 +183,7 @@ def _run(
     restart: bool,
     graph: bool,
     progress: ProgressCallback | None,
+    full: bool,
 ) -> AggregationResult:
     started = time.perf_counter()
     workers = workers or settings.run.workers
@@ -178,6 +201,7 @@ def _run(
             wait_seconds=settings.run.lease_wait_seconds,
         )
         awaiting = None if restart or not graph else _run_awaiting_graph(jobs)
+        chosen_plan = None
         if awaiting is not None:
             result = AggregationResult(
                 run_id=awaiting, action="graph-only", executor=chosen, workers=0, resumed=True
@@ -186,9 +210,21 @@ def _run(
         else:
             with exported_snapshot(settings, declared) as snapshot:
                 refuse_half_loaded(snapshot.connection, schema_name, inputs)
-                rounds = _Rounds(chosen, workers, scheduler, snapshot.id, declared)
-                result = _compute(jobs, settings, snapshot, rounds, restart, graph, progress)
-    if graph and (result.promoted_now or result.action == "graph-only"):
+                chosen_plan = incremental.plan(snapshot, schema_name, declared, full=full)
+                if chosen_plan.incremental:
+                    result = _incremental(
+                        connection, settings, snapshot, declared, chosen_plan, graph
+                    )
+                else:
+                    rounds = _Rounds(chosen, workers, scheduler, snapshot.id, declared)
+                    result = _compute(jobs, settings, snapshot, rounds, restart, graph, progress)
+                    result.full_because = chosen_plan.reason
+    if chosen_plan is not None and result.mode == "incremental":
+        if result.graph_status == "pending":
+            # the touched groups' nodes only, unless the promoted run's graph is unfinished
+            groups = chosen_plan.groups if chosen_plan.graph_complete else None
+            _write_graph(settings, declared, result, progress, groups=groups)
+    elif graph and (result.promoted_now or result.action == "graph-only"):
         _write_graph(settings, declared, result, progress)
     result.seconds = round(time.perf_counter() - started, 3)
     log.info(
@@ -201,6 +237,67 @@ def _run(
             "graph_status": result.graph_status,
             "seconds": result.seconds,
         },
+    )
+    return result
+
+
+def _incremental(
+    connection: Any,
+    settings: Settings,
+    snapshot: InputSnapshot,
+    declared: tuple[Declared, ...],
+    chosen: incremental.Plan,
+    graph: bool,
+) -> AggregationResult:
+    """Recompute only the touched groups (nothing, when none was touched)."""
+    schema_name = settings.postgres.schema_name
+    result = AggregationResult(
+        run_id=chosen.since_run or 0,
+        action="unchanged",
+        mode="incremental",
+        executor="inline",
+        workers=1,
+        resumed=False,
+        input_state=snapshot.state,
+        since_run=chosen.since_run,
+        groups_recomputed=chosen.touched,
+        graph_status="unchanged" if graph else "skipped",
+    )
+    done = None
+    if chosen.touched:
+        done = incremental.recompute(
+            connection,
+            snapshot,
+            schema_name,
+            declared,
+            chosen,
+            partition_rows=settings.run.partition_rows,
+            graph=graph,
+        )
+        result.run_id, result.action, result.promoted_now = done.run_id, "computed", True
+        result.graph_status = "pending" if graph else "skipped"
+    elif graph and not chosen.graph_complete:
+        result.graph_status = "pending"  # finish the promoted run's graph as a whole
+    _count_summaries(connection, settings, declared, result)
+    promotion = (
+        describe_promotion(connection, schema_name, declared, promoted_now=False)
+        if done is None
+        else done.promotion
+    )
+    connection.commit()
+    for aggregation in declared:
+        summary = result.summaries[aggregation.name]
+        summary.mode = "incremental"
+        summary.groups_recomputed = len(chosen.groups.get(aggregation.name, []))
+        summary.rows_in = 0 if done is None else done.rows_in.get(aggregation.name, 0)
+        if aggregation.name in promotion.unreferenced:
+            found = promotion.unreferenced[aggregation.name]
+            summary.unreferenced_table = found.table
+            summary.unreferenced_groups = found.groups
+            summary.unreferenced_rows = found.rows
+    plain = [d.name for d in declared if d.join_table is None and not d.exploded]
+    result.rows_read = max(
+        (result.summaries[name].rows_in for name in plain or result.summaries), default=0
     )
     return result
 
@@ -240,7 +337,7 @@ def _compute(
         recomputed_because=opened.recomputed_because,
     )
     _drive(jobs, settings, result, rounds, progress)
-    _promote(jobs.connection, settings, rounds.declared, result, graph=graph)
+    _promote(jobs.connection, settings, rounds.declared, result, graph=graph, snapshot=snapshot)
     return result
 
 
@@ -282,24 +379,27 @@ def prepare_tables(connection: Any, schema_name: str, declared: tuple[Declared, 
     schema.ensure_tables(connection, schema_name, declared)
     for aggregation in declared:
         if aggregation.ranged and not aggregation.group_joined:
-            _index_group_column(connection, schema_name, aggregation)
+            _index_column(connection, schema_name, aggregation.table, aggregation.group_source)
+        for column, _ in aggregation.join_on[:1]:
+            # the sink finds the rows a changed joined row's groups come from (touched.py)
+            _index_column(connection, schema_name, aggregation.table, column)
     connection.commit()
 
 
-def _index_group_column(connection: Any, schema_name: str, declared: Declared) -> None:
+def _index_column(connection: Any, schema_name: str, table_name: str, column: str) -> None:
     """Key-range partitions read by an index range scan, not a table scan: index the group
-    column unless an index already starts with it (built once; blocks sync writes meanwhile)."""
-    table = schema.qualified(schema_name, declared.table)
+    column unless an index already starts with it (built once; blocks sync writes meanwhile).
+    Likewise a join column."""
+    table = schema.qualified(schema_name, table_name)
     indexed = connection.execute(
         "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
         "AND a.attnum = i.indkey[0] WHERE i.indrelid = to_regclass(%s) AND a.attname = %s",
-        (table, declared.group_source),
+        (table, column),
     ).fetchone()
     if indexed is None:
-        name = f"{declared.table[:25]}_{declared.group_source[:25]}_agg_idx"
+        name = f"{table_name[:25]}_{column[:25]}_agg_idx"
         connection.execute(
-            f"CREATE INDEX IF NOT EXISTS {quoted(name)} ON {table} "
-            f"({quoted(declared.group_source)})"
+            f"CREATE INDEX IF NOT EXISTS {quoted(name)} ON {table} ({quoted(column)})"
         )
 
 
@@ -453,6 +553,7 @@ def _promote(
     result: AggregationResult,
     *,
     graph: bool,
+    snapshot: InputSnapshot,
 ) -> None:
     promotion: Promotion = promote(
         connection,
@@ -461,6 +562,7 @@ def _promote(
         declared,
         promoted_by=worker_id(),
         graph=graph,
+        snapshot=snapshot,
     )
     result.promoted_now = promotion.promoted_now
     _count_summaries(connection, settings, declared, result)
@@ -511,12 +613,14 @@ def _write_graph(
     declared: tuple[Declared, ...],
     result: AggregationResult,
     progress: ProgressCallback | None,
+    *,
+    groups: dict[str, list[str]] | None = None,
 ) -> None:
     if not labelled(declared):
         result.graph_status = "skipped"
         return
     try:
-        written = write_graph(settings, result.run_id, declared, progress)
+        written = write_graph(settings, result.run_id, declared, progress, groups=groups)
     except ChariotError as error:
         # "busy": another command holds the graph's writer lease; a re-run writes it then.
         result.graph_status = "busy" if isinstance(error, Busy) else "failed"

@@ -43,6 +43,12 @@ CREATE TABLE IF NOT EXISTS {s}.{runs} (
     graph_error text
 );
 ALTER TABLE {s}.{runs} ADD COLUMN IF NOT EXISTS input_state jsonb;
+DO $$ BEGIN  -- 'full' (partitions) or 'incremental' (the touched groups only)
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{s}.{runs}'::regclass
+                   AND attname = 'mode' AND NOT attisdropped) THEN
+        ALTER TABLE {s}.{runs} ADD COLUMN mode text NOT NULL DEFAULT 'full';
+    END IF;
+END $$;
 -- Upgrades from 0.1.0, only when needed (an ALTER locks the table even when it is a no-op).
 DO $$ BEGIN
     IF EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = '{s}.{runs}'::regclass

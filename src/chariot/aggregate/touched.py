@@ -1,22 +1,224 @@
-"""Which aggregation groups a change-capture sync touched (recomputed by the next
-``chariot aggregate``). Placeholder for the contract: filled in by the incremental
-aggregation work."""
+"""Which aggregation groups changed since the promoted summaries: recorded by the
+PostgreSQL sink inside its own transactions, read by the next ``chariot aggregate``.
+
+Two tables in the sink's schema, created by the first call that needs them (their
+existence is what tells ``chariot aggregate`` that every later write is tracked):
+
+``_chariot_touched_groups``: one row per (aggregation, group key) a change-capture
+transaction touched; ``record_touched`` runs once before the sink deletes/upserts the rows
+(the groups the old rows were in) and once after (the groups of the new rows), so a row
+moving from one group to another touches both.
+
+``_chariot_incremental_invalid``: tables whose rows changed without their groups being
+recorded (key-based batches, repairs, full refreshes): every aggregation reading one is
+recomputed in full by the next run.
+
+Both are insert-only for the sink (it never waits on a row lock the aggregation holds);
+each row carries the writing transaction's id, so a promotion deletes exactly the rows its
+snapshot saw (``pg_visible_in_snapshot``) and keeps those committed meanwhile.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
+from chariot.aggregate.declared import Declared, declared_aggregations, qualified, quoted
 from chariot.batch import Key
+from chariot.errors import ConfigError
 from chariot.streams import Stream
+
+if TYPE_CHECKING:
+    from chariot.project.model import Project
+
+TOUCHED = "_chariot_touched_groups"
+INVALID = "_chariot_incremental_invalid"
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS {s}." + TOUCHED + " ("
+    " seq bigserial PRIMARY KEY, aggregation text NOT NULL, fingerprint text NOT NULL,"
+    " group_key text NOT NULL, xact xid8 NOT NULL DEFAULT pg_current_xact_id(),"
+    " recorded_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE INDEX IF NOT EXISTS "
+    + TOUCHED
+    + "_group_idx ON {s}."
+    + TOUCHED
+    + " (aggregation, group_key)",
+    "CREATE TABLE IF NOT EXISTS {s}." + INVALID + " ("
+    " seq bigserial PRIMARY KEY, table_name text NOT NULL,"
+    " xact xid8 NOT NULL DEFAULT pg_current_xact_id(),"
+    " invalidated_at timestamptz NOT NULL DEFAULT now())",
+)
+
+_CACHE_SIZE = 8
+_declared_cache: OrderedDict[int, tuple[Project, tuple[Declared, ...]]] = OrderedDict()
 
 
 def record_touched(cursor: Any, schema: str, stream: Stream, keys: list[Key]) -> None:
     """Record, inside the caller's PostgreSQL transaction, the groups of every aggregation
     that the sink's current rows with these source keys of ``stream`` belong to. The
-    PostgreSQL sink calls it before it deletes or upserts them, and again after."""
+    PostgreSQL sink calls it before it deletes or upserts them, and again after.
+
+    One statement per aggregation reading the table; the keys travel as one array per key
+    column."""
+    readers = [d for d in _declared(stream) if stream.name in d.inputs]
+    if not keys or not readers:
+        return
+    # An aggregation whose other input is not synced yet has no groups (its first run
+    # will be full: the first copy of that table invalidates it).
+    missing = _missing_tables(
+        cursor, schema, {TOUCHED, INVALID, *(t for d in readers for t in d.inputs)}
+    )
+    if missing & {TOUCHED, INVALID}:
+        ensure_tracking_tables(cursor, schema)
+    readers = [d for d in readers if not missing.intersection(d.inputs)]
+    columns, types = _key_columns(stream, schema)
+    arrays = [list(values) for values in zip(*keys, strict=True)]
+    names = [f"c{index}" for index in range(len(columns))]
+    unnested = ", ".join(f"%s::{t}[]" for t in types)
+    touched = qualified(schema, TOUCHED)
+    for aggregation in readers:
+        group = aggregation.group_expression
+        matched = " OR ".join(
+            "("
+            + " AND ".join(
+                f"{alias}.{quoted(c)} = changed.{n}" for c, n in zip(columns, names, strict=True)
+            )
+            + ")"
+            for alias, table in (("t", aggregation.table), ("j", aggregation.join_table))
+            if table == stream.name
+        )
+        # Per changed key, its rows by index (OFFSET 0 keeps the planner from turning this
+        # into one join that scans the whole table); the second call of a transaction adds
+        # only groups the first did not record.
+        cursor.execute(
+            f"INSERT INTO {touched} (aggregation, fingerprint, group_key) "
+            "SELECT %s, %s, found.k FROM (SELECT DISTINCT (grouped.g)::text AS k "
+            f"FROM (SELECT DISTINCT * FROM unnest({unnested})) AS changed({', '.join(names)}), "
+            f"LATERAL (SELECT {group} AS g {aggregation.from_clause(schema)} "
+            f"WHERE {group} IS NOT NULL AND ({matched}) OFFSET 0) AS grouped) AS found "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {touched} r WHERE r.aggregation = %s "
+            "AND r.group_key = found.k AND r.xact = pg_current_xact_id()) ORDER BY found.k",
+            [aggregation.name, aggregation.fingerprint, *arrays, aggregation.name],
+        )
 
 
 def invalidate_incremental(cursor: Any, schema: str, stream: Stream) -> None:
     """Record, inside the caller's PostgreSQL transaction, that ``stream``'s rows changed
     without their groups being recorded (a key-based batch, a full refresh, a repair): the
     next ``chariot aggregate`` recomputes every group of the aggregations that read it."""
+    ensure_tracking_tables(cursor, schema)
+    invalid = qualified(schema, INVALID)
+    cursor.execute(
+        f"INSERT INTO {invalid} (table_name) SELECT %s WHERE NOT EXISTS (SELECT 1 FROM "
+        f"{invalid} WHERE table_name = %s AND xact = pg_current_xact_id())",
+        (stream.name, stream.name),
+    )
+
+
+def ensure_tracking_tables(cursor: Any, schema: str) -> None:
+    """Create the two tables unless they exist (inside the caller's transaction: a
+    concurrent creator makes this one fail once, under a savepoint, and the retry finds
+    the table)."""
+    found = cursor.execute(
+        "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+        (qualified(schema, TOUCHED), qualified(schema, INVALID)),
+    ).fetchone()
+    if found and found[0]:
+        return
+    import psycopg
+
+    for attempt in range(2):
+        cursor.execute("SAVEPOINT chariot_tracking")
+        try:
+            for ddl in _DDL:
+                cursor.execute(ddl.format(s=quoted(schema)))
+        except psycopg.errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT chariot_tracking")
+            if attempt:
+                raise
+        else:
+            cursor.execute("RELEASE SAVEPOINT chariot_tracking")
+            return
+
+
+def tracking_tables_exist(connection: Any, schema: str) -> bool:
+    row = connection.execute(
+        "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+        (qualified(schema, TOUCHED), qualified(schema, INVALID)),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def tracking_state(connection: Any, schema: str) -> list[int] | None:
+    """What ``connection``'s snapshot holds of both tables, as numbers that change with
+    every record (rows are only inserted, and deleted by promotions): None when changes are
+    not tracked. Part of a run's input state."""
+    if not tracking_tables_exist(connection, schema):
+        return None
+    row = connection.execute(
+        f"SELECT (SELECT count(*) FROM {qualified(schema, TOUCHED)}),"
+        f" (SELECT coalesce(max(seq), 0) FROM {qualified(schema, TOUCHED)}),"
+        f" (SELECT count(*) FROM {qualified(schema, INVALID)}),"
+        f" (SELECT coalesce(max(seq), 0) FROM {qualified(schema, INVALID)})"
+    ).fetchone()
+    return [int(value) for value in row]
+
+
+def forget_seen(connection: Any, schema: str, snapshot: str, *, invalidations: bool) -> int:
+    """Delete the records ``snapshot`` (a ``pg_current_snapshot()`` text) saw: a promotion
+    covers them; those committed after it stay for the next run. Returns the touched
+    records deleted."""
+    if not tracking_tables_exist(connection, schema):
+        return 0
+    deleted = connection.execute(
+        f"DELETE FROM {qualified(schema, TOUCHED)} "
+        "WHERE pg_visible_in_snapshot(xact, %s::pg_snapshot)",
+        (snapshot,),
+    ).rowcount
+    if invalidations:
+        connection.execute(
+            f"DELETE FROM {qualified(schema, INVALID)} "
+            "WHERE pg_visible_in_snapshot(xact, %s::pg_snapshot)",
+            (snapshot,),
+        )
+    return int(deleted)
+
+
+def _missing_tables(cursor: Any, schema: str, tables: set[str]) -> set[str]:
+    names = sorted(tables)
+    row = cursor.execute(
+        "SELECT array_agg(name) FROM unnest(%s::text[], %s::text[]) AS n(name, qualified) "
+        "WHERE to_regclass(qualified) IS NULL",
+        (names, [qualified(schema, name) for name in names]),
+    ).fetchone()
+    return set(row[0] or []) if row else set()
+
+
+def _key_columns(stream: Stream, schema: str) -> tuple[tuple[str, ...], list[str]]:
+    """The table's key columns (source key -> output names, as the sink stores them) and
+    their PostgreSQL types."""
+    from chariot.sinks.postgres_layout import layout_for
+
+    layout = layout_for(stream, schema)
+    types = {c.name: c.type.replace(' COLLATE "C"', "") for c in layout.columns}
+    return layout.keys, [types[name] for name in layout.keys]
+
+
+def _declared(stream: Stream) -> tuple[Declared, ...]:
+    """The project's aggregations (compiled once per project object)."""
+    project = stream.project
+    if project is None or not project.aggregations:
+        return ()
+    cached = _declared_cache.get(id(project))
+    if cached is not None and cached[0] is project:
+        _declared_cache.move_to_end(id(project))
+        return cached[1]
+    try:
+        declared = declared_aggregations(project)
+    except ConfigError:  # `chariot aggregate` reports it; a sink write must not fail on it
+        declared = ()
+    _declared_cache[id(project)] = (project, declared)
+    while len(_declared_cache) > _CACHE_SIZE:
+        _declared_cache.popitem(last=False)
+    return declared

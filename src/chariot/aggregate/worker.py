@@ -136,6 +136,14 @@ def read_partition(
     query, params = compute.partition_query(
         declared, schema_name, claim.key_after, claim.key_through
     )
+    return read_rows(connection, declared, query, params, where="in this partition")
+
+
+def read_rows(
+    connection: Any, declared: Declared, query: str, params: list[Any], *, where: str
+) -> tuple[list[tuple[Any, ...]], int]:
+    """Run a ``compute`` query: (summary rows, input rows read); refuses NULLs in columns
+    declared NOT NULL (``DataError``)."""
     width = 1 + len(declared.statistics)
     rows, rows_in = [], 0
     nulls = [0] * len(declared.checked)
@@ -146,7 +154,7 @@ def read_partition(
     for column, count in zip(declared.checked, nulls, strict=True):
         if count:
             raise DataError(
-                f"{count} row(s) of {declared.table} in this partition have a NULL in "
+                f"{count} row(s) of {declared.table} {where} have a NULL in "
                 f"{column}, which the project declares NOT NULL"
             )
     return rows, rows_in

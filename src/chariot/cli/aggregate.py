@@ -24,7 +24,7 @@ from chariot.cli.progress import progress_display
 from chariot.exit_codes import ExitCode
 
 if TYPE_CHECKING:  # the runner imports numpy and the drivers: keep `--help` instant
-    from chariot.aggregate.runner import AggregationResult
+    from chariot.aggregate.runner import AggregationResult, SummaryResult
 
 
 class Executor(StrEnum):
@@ -70,6 +70,13 @@ def aggregate(
             "--restart", help="Abandon the unfinished run (if any) and start a fresh one."
         ),
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Recompute every group, even when the sink recorded which groups changed.",
+        ),
+    ] = False,
     graph: Annotated[
         bool,
         typer.Option(
@@ -83,7 +90,8 @@ def aggregate(
     """Compute the project's declared aggregations into PostgreSQL (and onto Neo4j nodes).
 
     Resumable: re-run after any interruption and only unfinished partitions are computed;
-    the new summaries replace the old in one transaction. Exits 6 when partitions failed
+    the new summaries replace the old in one transaction. After a change-capture sync,
+    only the groups it touched are recomputed (unless --full). Exits 6 when partitions failed
     beyond CHARIOT_RUN__PARTITION_ATTEMPTS or the Neo4j write failed (re-run to finish it),
     9 when an input table is being loaded or the graph's writer lease is held.
     """
@@ -101,6 +109,7 @@ def aggregate(
                 graph=graph,
                 progress=progress,
                 project=project_from(ctx),
+                full=full,
             )
     finish(
         result,
@@ -174,12 +183,15 @@ def _result_rows(result: AggregationResult) -> list[tuple[str, str]]:
             ("graph", _graph_line(result)),
             ("seconds", f"{result.seconds:.2f}"),
         ]
+    if result.mode == "incremental":
+        return _incremental_rows(result)
     started = "resumed" if result.resumed else "new run"
     rows = [
         (
             "run",
             f"{result.run_id} ({started}), executor {result.executor}, {result.workers} worker(s)",
         ),
+        ("mode", "full" + (f": {result.full_because}" if result.full_because else "")),
         (
             "partitions",
             (
@@ -197,17 +209,7 @@ def _result_rows(result: AggregationResult) -> list[tuple[str, str]]:
     ]
     for name, summary in result.summaries.items():
         line = f"{summary.groups:,} rows from {summary.rows_in:,} rows ({summary.reads})"
-        if summary.unreferenced_groups:
-            rows_of = (
-                f" ({summary.unreferenced_rows:,} rows)"
-                if summary.unreferenced_rows is not None
-                else ""
-            )
-            line += (
-                f"; {summary.unreferenced_groups:,} keys{rows_of} have no row in "
-                f"{summary.unreferenced_table}: summarised all the same"
-            )
-        rows.append((name, line))
+        rows.append((name, line + _unreferenced(summary)))
     rows += [
         (
             "promoted",
@@ -217,6 +219,39 @@ def _result_rows(result: AggregationResult) -> list[tuple[str, str]]:
         ("seconds", f"{result.seconds:.2f}"),
     ]
     return rows
+
+
+def _incremental_rows(result: AggregationResult) -> list[tuple[str, str]]:
+    since = f"since run {result.since_run}"
+    if result.action == "unchanged":
+        rows = [("mode", f"incremental: no change recorded {since}, nothing recomputed")]
+    else:
+        rows = [
+            ("run", f"{result.run_id} (incremental, in this process)"),
+            ("mode", f"incremental: {result.groups_recomputed:,} touched group(s) {since}"),
+        ]
+    for name, summary in result.summaries.items():
+        line = (
+            f"{summary.groups_recomputed or 0:,} group(s) recomputed from {summary.rows_in:,} "
+            f"rows ({summary.reads}); {summary.groups:,} rows"
+        )
+        rows.append((name, line + _unreferenced(summary)))
+    if result.action != "unchanged":
+        rows.append(("promoted", "yes, by this command"))
+    rows += [("graph", _graph_line(result)), ("seconds", f"{result.seconds:.2f}")]
+    return rows
+
+
+def _unreferenced(summary: SummaryResult) -> str:
+    if not summary.unreferenced_groups:
+        return ""
+    rows_of = (
+        f" ({summary.unreferenced_rows:,} rows)" if summary.unreferenced_rows is not None else ""
+    )
+    return (
+        f"; {summary.unreferenced_groups:,} keys{rows_of} have no row in "
+        f"{summary.unreferenced_table}: summarised all the same"
+    )
 
 
 def _graph_line(result: AggregationResult) -> str:
