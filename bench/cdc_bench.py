@@ -74,7 +74,12 @@ def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ratings", type=int, default=200_000, help="synthetic ratings")
     parser.add_argument("--changes", type=int, default=60_000, help="1:1:1 ins/upd/del")
-    parser.add_argument("--transaction-size", type=int, default=100)
+    parser.add_argument("--transaction-size", type=int, default=100, help="rows of each kind")
+    parser.add_argument(
+        "--single-row-statements",
+        action="store_true",
+        help="one INSERT/UPDATE/DELETE per row (a row event each) instead of multi-row ones",
+    )
     parser.add_argument(
         "--cases",
         default="postgres,neo4j,both",
@@ -99,10 +104,12 @@ def _fresh_source_and_sinks(settings: Settings, ratings: int, sinks: list[str]) 
 def _throughput(settings: Settings, case: str, options: argparse.Namespace) -> dict[str, Any]:
     sinks = CASES[case]
     _fresh_source_and_sinks(settings, options.ratings, sinks)
-    made = _commit_mix(settings, options.changes, options.transaction_size)
+    multi_row = not options.single_row_statements
+    made = _commit_mix(settings, options.changes, options.transaction_size, multi_row=multi_row)
     result = sync(settings, sinks=sinks)
+    shape = "multi-row statements" if multi_row else "one statement per row"
     figures: dict[str, Any] = {
-        "case": f"apply {case}",
+        "case": f"apply {case} ({shape})",
         "changes": made,
         "run_seconds": result.seconds,
         "failures": [f.line() for f in result.failures],
@@ -119,14 +126,19 @@ def _throughput(settings: Settings, case: str, options: argparse.Namespace) -> d
     return figures
 
 
-def _commit_mix(settings: Settings, changes: int, size: int) -> int:
-    """``changes`` row changes, a third each inserts, updates and deletes."""
+def _commit_mix(settings: Settings, changes: int, size: int, *, multi_row: bool = True) -> int:
+    """``changes`` row changes, a third each inserts, updates and deletes, in transactions
+    of ``size`` rows of each kind: three multi-row statements per transaction (one row
+    event of ``size`` rows each), or with ``multi_row`` False one statement per row (one
+    row event per row: the binary-log reader's worst case)."""
     rng = random.Random(7)
     connection = mysql_connect(settings.mysql)
     made = 0
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT userId, movieId FROM ratings ORDER BY RAND(3) LIMIT %s", changes)
+            cursor.execute(
+                "SELECT userId, movieId FROM ratings ORDER BY RAND(3) LIMIT %s", (changes,)
+            )
             existing = [tuple(row) for row in cursor.fetchall()]
             cursor.execute("SELECT MAX(userId) FROM ratings")
             next_user = int(cursor.fetchone()[0]) + 1
@@ -137,21 +149,39 @@ def _commit_mix(settings: Settings, changes: int, size: int) -> int:
                     (next_user + (start + i) // 50, 1 + (start + i) % 50, 3.5, 1_600_000_000)
                     for i in range(min(size, per_kind - start))
                 ]
-                cursor.executemany("INSERT INTO ratings VALUES (%s,%s,%s,%s)", inserts)
-                cursor.executemany(
-                    "UPDATE ratings SET rating=%s WHERE userId=%s AND movieId=%s",
-                    [(rng.choice((1.0, 2.0, 4.5)), u, m) for u, m in updates[start : start + size]],
-                )
-                cursor.executemany(
-                    "DELETE FROM ratings WHERE userId=%s AND movieId=%s",
-                    deletes[start : start + size],
-                )
+                changed = updates[start : start + size]
+                gone = deletes[start : start + size]
+                if multi_row:
+                    _multi_row(cursor, inserts, changed, gone, rng.choice((1, 2, 3)))
+                else:
+                    cursor.executemany("INSERT INTO ratings VALUES (%s,%s,%s,%s)", inserts)
+                    cursor.executemany(
+                        "UPDATE ratings SET rating=%s WHERE userId=%s AND movieId=%s",
+                        [(rng.choice((1.0, 2.0, 4.5)), u, m) for u, m in changed],
+                    )
+                    cursor.executemany("DELETE FROM ratings WHERE userId=%s AND movieId=%s", gone)
                 connection.commit()
-                made += len(inserts) + len(updates[start : start + size])
-                made += len(deletes[start : start + size])
+                made += len(inserts) + len(changed) + len(gone)
     finally:
         connection.close()
     return made
+
+
+def _multi_row(
+    cursor: Any, inserts: list[Any], changed: list[Any], gone: list[Any], by: int
+) -> None:
+    if inserts:
+        cursor.execute(
+            "INSERT INTO ratings VALUES " + ",".join(["(%s,%s,%s,%s)"] * len(inserts)),
+            [value for row in inserts for value in row],
+        )
+    for rows, statement in (
+        (changed, f"UPDATE ratings SET timestamp = timestamp + {by} WHERE (userId, movieId) IN "),
+        (gone, "DELETE FROM ratings WHERE (userId, movieId) IN "),
+    ):
+        if rows:
+            pairs = ",".join(["(%s,%s)"] * len(rows))
+            cursor.execute(statement + f"({pairs})", [value for row in rows for value in row])
 
 
 def _lag(settings: Settings, options: argparse.Namespace) -> dict[str, Any]:
@@ -200,7 +230,7 @@ def _steady(settings: Settings, options: argparse.Namespace, committed: dict[int
     rng = random.Random(5)
     try:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT userId, movieId FROM ratings WHERE userId < %s", PROBE_USER)
+            cursor.execute("SELECT userId, movieId FROM ratings WHERE userId < %s", (PROBE_USER,))
             keys = [tuple(row) for row in cursor.fetchall()]
             per_second = max(options.rate // 10, 1)
             started = time.monotonic()
