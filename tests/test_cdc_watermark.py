@@ -11,6 +11,7 @@ to the source; a run stopped after N chunks resumes after the stored checkpoint.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import uuid
@@ -26,7 +27,7 @@ from chariot.cdc import watermark
 from chariot.cdc.changes import ChangeBatch
 from chariot.cdc.position import LogPosition
 from chariot.cdc.watermark import watermark_ddl
-from chariot.config import MySQLSettings, RunSettings, Settings
+from chariot.config import MySQLSettings, PostgresSettings, RunSettings, Settings
 from chariot.connections import mysql_connect
 from chariot.errors import SourceReadError
 from chariot.exit_codes import ExitCode
@@ -363,3 +364,41 @@ def test_a_missing_watermark_table_is_told_how_to_create_it(
     with pytest.raises(SourceReadError) as raised:
         _sync(_settings(binlog_mysql))
     assert "CREATE TABLE `chariot_watermarks`" in (raised.value.hint or "")
+
+
+def test_a_chunked_first_copy_into_postgres_ends_equal_to_the_source(
+    source: MySQLSettings, postgres_settings: PostgresSettings, in_window: list[int]
+) -> None:
+    from chariot.connections import postgres_connection
+
+    settings = _settings(source).model_copy(update={"postgres": postgres_settings})
+    with Workload(source, seed=7):
+        result = sync(settings, sinks=["postgres"], streams=(ITEMS,), mode="cdc")
+        assert not result.failures, result.failures
+    assert in_window
+    result = sync(settings, sinks=["postgres"], streams=(ITEMS,), mode="cdc")
+    assert not result.failures, result.failures
+    schema = postgres_settings.schema_name
+    with postgres_connection(postgres_settings) as connection:
+        held = {
+            (row[0],): tuple(row)
+            for row in connection.execute(f'SELECT id, label, qty FROM "{schema}".items')
+        }
+        rejects = {
+            tuple(json.loads(row[0]))
+            for row in connection.execute(
+                f'SELECT row_key::text FROM "{schema}"._chariot_rejects WHERE table_name = %s',
+                ("items",),
+            )
+        }
+        loading = connection.execute(f'SELECT count(*) FROM "{schema}"._chariot_loads').fetchone()
+        mark = connection.execute(
+            f'SELECT high_water_mark FROM "{schema}"._chariot_checkpoints WHERE table_name = %s',
+            ("items",),
+        ).fetchone()
+    expected = source_rows(source)
+    assert sorted(set(expected) ^ set(held))[:5] == []
+    assert [key for key in expected if held[key] != expected[key]][:5] == []
+    assert rejects == {(i,) for i in REJECTED}
+    assert loading is not None and loading[0] == 0  # the first copy is complete
+    assert mark is not None and mark[0]  # the chunks moved the checkpoint
