@@ -32,7 +32,7 @@ from chariot.connections import mysql_connect
 from chariot.errors import SourceReadError
 from chariot.exit_codes import ExitCode
 from chariot.sinks.base import ChangeSink
-from chariot.streams import Column, Stream
+from chariot.streams import Column, Reference, Stream
 from chariot.sync import sync
 from tests.cdc_support import execute
 
@@ -143,7 +143,13 @@ def dict_sink(store: Store) -> type[ChangeSink]:
         def keys_referencing(
             self, stream: Stream, columns: tuple[str, ...], values: list[Key]
         ) -> list[Key]:
-            return []
+            wanted = set(values)
+            positions = [stream.source_columns.index(column) for column in columns]
+            return [
+                key
+                for key, row in store.rows.get(stream.name, {}).items()
+                if tuple(row[p] for p in positions) in wanted
+            ]
 
         def recorded_rejects(self, *, limit: int = 100) -> tuple[dict[str, int], list[Reject]]:
             found = [Reject(t, k, r) for t, keys in store.rejects.items() for k, r in keys.items()]
@@ -402,3 +408,64 @@ def test_a_chunked_first_copy_into_postgres_ends_equal_to_the_source(
     assert rejects == {(i,) for i in REJECTED}
     assert loading is not None and loading[0] == 0  # the first copy is complete
     assert mark is not None and mark[0]  # the chunks moved the checkpoint
+
+
+PARENTS = Stream(
+    "parents",
+    "parents",
+    (Column("id", "id", "int", source_type="int", postgres="integer"),),
+    key=("id",),
+)
+CHILDREN = Stream(
+    "children",
+    "children",
+    (
+        Column("id", "id", "int", source_type="int", postgres="integer"),
+        Column("pid", "pid", "int", nullable=True, source_type="int", postgres="integer"),
+    ),
+    key=("id",),
+    references=(Reference("parents", ("pid",), on_delete="set null", on_update="cascade"),),
+)
+
+
+def test_a_foreign_key_action_inside_a_window_makes_the_chunk_read_again(
+    binlog_mysql: MySQLSettings, store: Store
+) -> None:
+    """A parent's key change inside a child chunk's window cascades to the children with
+    no row event of theirs: the chunk read before it is stale, so it must be read again."""
+    execute(
+        binlog_mysql,
+        "CREATE TABLE parents (id int PRIMARY KEY)",
+        "CREATE TABLE children (id int PRIMARY KEY, pid int, FOREIGN KEY (pid) "
+        "REFERENCES parents (id) ON DELETE SET NULL ON UPDATE CASCADE)",
+        watermark_ddl("chariot_watermarks"),
+        "INSERT INTO parents VALUES " + ", ".join(f"({i})" for i in range(1, 11)),
+        "INSERT INTO children VALUES " + ", ".join(f"({i}, {i % 10 + 1})" for i in range(1, 101)),
+    )
+    connection = mysql_connect(binlog_mysql, autocommit=True)
+    moves = iter(range(1, 11))
+
+    def move_a_parent(stream: Stream, rows: list[tuple[Any, ...]]) -> None:
+        if stream.name != "children":
+            return
+        parent = next(moves, None)
+        if parent is not None:  # 1 -> 101, 2 -> 102, ...: every child of it cascades
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE parents SET id = %s WHERE id = %s", (parent + 100, parent))
+            if parent == 1:  # and once a delete: SET NULL on its children
+                with connection.cursor() as cursor:
+                    cursor.execute("DELETE FROM parents WHERE id = 101")
+
+    watermark.between_watermarks = move_a_parent
+    try:
+        settings = _settings(binlog_mysql)
+        result = sync(settings, sinks=["dict"], streams=(PARENTS, CHILDREN), mode="cdc")
+        assert not result.failures, result.failures
+    finally:
+        watermark.between_watermarks = None
+        connection.close()
+    with mysql_connect(binlog_mysql) as reader, reader.cursor() as cursor:
+        cursor.execute("SELECT id, pid FROM children")
+        expected = {(row[0],): tuple(row) for row in cursor.fetchall()}
+    assert store.rows["children"] == expected
+    assert "children" in store.complete

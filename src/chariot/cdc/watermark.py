@@ -18,6 +18,11 @@ transaction of upserts at the high watermark's log position (``ChunkTransaction`
 each sink applies it like any change, with the chunk's last key as the table's checkpoint
 in the same transaction. No lock is held on the source; the log never waits for a copy.
 
+Foreign-key actions (ON DELETE/UPDATE CASCADE, SET NULL, SET DEFAULT) change rows of the
+chunk's table without a row event of it. When a delete or a key change of a table that the
+chunk's table refers to with such an action (directly or through others) is in the window,
+the chunk's keys cannot be trusted: the chunk is thrown away and read again.
+
 The price is a write into the source: the watermark table is created once by an admin and
 the source user needs INSERT and UPDATE on it (``watermark_problem`` names the grant).
 """
@@ -203,6 +208,7 @@ class _Chunk:
     last_key: Key | None = None
     last: bool = False
     named: set[Key] = field(default_factory=set)  # keys changed between the watermarks
+    tainted: bool = False  # a foreign-key action may have changed rows: read it again
     read: threading.Event = field(default_factory=threading.Event)
     emitted: threading.Event = field(default_factory=threading.Event)
 
@@ -215,9 +221,16 @@ class ChunkedSnapshot:
     chunk and the chunks of a table reach the sinks in key order."""
 
     def __init__(
-        self, settings: Settings, requests: Sequence[SnapshotRequest], chunk_rows: int
+        self,
+        settings: Settings,
+        requests: Sequence[SnapshotRequest],
+        chunk_rows: int,
+        streams: Sequence[Stream] = (),
     ) -> None:
         self.settings = settings
+        self._streams_by_table = {stream.source_table: stream for stream in streams}
+        self.acting = {r.stream.name: acting_parents(r.stream, streams) for r in requests}
+        self.reread = 0  # chunks read again after a foreign-key action in their window
         self.requests = list(requests)
         self.chunk_rows = max(chunk_rows, 1)
         self.marks = watermark_stream(settings.run.watermark_table)
@@ -287,6 +300,9 @@ class ChunkedSnapshot:
             while not chunk.emitted.wait(_WAIT_SECONDS):
                 if self._cancel.is_set():
                     return
+            if chunk.tainted:
+                self.reread += 1
+                continue  # the same chunk again, with new watermarks
             if chunk.last:
                 log.info("watermark snapshot done", extra={"table": request.stream.name})
                 return
@@ -366,16 +382,30 @@ class ChunkedSnapshot:
         if chunk is None or not chunk.opened or not changes:
             return
         stream = chunk.request.stream
+        acting = self.acting.get(stream.name, set())
         for change in changes:
+            if change.table in acting and _may_act(change, self._streams_by_table):
+                chunk.tainted = True
             if change.table != stream.source_table:
                 continue
             for row in (change.before, change.after):
                 if row is not None:
                     chunk.named.add(tuple(row[column] for column in stream.key))
 
-    def _emit(self, chunk: _Chunk, transaction: SourceTransaction) -> ChunkTransaction:
+    def _emit(self, chunk: _Chunk, transaction: SourceTransaction) -> SourceTransaction:
         if not chunk.read.is_set():  # the high watermark is written after the read
             raise SourceReadError("a watermark came back before its chunk was read")
+        if chunk.tainted:  # nothing enters the stream; the producer reads the chunk again
+            with self._lock:
+                self._current = None
+            chunk.emitted.set()
+            return SourceTransaction(
+                [],
+                transaction.position,
+                transaction.gtid,
+                transaction.start,
+                transaction.committed_at,
+            )
         stream = chunk.request.stream
         positions = stream.key_positions
         columns = stream.source_columns
@@ -403,3 +433,37 @@ class ChunkedSnapshot:
             last=chunk.last,
             rows=len(chunk.rows),
         )
+
+
+def acting_parents(stream: Stream, streams: Sequence[Stream]) -> set[str]:
+    """Source tables whose deletes or key changes may change ``stream``'s rows through a
+    foreign-key action (directly, or down a chain of them), which the log does not show."""
+    by_name = {s.name: s for s in streams}
+    found: set[str] = set()
+    todo = [stream]
+    seen = {stream.name}
+    while todo:
+        child = todo.pop()
+        for reference in child.references:
+            if reference.on_delete in _ACTING or reference.on_update in _ACTING:
+                parent = by_name.get(reference.table)
+                if parent is not None and parent.name not in seen:
+                    seen.add(parent.name)
+                    found.add(parent.source_table)
+                    todo.append(parent)
+    return found
+
+
+_ACTING = ("cascade", "set null", "set default")
+
+
+def _may_act(change: Change, streams: dict[str, Stream]) -> bool:
+    """A delete, or an update that changes the row's key: what fires a foreign-key action."""
+    if change.kind == "delete":
+        return True
+    if change.kind != "update" or change.before is None or change.after is None:
+        return False
+    stream = streams.get(change.table)
+    if stream is None:
+        return True
+    return any(change.before[c] != change.after[c] for c in stream.key)

@@ -162,7 +162,7 @@ def _snapshot(phase: LogPhase, appliers: list[_Applier]) -> ChunkedSnapshot | No
     # A chunk is applied in one sink transaction: no bigger than any sink takes at once.
     caps = [a.cap for a in appliers if a.cap is not None]
     rows = min([max(phase.settings.run.batch_size, 1), *caps])
-    return ChunkedSnapshot(phase.settings, requests, rows)
+    return ChunkedSnapshot(phase.settings, requests, rows, phase.streams)
 
 
 def _passed(appliers: list[_Applier], streams: StreamIndex, table: str, after: LogPosition) -> bool:
