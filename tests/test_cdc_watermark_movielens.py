@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,9 +19,10 @@ from chariot.sync import sync
 from tests.audit_support import audit, differences, mysql
 from tests.cdc_workload import ChangeWorkload
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration]
 
 
+@pytest.mark.slow
 def test_a_watermark_first_copy_under_changes_audits_clean(
     settings: Settings, movielens_dir: Path
 ) -> None:
@@ -47,3 +50,18 @@ def test_a_watermark_first_copy_under_changes_audits_clean(
     assert not second.failures, second.failures
     report = audit(settings)
     assert differences(report) == {}, json.dumps(report.model_dump(mode="json"), default=str)[:3000]
+
+
+def test_sync_without_the_watermark_table_is_one_error_line_with_exit_4(
+    settings: Settings, movielens_dir: Path, cli: Callable[..., Any]
+) -> None:
+    seed_movielens(settings.mysql, movielens_dir)
+    settings.run.snapshot = "watermark"
+    outcome = cli("sync", "--sink", "postgres", "--mode", "cdc", settings=settings)
+    assert outcome.exit_code == 4, outcome.output
+    errors = [line for line in outcome.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, outcome.output
+    assert "chariot_watermarks" in errors[0]
+    assert "CREATE TABLE `chariot_watermarks`" in outcome.output
+    assert "GRANT INSERT, UPDATE ON" in outcome.output
+    assert "Traceback" not in outcome.output
