@@ -238,6 +238,19 @@ class RunSettings(_Section):
         "auto",
         description="sync mode: auto (change capture where the source allows it), keyset, cdc",
     )
+    # How change capture makes a table's first copy: copy = a keyset copy before the log is
+    # applied (read and replication grants only); watermark = DBLog chunks read while the
+    # log is applied (needs INSERT, UPDATE on `watermark_table` in the source database).
+    snapshot: Literal["copy", "watermark"] = Field(
+        "copy",
+        description="first copy under change capture: copy (before the log), or watermark "
+        "(DBLog chunks while the log is applied; needs the watermark table)",
+    )
+    watermark_table: str = Field(
+        "chariot_watermarks",
+        pattern=r"^[A-Za-z0-9_$]{1,64}$",
+        description="the source table watermark snapshots write into (created by an admin)",
+    )
 
     @field_validator("sinks", mode="before")
     @classmethod

@@ -75,3 +75,8 @@ class ChangeBatch:
     transactions: int = 0  # source transactions covered (whole ones)
     changes: int = 0  # row changes read (before folding)
     committed_at: dt.datetime | None = None  # the last covered transaction's commit (UTC)
+    # A watermark snapshot's progress (``chariot.cdc.watermark``): table -> the last key of
+    # the chunk this batch carries. The sink stores it as the table's high-water mark (where
+    # ``write`` stores ``batch.last_key``) in the same transaction, so a restart resumes
+    # the snapshot right after it.
+    checkpoints: dict[str, Key] = field(default_factory=dict)

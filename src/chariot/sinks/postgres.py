@@ -243,6 +243,8 @@ class PostgresSink(ChangeSink):
         try:
             with connection.transaction(), connection.cursor() as cursor:
                 self._apply_changes(cursor, changed)
+                if batch.checkpoints:
+                    self._save_checkpoints(cursor, batch)
                 if batch.positioned:
                     committed_at = changes_sql.as_utc(batch.committed_at)
                     cursor.execute(
@@ -336,6 +338,22 @@ class PostgresSink(ChangeSink):
             return 0
         cursor.execute(changes_sql.delete_matching(table), arrays)
         return max(cursor.rowcount, 0)
+
+    def _save_checkpoints(self, cursor: psycopg.Cursor[Any], batch: ChangeBatch) -> None:
+        """A watermark snapshot's progress: each table's high-water mark, as ``write``
+        stores it, in the batch's transaction (a restart resumes right after it)."""
+        from psycopg import sql
+
+        query = sql.SQL(
+            "INSERT INTO {0} AS c (table_name, high_water_mark, rows_written, updated_at)"
+            " VALUES (%s, %s, %s, now()) ON CONFLICT (table_name) DO UPDATE SET"
+            " high_water_mark = EXCLUDED.high_water_mark,"
+            " rows_written = coalesce(c.rows_written, 0) + EXCLUDED.rows_written,"
+            " updated_at = EXCLUDED.updated_at"
+        ).format(self._control(CHECKPOINTS))
+        written = {table.stream.name: len(table.upserts) for table in batch.tables}
+        for name, key in batch.checkpoints.items():
+            cursor.execute(query, (name, key_json(key), written.get(name, 0)))
 
     @property
     def _touch_checkpoints(self) -> sql.Composed:

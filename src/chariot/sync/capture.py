@@ -11,6 +11,14 @@ how far into it the sink got.
 
 Without ``follow`` the read ends at the log position taken when the phase starts; with it
 the read goes on until ``stop`` is set, which is checked between transactions.
+
+With watermark snapshots (``CHARIOT_RUN__SNAPSHOT=watermark``, ``chariot.cdc.watermark``)
+a producer thread copies the tables that need a first copy chunk by chunk while the log is
+read: the reader also reads the watermark table, and each chunk comes through it as a
+transaction at its high watermark, for the sinks that copy the table only. A sink applies
+a chunk alone in one batch, with the chunk's last key as the table's checkpoint, and once
+the table's last chunk is in, calls ``table_complete``. Without ``follow`` the read then
+goes on past the phase's end position until every chunk is in.
 """
 
 from __future__ import annotations
@@ -23,10 +31,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chariot.cdc.changes import ChangeBatch
+from chariot.cdc.changes import ChangeBatch, TableChanges
 from chariot.cdc.fold import Folder, StreamIndex, chunk_position, merge, pending_changes
 from chariot.cdc.position import LogPosition
 from chariot.cdc.reader import SourceTransaction, read_transactions
+from chariot.cdc.watermark import ChunkedSnapshot, ChunkTransaction, SnapshotRequest
 from chariot.config import Settings
 from chariot.progress import ProgressCallback, notify
 from chariot.sinks.base import ChangeSink
@@ -60,6 +69,7 @@ class LogPhase:
     follow: bool = False
     stop: threading.Event = field(default_factory=threading.Event)
     progress: ProgressCallback | None = None
+    snapshots: Sequence[SnapshotRequest] = ()  # tables copied in chunks while the log runs
 
 
 def apply_log(phase: LogPhase, stop_at: LogPosition | None) -> list[ChangeResult]:
@@ -76,6 +86,7 @@ def apply_log(phase: LogPhase, stop_at: LogPosition | None) -> list[ChangeResult
         return []
     start = min((p for a in appliers for p in a.positions.values()), key=lambda p: p.sort_key())
     start = LogPosition(start.file, start.offset)  # a chunk's transaction is read whole
+    snapshot = _snapshot(phase, appliers)
     threads = [
         threading.Thread(target=a.run, name=f"chariot-apply-{a.name}", daemon=True)
         for a in appliers
@@ -83,17 +94,36 @@ def apply_log(phase: LogPhase, stop_at: LogPosition | None) -> list[ChangeResult
     for thread in threads:
         thread.start()
     read_error: BaseException | None = None
+
+    def stop() -> bool:
+        if phase.stop.is_set() or not any(a.accepting for a in appliers):
+            return True
+        if snapshot is None:
+            return False
+        if snapshot.error is not None:
+            return True
+        # Without follow: once every chunk is in and the phase's end is passed.
+        return not phase.follow and snapshot.finished and snapshot.reached(stop_at)
+
     try:
+        if snapshot is not None:
+            snapshot.start()
         transactions = read_transactions(
             phase.settings.mysql,
-            phase.streams,
+            [*phase.streams, snapshot.marks] if snapshot is not None else phase.streams,
             start,
-            follow=phase.follow,
-            stop_at=None if phase.follow else stop_at,
-            stop=lambda: phase.stop.is_set() or not any(a.accepting for a in appliers),
+            # The chunks come after the phase's end position: read on until they are in.
+            follow=phase.follow or snapshot is not None,
+            stop_at=None if phase.follow or snapshot is not None else stop_at,
+            stop=stop,
             empty=True,
-            passed=lambda table, after: _passed(appliers, streams, table, after),
+            passed=lambda table, after: (
+                (snapshot is not None and table == snapshot.marks.source_table)
+                or _passed(appliers, streams, table, after)
+            ),
         )
+        if snapshot is not None:
+            transactions = snapshot.through(transactions)
         for transaction in transactions:
             for applier in appliers:
                 applier.offer(transaction)
@@ -102,13 +132,37 @@ def apply_log(phase: LogPhase, stop_at: LogPosition | None) -> list[ChangeResult
         if not isinstance(error, Exception):
             phase.stop.set()
     finally:
+        if snapshot is not None:
+            snapshot.stop()
         for applier in appliers:
             applier.offer(_END)
         for thread in threads:
             thread.join()
+    if read_error is None and snapshot is not None:
+        read_error = snapshot.error
     if read_error is not None:
         raise read_error
     return [applier.result for applier in appliers]
+
+
+def _snapshot(phase: LogPhase, appliers: list[_Applier]) -> ChunkedSnapshot | None:
+    """The chunked copy of ``phase.snapshots`` for the sinks that read those tables."""
+    reading = {a.name: a for a in appliers}
+    requests = []
+    for request in phase.snapshots:
+        sinks = frozenset(
+            name
+            for name in request.sinks
+            if name in reading and request.stream.name in reading[name].positions
+        )
+        if sinks:
+            requests.append(SnapshotRequest(request.stream, request.after, sinks))
+    if not requests:
+        return None
+    # A chunk is applied in one sink transaction: no bigger than any sink takes at once.
+    caps = [a.cap for a in appliers if a.cap is not None]
+    rows = min([max(phase.settings.run.batch_size, 1), *caps])
+    return ChunkedSnapshot(phase.settings, requests, rows, phase.streams)
 
 
 def _passed(appliers: list[_Applier], streams: StreamIndex, table: str, after: LogPosition) -> bool:
@@ -187,6 +241,14 @@ class _Applier:
     def _take(
         self, transaction: SourceTransaction, pending: list[SourceTransaction]
     ) -> list[SourceTransaction]:
+        if isinstance(transaction, ChunkTransaction):
+            if self.name not in transaction.sinks:
+                transaction = transaction.as_empty()
+            else:
+                if pending:
+                    self._flush(pending)
+                self._apply_chunk(transaction)
+                return []
         if self.cap is not None and len(transaction.changes) > self.cap:
             if pending:
                 self._flush(pending)
@@ -226,14 +288,33 @@ class _Applier:
         if not pending:
             self._apply(Folder(self.streams, self.phase.validate), transaction.position, None)
 
-    def _apply(self, folder: Folder, position: LogPosition, committed_at: Any) -> None:
+    def _apply_chunk(self, chunk: ChunkTransaction) -> None:
+        """A watermark snapshot's chunk, alone in its batch: its rows as upserts, its
+        rejects, and its last key as the table's checkpoint, with the position."""
+        assert chunk.stream is not None
+        folder = Folder(self.streams, self.phase.validate)
+        folder.add(pending_changes(chunk, self.positions, self.streams))
+        self._apply(folder, chunk.position, chunk.committed_at, chunk=chunk)
+        if chunk.last:
+            self.sink.table_complete(chunk.stream)
+
+    def _apply(
+        self,
+        folder: Folder,
+        position: LogPosition,
+        committed_at: Any,
+        *,
+        chunk: ChunkTransaction | None = None,
+    ) -> None:
         positioned = tuple(
             name for name, held in self.positions.items() if not held.reached(position)
         )
         if not positioned:
             return  # every table is past it already (another run got further)
         batch = folder.batch(position, positioned, committed_at)
-        if self.phase.foreign_keys is not None and batch.tables:
+        if chunk is not None:
+            _add_chunk(batch, chunk)
+        elif self.phase.foreign_keys is not None and batch.tables:
             merge(batch, self.phase.foreign_keys(batch, self.sink), self.streams)
         self._with_retries(batch)
         for name in positioned:
@@ -287,6 +368,20 @@ class _Applier:
         self.result.error_kind = error_kind(error)
         self.result.error_hint = getattr(error, "hint", None)
         log.info("sink failed applying changes", extra={"sink": self.name}, exc_info=True)
+
+
+def _add_chunk(batch: ChangeBatch, chunk: ChunkTransaction) -> None:
+    """The chunk's rejects and checkpoint (its rows are the batch's upserts already)."""
+    stream = chunk.stream
+    assert stream is not None
+    if chunk.rejects:
+        table = next((t for t in batch.tables if t.stream.name == stream.name), None)
+        if table is None:
+            table = TableChanges(stream)
+            batch.tables.append(table)
+        table.rejects += chunk.rejects
+    if chunk.checkpoint is not None:
+        batch.checkpoints[stream.name] = chunk.checkpoint
 
 
 def _lowest(positions: dict[str, LogPosition]) -> str | None:

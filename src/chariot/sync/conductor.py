@@ -113,6 +113,8 @@ def sync(
                     conductor.refresh_sinks = capture.refresh.get(stream.name, set())
                     conductor.on_prepared = capture.start_log
                     conductor.log_synced = capture.positioned(stream.name)
+                    if capture.chunked:
+                        conductor.snapshot = capture.snapshot
                 result.tables.append(conductor.plan() if dry_run else conductor.run())
             if capture is not None:
                 result.recopied = capture.recopied
@@ -217,6 +219,9 @@ class _TableRun:
         self.refresh_sinks: set[str] = set()
         self.on_prepared: Callable[[SinkWriter, Stream], None] | None = None
         self.log_synced: set[str] = set()
+        # Watermark snapshots: instead of copying, hand the rows after the lowest checkpoint
+        # to the log phase (stream, checkpoint, sinks), which copies them in chunks.
+        self.snapshot: Callable[[Stream, Key | None, set[str]], None] | None = None
 
     def _refreshing(self, writer: SinkWriter) -> bool:
         return self.full_refresh or writer.name in self.refresh_sinks
@@ -243,7 +248,9 @@ class _TableRun:
         if active:
             start, expected = self._lowest_checkpoint(active)
             self.result.read_from = _listed(start)
-            if expected > 0:
+            if self.snapshot is not None:
+                active = self._hand_over(active, start)
+            elif expected > 0:
                 self._fan_out(active, start, expected)
             self._complete([writer for writer in active if writer.failure is None])
         self.result.seconds = round(time.perf_counter() - started, 3)
@@ -304,6 +311,14 @@ class _TableRun:
                 ),
             )
         return matching
+
+    def _hand_over(self, active: list[SinkWriter], start: Key | None) -> list[SinkWriter]:
+        """Give the sinks with rows to copy to the log phase; returns the others (whole)."""
+        assert self.snapshot is not None
+        copying = {w.name for w in active if self.parts[w.name].rows_pending > 0}
+        if copying:
+            self.snapshot(self.stream, start, copying)
+        return [writer for writer in active if writer.name not in copying]
 
     def _complete(self, finished: list[SinkWriter]) -> None:
         """Tell each sink that holds the whole table now (ends a first copy or refresh)."""

@@ -13,6 +13,10 @@ held on the source. A crash mid-copy keeps the stored position: the copy resumes
 checkpoint and the log is still applied from the position taken before any row was read.
 A table synced by keys before has rows whose later updates and deletes nobody saw: its
 first change-capture sync re-copies it (a full refresh of that table in that sink).
+
+With ``CHARIOT_RUN__SNAPSHOT=watermark`` the copy is not made before the log phase: the
+position is stored the same way, and the rows the copy would read (after the lowest
+checkpoint) are copied in chunks during the log phase (``chariot.cdc.watermark``, DBLog).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chariot.batch import Key
 from chariot.cdc.changes import ChangeBatch, TableChanges
 from chariot.cdc.position import LogPosition, current_position
 from chariot.cdc.preconditions import (
@@ -32,6 +37,7 @@ from chariot.cdc.preconditions import (
     check_position_available,
 )
 from chariot.cdc.validate import reject_reason
+from chariot.cdc.watermark import SnapshotRequest, check_watermarks
 from chariot.config import Settings
 from chariot.progress import ProgressCallback
 from chariot.sinks.base import ChangeSink, Sink
@@ -129,6 +135,9 @@ class CaptureStart:
     refresh: dict[str, set[str]] = field(default_factory=dict)  # table -> sinks re-copying
     starting: dict[str, set[str]] = field(default_factory=dict)  # table -> sinks starting
     recopied: list[str] = field(default_factory=list)
+    # Watermark snapshots: first copies made in chunks during the log phase.
+    chunked: bool = False
+    snapshots: list[SnapshotRequest] = field(default_factory=list)
 
     @classmethod
     def plan(
@@ -149,6 +158,9 @@ class CaptureStart:
                 positions[writer.name] = sink.log_positions()
             except Exception as error:  # this sink fails; the others go on
                 writer.failure = describe_error(error)
+        chunked = settings.run.snapshot == "watermark"
+        if chunked:
+            check_watermarks(settings)  # a missing table or grant stops here, nothing done
         connection = mysql_connect(settings.mysql)
         try:
             if not full_refresh:
@@ -156,7 +168,7 @@ class CaptureStart:
             start = current_position(connection)
         finally:
             connection.close()
-        plan = cls(settings, start, positions)
+        plan = cls(settings, start, positions, chunked=chunked)
         for stream in streams:
             for writer in writers:
                 held = positions.get(writer.name, {})
@@ -183,6 +195,10 @@ class CaptureStart:
             sink = writer.sink
             assert isinstance(sink, ChangeSink)
             sink.start_log(stream, self.start)
+
+    def snapshot(self, stream: Stream, after: Key | None, sinks: set[str]) -> None:
+        """Copy ``stream`` after ``after`` into ``sinks`` in chunks during the log phase."""
+        self.snapshots.append(SnapshotRequest(stream, after, frozenset(sinks)))
 
     def apply(
         self,
@@ -221,6 +237,7 @@ class CaptureStart:
             follow=follow,
             stop=stop or threading.Event(),
             progress=progress,
+            snapshots=self.snapshots,
         )
         try:
             return apply_log(phase, stop_at)

@@ -169,6 +169,15 @@ class Neo4jSink(ChangeSink):
             for table in works:
                 changes.write_rows(tx, table)
                 changes.record_rejects(tx, table)
+            # A watermark snapshot's progress, where ``write`` keeps the high-water mark.
+            written = {table.stream.name: len(table.upserts) for table in batch.tables}
+            for name, key in batch.checkpoints.items():
+                tx.run(
+                    graph.WRITE_CHECKPOINT,
+                    table=name,
+                    high_water_mark=encode_key(key),
+                    rows_written=written.get(name, 0),
+                ).consume()
             if batch.positioned:
                 _write_positions(tx, list(batch.positioned), batch.position, batch.committed_at)
             pause_before_commit(self.name)  # a test hook; inert unless its variable is set
