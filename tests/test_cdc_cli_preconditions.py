@@ -90,7 +90,8 @@ def _error_line(outcome: Any, settings: Settings, exit_code: ExitCode) -> tuple[
     assert outcome.exit_code == exit_code, outcome.output
     output = outcome.output
     assert "Traceback" not in output
-    assert settings.mysql.password.get_secret_value() not in output
+    for secret in (settings.mysql.password, settings.postgres.password):
+        assert secret.get_secret_value() not in output
     errors = [line for line in output.splitlines() if line.startswith("Error:")]
     hints = [line for line in output.splitlines() if line.startswith("Hint:")]
     assert len(errors) == 1 and len(hints) == 1, output
@@ -99,7 +100,8 @@ def _error_line(outcome: Any, settings: Settings, exit_code: ExitCode) -> tuple[
 
 def _json_error(outcome: Any, settings: Settings, exit_code: ExitCode) -> dict[str, Any]:
     assert outcome.exit_code == exit_code, outcome.output
-    assert settings.mysql.password.get_secret_value() not in outcome.output
+    for secret in (settings.mysql.password, settings.postgres.password):
+        assert secret.get_secret_value() not in outcome.output
     document = json.loads(outcome.stdout)
     assert document["ok"] is False
     error: dict[str, Any] = document["error"]
