@@ -37,9 +37,12 @@ BY_COMMAND = [
     (
         "sync",
         "0 (rows rejected with a reason included); 2 bad option, unknown table or sink; "
-        "3 every failed sink (or the source) was unreachable; 4 source read error; "
+        "3 every failed sink (or the source) was unreachable; 4 source read error, change "
+        "capture unavailable (binary log off, not ROW/FULL/FULL, replication grants missing; "
+        "also `--mode auto` once a sink follows the log) or a schema change in the log; "
         "5 one or more sinks failed; 8 the source was replaced or emptied under a sink's "
-        "checkpoint; 9 another command holds a table's writer lease",
+        "checkpoint, or a sink's log position was purged from the source; 9 another command "
+        "holds a table's writer lease",
     ),
     (
         "aggregate",

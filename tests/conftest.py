@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from chariot.config import MySQLSettings, Neo4jSettings, PostgresSettings, RunSettings, Settings
+from tests.cdc_servers import binlog_off_server, binlog_on_server  # noqa: F401 (fixtures)
 from tests.cdc_support import binlog_mysql, binlog_server  # noqa: F401 (fixtures)
 from tests.movielens_data import FIXTURE, find_movielens
 from tests.servers import (
