@@ -334,3 +334,24 @@ def test_rows_in_flight_are_lag_not_differences() -> None:
 
     report.results = [_result(in_flight=4, differing=1)]
     assert not report.clean and report.differences == 1
+
+
+def test_the_table_and_verdict_show_rows_in_flight_as_lag() -> None:
+    from chariot.cli.audit import render_audit
+    from chariot.cli.common import console
+
+    report = AuditReport(
+        started_at=dt.datetime.now(dt.UTC),
+        seconds=0.0,
+        mode="full",
+        tables=["ratings"],
+        sinks=["postgres"],
+        results=[_result(in_flight=4)],
+        summaries=SummariesAudit(status="skipped"),
+        notes=["ratings in postgres: 4 rows still in flight: the sink is behind the log"],
+    )
+    with console.capture() as captured:
+        render_audit(report)
+    text = captured.get()
+    assert "in flight" in text and "4 rows still in flight: lag" in text
+    assert "Result: clean" in text
