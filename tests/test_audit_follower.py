@@ -158,3 +158,71 @@ def test_audit_while_a_follower_applies_a_changing_source_is_clean(
     assert not caught_up.failures, caught_up.failures
     code, report = _audit_json(cli, settings)
     assert code == ExitCode.OK and report["differences"] == 0 and report["in_flight"] == 0, report
+
+
+def test_differences_on_keys_changed_after_a_sink_position_are_in_flight_and_others_stay(
+    sql_settings: Settings,
+) -> None:
+    """The log between a position and the end decides, key by key: the source changes made
+    after the position are in flight, a change made before it and damage done to the sink
+    stay differences. (The position is given, as a sink would store it.)"""
+    from chariot.audit.lagging import set_aside_in_flight
+    from chariot.audit.tables import Scope, audit_tables
+    from chariot.cdc.position import current_position
+    from chariot.connections import mysql_connect
+    from chariot.project.streams import default_streams
+    from chariot.seed import create_source_tables
+    from chariot.sync import select_streams
+    from tests.audit_support import mysql, postgres
+
+    settings = sql_settings
+    create_source_tables(settings.mysql)
+    mysql(settings.mysql, "INSERT INTO movies VALUES (1, 'Heat (1995)', 'Action'), (2, 'Up', 'X')")
+    mysql(
+        settings.mysql,
+        "INSERT INTO ratings VALUES (1, 1, 4.0, 10), (1, 2, 3.0, 11), (2, 1, 2.0, 12),"
+        " (2, 2, 1.0, 13), (3, 1, 5.0, 14)",
+    )
+    mysql(settings.mysql, "INSERT INTO tags VALUES (1, 1, 'tense', 15), (2, 2, 'slow', 16)")
+    synced = sync(settings, sinks=["postgres"], mode="keyset")
+    assert not synced.failures, synced.failures
+    mysql(settings.mysql, "UPDATE ratings SET rating = 0.5 WHERE userId = 3")  # before: real
+    connection = mysql_connect(settings.mysql)
+    try:
+        position = current_position(connection)
+    finally:
+        connection.close()
+    mysql(settings.mysql, "UPDATE ratings SET rating = 1.5 WHERE userId = 1 AND movieId = 1")
+    mysql(settings.mysql, "UPDATE ratings SET movieId = 3 WHERE userId = 1 AND movieId = 2")
+    mysql(settings.mysql, "DELETE FROM ratings WHERE userId = 2 AND movieId = 1")
+    mysql(settings.mysql, "INSERT INTO ratings VALUES (9, 1, 4.5, 17)")
+    mysql(settings.mysql, "UPDATE tags SET tag = 'TENSE' WHERE userId = 1")
+    postgres(settings.postgres, "UPDATE {s}.movies SET title = 'HEAT' WHERE movie_id = 1")
+
+    streams = tuple(select_streams(default_streams(), None))
+    scope = Scope(streams=streams, sinks=("postgres",), project_streams=streams)
+    audits = audit_tables(settings, scope)
+    notes = set_aside_in_flight(
+        settings, scope, audits, {"postgres": {s.name: position for s in streams}}
+    )
+
+    found = {
+        a.stream.name: (a.result.missing, a.result.extra, a.result.differing, a.result.in_flight)
+        for a in audits
+    }
+    assert found == {
+        "movies": (0, 0, 1, 0),
+        "links": (0, 0, 0, 0),
+        "ratings": (0, 0, 1, 5),  # (3, 1) changed before the position: a difference
+        "tags": (0, 0, 0, 2),
+    }
+    ratings = next(a.result for a in audits if a.stream.name == "ratings")
+    assert [e.key for e in ratings.examples] == [[3, 1]]
+    assert sorted((e.kind, e.key) for e in ratings.in_flight_examples) == [
+        ("differing", [1, 1]),
+        ("extra", [1, 2]),
+        ("extra", [2, 1]),
+        ("missing", [1, 3]),
+        ("missing", [9, 1]),
+    ]
+    assert any(note.startswith("ratings in postgres: 5 rows still in flight") for note in notes)
