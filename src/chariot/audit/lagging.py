@@ -75,9 +75,9 @@ def set_aside_in_flight(
     try:
         listed = {id(a): _list_ranges(factory, a) for a in behind}  # before the log's end
         window = _read_log(settings, scope, [positions[a.sink][a.stream.name] for a in behind])
-        notes = [f"rows in flight may be counted as differences: {window.note}"] * (
-            not window.complete
-        )
+        notes = []
+        if not window.complete:
+            notes.append(f"rows in flight may be counted as differences: {window.note}")
         notes += _reclassify(settings, factory, scope, behind, positions, window, listed)
     finally:
         factory.close()
