@@ -14,6 +14,7 @@ from chariot.config import RunSettings, Settings
 from chariot.connections import mysql_connect
 from chariot.project import Project, load_project
 from chariot.project.source_checks import check_project
+from chariot.project.streams import project_streams
 from tests.sakila import ROW_COUNTS, VIEWS, add_location_column, load_sakila, row_counts
 from tests.servers import Servers
 
@@ -169,10 +170,56 @@ def test_every_other_table_is_a_label_and_every_foreign_key_a_relationship(
     assert len(project.graph.relationships) == 22 - 4 + 2
 
 
+def test_init_writes_each_foreign_keys_actions(proposed: tuple[Project, str]) -> None:
+    """sakila-schema.sql: every foreign key is ON UPDATE CASCADE; payment.rental_id is ON
+    DELETE SET NULL, the others ON DELETE RESTRICT (MariaDB does not report its default,
+    RESTRICT, which acts as NO ACTION: the file leaves it out)."""
+    project, text = proposed
+    references = {
+        (name, reference.table, tuple(reference.columns)): reference
+        for name, table in project.tables.items()
+        for reference in table.references
+    }
+    assert len(references) == 22  # every Sakila foreign key points at a primary key
+    assert {r.on_update for r in references.values()} == {"cascade"}
+    deletes = {where: r.on_delete for where, r in references.items() if r.on_delete != "no action"}
+    assert deletes == {("payment", "rental", ("rental_id",)): "set null"}
+    payment = text.split("[tables.payment]", 1)[1].split("[tables.payment.columns]", 1)[0]
+    assert (
+        '{ table = "rental", columns = ["rental_id"], on_delete = "set null", '
+        'on_update = "cascade" }' in payment
+    )
+    streams = {stream.name: stream for stream in project_streams(project)}
+    rental = next(r for r in streams["payment"].references if r.table == "rental")
+    assert (rental.on_delete, rental.on_update) == ("set null", "cascade")
+
+
 def test_the_proposal_matches_the_live_source(
     proposed: tuple[Project, str], sakila: Settings
 ) -> None:
     assert check_project(proposed[0], sakila) == []
+
+
+def test_a_foreign_key_action_the_source_does_not_have_is_reported(
+    proposed: tuple[Project, str], sakila: Settings
+) -> None:
+    project = proposed[0].model_copy(deep=True)
+    payment = project.tables["payment"]
+    position = next(i for i, r in enumerate(payment.references) if r.table == "rental")
+    payment.references[position].on_delete = "cascade"
+    payment.references[0 if position else 1].on_update = "restrict"  # the source: cascade
+    other = 0 if position else 1
+    problems = {p.path: p.message for p in check_project(project, sakila)}
+    deleted, updated = (
+        f"tables.payment.references[{position}].on_delete",
+        f"tables.payment.references[{other}].on_update",
+    )
+    assert set(problems) == {deleted, updated}
+    assert problems[deleted] == (
+        "the source's foreign key payment(rental_id) -> rental(rental_id) has "
+        "on_delete = 'set null', not 'cascade'"
+    )
+    assert problems[updated].endswith("has on_update = 'cascade', not 'restrict'")
 
 
 def test_init_cli_on_sakila(cli: Callable[..., Any], sakila: Settings, tmp_path: Path) -> None:

@@ -190,6 +190,15 @@ class Neo4jSettings(_Section):
     user: str = "neo4j"
     password: Password = Field(SecretStr("chariot-neo4j"), validate_default=True)
     database: str = "neo4j"
+    max_changes_per_transaction: int = Field(
+        20_000,
+        gt=0,
+        le=10_000_000,
+        description="the most row changes change capture applies in one Neo4j transaction "
+        "(CHARIOT_NEO4J__MAX_CHANGES_PER_TRANSACTION): Neo4j caps a transaction's memory, so "
+        "a larger source transaction is applied in chunks of this many changes, the log "
+        "position recording how far into it the graph got",
+    )
 
     @field_validator("uri")
     @classmethod

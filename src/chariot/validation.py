@@ -9,13 +9,15 @@ first reason that applies. Other values fit their sink types by construction: in
 widened, ``decimal(p,s)`` is ``numeric(p,s)``, TIME fits an interval; a value PostgreSQL
 still refuses (JSON it does not accept) is a reject of the sink's own bisecting write. The
 rules are SQLAlchemy Core expressions, so the source database checks each row and Python
-never inspects one.
+never inspects one. (Change capture, whose rows come from the binary log, not from a
+SELECT, evaluates the same ``rules`` in Python: ``chariot.cdc.validate``.)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from chariot.streams import Column, Stream
 
@@ -23,46 +25,43 @@ if TYPE_CHECKING:
     from sqlalchemy.sql import ColumnElement, TableClause
 
 
-def reject_rules(
-    stream: Stream, table: TableClause, dialect: str = "mysql"
-) -> list[tuple[ColumnElement[Any], str]]:
-    """(condition, reason) pairs in the order they are checked; the first true one wins.
-    ``dialect`` is the source's SQLAlchemy dialect name (a few checks are spelt per dialect)."""
-    rules: list[tuple[ColumnElement[Any], str]] = [
-        (table.c[name].is_(None), f"NULL in key column {name}") for name in stream.key
-    ]
+# What a rule checks; ``rules`` lists them, ``reject_rules`` writes each as SQL, and
+# ``chariot.cdc.validate`` evaluates the same list on a row decoded from the binary log.
+RuleCheck = Literal["null", "range", "step", "nul", "zero date", "zero part", "boolean"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One reject rule: what it checks, on which column, and the reason a reject gives."""
+
+    check: RuleCheck
+    column: Column
+    reason: str
+
+
+def rules(stream: Stream, dialect: str = "mysql") -> list[Rule]:
+    """The stream's rules in the order they are checked; the first that applies wins.
+    ``dialect`` is the source's SQLAlchemy dialect name (a few rules are per dialect)."""
+    found = [Rule("null", stream.column(name), f"NULL in key column {name}") for name in stream.key]
     for column in stream.columns:
-        rules.extend(_column_rules(column, table, dialect, is_key=column.source in stream.key))
-    return rules
+        found.extend(_column_rules(column, dialect, is_key=column.source in stream.key))
+    return found
 
 
-def _column_rules(
-    column: Column, table: TableClause, dialect: str, *, is_key: bool
-) -> list[tuple[ColumnElement[Any], str]]:
-    from sqlalchemy import Integer, cast
-
-    value = table.c[column.source]
-    rules: list[tuple[ColumnElement[Any], str]] = []
+def _column_rules(column: Column, dialect: str, *, is_key: bool) -> list[Rule]:
+    name = column.source
+    found: list[Rule] = []
     if not column.nullable and not is_key:
-        rules.append((value.is_(None), f"NULL {column.source}"))
+        found.append(Rule("null", column, f"NULL {name}"))
     if column.min_value is not None and column.max_value is not None:
-        rules.append(
-            (
-                ~value.between(_number(column.min_value), _number(column.max_value)),
-                f"{column.source} outside {column.min_value}-{column.max_value}",
-            )
-        )
+        found.append(Rule("range", column, f"{name} outside {column.min_value}-{column.max_value}"))
     if column.step is not None:
-        # value / step must be whole. CAST rounds (MySQL) or truncates (others); either way a
-        # fraction changes the number. No FLOOR: SQLite builds may lack math functions.
-        ratio = value / _number(column.step)
-        reason = f"{column.source} not a multiple of {column.step}"
-        rules.append((ratio != cast(ratio, Integer), reason))
+        found.append(Rule("step", column, f"{name} not a multiple of {column.step}"))
     if column.kind in TEXT_KINDS and dialect in NUL_CAPABLE_DIALECTS:
-        rules.append((_contains_nul(value, dialect), f"NUL character in {column.source}"))
+        found.append(Rule("nul", column, f"NUL character in {name}"))
     if dialect in ("mysql", "mariadb"):
-        rules.extend(_mysql_type_rules(column, value))
-    return rules
+        found.extend(_mysql_type_rules(column))
+    return found
 
 
 # Kinds whose values are text in PostgreSQL (text, a SET's members, JSON).
@@ -70,33 +69,60 @@ TEXT_KINDS = ("text", "text[]", "jsonb")
 DATE_TYPES = ("date", "datetime", "timestamp")
 
 
-def _mysql_type_rules(
-    column: Column, value: ColumnElement[Any]
-) -> list[tuple[ColumnElement[Any], str]]:
+def _mysql_type_rules(column: Column) -> list[Rule]:
     """Rules that follow from the column's MySQL type and what PostgreSQL stores it as."""
-    from sqlalchemy import CHAR, cast, func, literal, or_
-
     from chariot.project.column_types import INTEGERS
 
     name = _type_name(column.source_type)
     if name in DATE_TYPES:
-        # On the value's text ('0000-00-00 00:00:00'): functions on zero dates differ
-        # between servers and SQL modes, the text does not.
-        text = cast(value, CHAR())
-        zero = func.substr(text, 1, 10) == literal("0000-00-00")
-        part = or_(
-            func.substr(text, 1, 4) == literal("0000"),
-            func.substr(text, 6, 2) == literal("00"),
-            func.substr(text, 9, 2) == literal("00"),
-        )
         return [
-            (zero, f"zero date in `{column.source}`"),
-            (part, f"zero year, month or day in `{column.source}`"),
+            Rule("zero date", column, f"zero date in `{column.source}`"),
+            Rule("zero part", column, f"zero year, month or day in `{column.source}`"),
         ]
     if name in INTEGERS and column.postgres == "boolean":
-        neither = (value != _number(Decimal(0))) & (value != _number(Decimal(1)))
-        return [(neither, f"`{column.source}` is neither 0 nor 1 (stored as boolean)")]
+        return [
+            Rule("boolean", column, f"`{column.source}` is neither 0 nor 1 (stored as boolean)")
+        ]
     return []
+
+
+def reject_rules(
+    stream: Stream, table: TableClause, dialect: str = "mysql"
+) -> list[tuple[ColumnElement[Any], str]]:
+    """(condition, reason) pairs in the order they are checked; the first true one wins."""
+    return [(_condition(rule, table, dialect), rule.reason) for rule in rules(stream, dialect)]
+
+
+def _condition(rule: Rule, table: TableClause, dialect: str) -> ColumnElement[Any]:
+    from sqlalchemy import CHAR, Integer, cast, func, literal, or_
+
+    column = rule.column
+    value = table.c[column.source]
+    if rule.check == "null":
+        return value.is_(None)
+    if rule.check == "range":
+        assert column.min_value is not None and column.max_value is not None
+        return ~value.between(_number(column.min_value), _number(column.max_value))
+    if rule.check == "step":
+        assert column.step is not None
+        # value / step must be whole. CAST rounds (MySQL) or truncates (others); either way
+        # a fraction changes the number. No FLOOR: SQLite builds may lack math functions.
+        ratio = value / _number(column.step)
+        return ratio != cast(ratio, Integer)
+    if rule.check == "nul":
+        return _contains_nul(value, dialect)
+    if rule.check == "boolean":
+        return (value != _number(Decimal(0))) & (value != _number(Decimal(1)))
+    # Dates, on the value's text ('0000-00-00 00:00:00'): functions on zero dates differ
+    # between servers and SQL modes, the text does not.
+    text = cast(value, CHAR())
+    if rule.check == "zero date":
+        return func.substr(text, 1, 10) == literal("0000-00-00")
+    return or_(
+        func.substr(text, 1, 4) == literal("0000"),
+        func.substr(text, 6, 2) == literal("00"),
+        func.substr(text, 9, 2) == literal("00"),
+    )
 
 
 def _type_name(source_type: str) -> str:

@@ -32,6 +32,8 @@ class TableChanges:
     and records the reject (key, reason), as a first copy would have rejected it.
     ``moved``: (old key, new key) of each update that changed a key (the old key is in
     ``deletes``; the new one in ``upserts`` or ``rejects``), for ON UPDATE foreign-key rules.
+    ``replaced``: keys deleted and inserted again within the run (so in ``upserts`` or
+    ``rejects``, not ``deletes``): the delete's ON DELETE foreign-key rules still acted.
     """
 
     stream: Stream
@@ -39,6 +41,7 @@ class TableChanges:
     upserts: list[tuple[Any, ...]] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     moved: list[tuple[Key, Key]] = field(default_factory=list)
+    replaced: list[Key] = field(default_factory=list)
 
     @property
     def changed_keys(self) -> list[Key]:

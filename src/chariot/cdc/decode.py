@@ -20,7 +20,8 @@ decides). The differences, each checked against a SELECT on MariaDB 10.11
   serialised the way MySQL prints it (untested here: no MySQL 8 on this machine).
 * integers: signed by the table map's signedness; should a log lack it, a negative value of
   an unsigned column is turned back into its unsigned value.
-* ``tinyint(1)`` whose PostgreSQL type is boolean -> bool.
+* ``tinyint(1)`` whose PostgreSQL type is boolean -> bool (a value besides 0 and 1 stays
+  an int, which ``chariot.cdc.validate`` rejects as the source reader does).
 * zero dates (``0000-00-00``): None for date/datetime (told apart from NULL by the row's
   ``none_sources``), the epoch for timestamp -> ``ZERO_DATE``, which a change applier
   rejects as the source reader's SQL rules reject such rows.
@@ -149,11 +150,17 @@ def decoder(source_type: str, *, boolean: bool = False) -> Decoder:
 
 def _integer(parsed: SourceType, *, boolean: bool) -> Decoder:
     if parsed.is_tinyint1 and boolean:
-        return bool
+        return _boolean
     if not parsed.unsigned:
         return int
     wrap = 1 << _INTEGER_BITS[parsed.name]
     return lambda value: int(value) + wrap if value < 0 else int(value)
+
+
+def _boolean(value: Any) -> bool | int:
+    # Anything but 0 and 1 stays the number it is: the reject rules refuse it
+    # (``chariot.cdc.validate``), as the source reader's SQL does.
+    return bool(value) if value in (0, 1) else int(value)
 
 
 def _binary(size: int | None) -> Decoder:

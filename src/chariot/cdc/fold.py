@@ -14,10 +14,12 @@ from typing import Any
 
 from chariot.batch import Key, Reject
 from chariot.cdc.changes import ChangeBatch, TableChanges
+from chariot.cdc.decode import ZERO_DATE
 from chariot.cdc.position import LogPosition
 from chariot.cdc.reader import Change, SourceTransaction
 from chariot.streams import Stream
 
+_ZERO_TEXT = {"date": "0000-00-00"}
 # A row's reject reason by the source reader's rules, or None (``chariot.cdc.validate``).
 Validator = Callable[[Stream, dict[str, Any]], str | None]
 
@@ -84,6 +86,7 @@ class Folder:
         self.validate = validate
         self._net: dict[str, dict[Key, dict[str, Any] | None]] = {}
         self._moved: dict[str, list[tuple[Key, Key]]] = {}
+        self._deleted: dict[str, set[Key]] = {}  # keys this run deleted (for ``replaced``)
         self.changes = 0
         self.transactions = 0
 
@@ -91,18 +94,22 @@ class Folder:
         for _, change in changes:
             stream = self.streams.by_table[change.table]
             net = self._net.setdefault(stream.name, {})
+            deleted = self._deleted.setdefault(stream.name, set())
             self.changes += 1
             if change.kind == "insert":
                 assert change.after is not None
                 net[_key(stream, change.after)] = change.after
             elif change.kind == "delete":
                 assert change.before is not None
-                net[_key(stream, change.before)] = None
+                key = _key(stream, change.before)
+                net[key] = None
+                deleted.add(key)
             else:
                 assert change.before is not None and change.after is not None
                 old, new = _key(stream, change.before), _key(stream, change.after)
                 if old != new:
                     net[old] = None
+                    deleted.add(old)
                     self._moved.setdefault(stream.name, []).append((old, new))
                 net[new] = change.after
 
@@ -130,13 +137,16 @@ class Folder:
     def _table(self, stream: Stream, net: dict[Key, dict[str, Any] | None]) -> TableChanges:
         table = TableChanges(stream, moved=list(self._moved.get(stream.name, [])))
         columns = stream.source_columns
+        deleted = self._deleted.get(stream.name, set())
         for key, row in net.items():
             if row is None:
                 table.deletes.append(key)
                 continue
+            if key in deleted:
+                table.replaced.append(key)  # its delete still acted on referring rows
             reason = self.validate(stream, row)
             if reason is not None:
-                table.rejects.append(Reject(stream.name, key, reason))
+                table.rejects.append(Reject(stream.name, _reader_key(stream, key), reason))
             else:
                 table.upserts.append(tuple(row[column] for column in columns))
         return table
@@ -172,3 +182,21 @@ def merge(batch: ChangeBatch, derived: Sequence[TableChanges], streams: StreamIn
 
 def _key(stream: Stream, row: dict[str, Any]) -> Key:
     return tuple(row[column] for column in stream.key)
+
+
+def _reader_key(stream: Stream, key: Key) -> Key:
+    """A rejected key as the keyset reader records it: a zero date as its text."""
+    if ZERO_DATE not in key:
+        return key
+    return tuple(
+        (
+            (
+                "0000-00-00"
+                if column.source_type.startswith("date") and column.source_type in ("date",)
+                else "0000-00-00 00:00:00"
+            )
+            if value is ZERO_DATE
+            else value
+        )
+        for column, value in zip(stream.key_columns, key, strict=True)
+    )

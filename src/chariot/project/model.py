@@ -209,14 +209,30 @@ def transform_column(transform: AnyTransform) -> str:
     return transform.cast
 
 
+# What the source does to referring rows when a referenced row is deleted or its key changes.
+ForeignKeyAction = Literal["cascade", "set null", "set default", "restrict", "no action"]
+
+
 class TableReference(Strict):
     """Each row of the table points at one row of another table (a foreign key, declared
-    or not): synced after it, and rows whose referenced row is absent are audit notes."""
+    or not): synced after it, and rows whose referenced row is absent are audit notes.
+
+    ``on_delete``/``on_update`` are the source's foreign-key actions: their changes are not
+    in the binary log, so change capture applies them itself."""
 
     table: str = Field(min_length=1, description="the referenced project table")
     columns: list[str] = Field(
         min_length=1,
         description="this table's source columns, in the order of the referenced table's key",
+    )
+    on_delete: ForeignKeyAction = Field(
+        "no action",
+        description="the foreign key's `ON DELETE` action in the source (`chariot init` "
+        "reads it); change capture applies it to the sinks",
+    )
+    on_update: ForeignKeyAction = Field(
+        "no action",
+        description="the foreign key's `ON UPDATE` action in the source, likewise",
     )
 
 

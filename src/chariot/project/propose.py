@@ -15,11 +15,19 @@
 from __future__ import annotations
 
 import re
+from typing import get_args
 
 from chariot.errors import ConfigError
 from chariot.project.column_types import map_source_type
 from chariot.project.graph import Endpoint, Graph, NodeLabel, Relationship, property_name
-from chariot.project.model import TABLE_NAME, Column, Project, Table, TableReference
+from chariot.project.model import (
+    TABLE_NAME,
+    Column,
+    ForeignKeyAction,
+    Project,
+    Table,
+    TableReference,
+)
 from chariot.project.reflect import ForeignKey, ReflectedTable, SourceSchema
 from chariot.project.writer import Notes
 
@@ -109,7 +117,20 @@ def _resolve_dependencies(tables: dict[str, Table], sources: dict[str, Reflected
                 continue  # a foreign key to a unique key other than the primary key
             order = {column: i for i, column in enumerate(fk.referred_columns)}
             columns = [fk.columns[order[k]] for k in key]
-            tables[name].references.append(TableReference(table=referred, columns=columns))
+            tables[name].references.append(
+                TableReference(
+                    table=referred,
+                    columns=columns,
+                    on_delete=_known_action(fk.on_delete),
+                    on_update=_known_action(fk.on_update),
+                )
+            )
+
+
+def _known_action(action: str) -> ForeignKeyAction:
+    """The reflected action, or "no action" for one the project file does not know."""
+    known: tuple[ForeignKeyAction, ...] = get_args(ForeignKeyAction)
+    return next((choice for choice in known if choice == action), "no action")
 
 
 class _GraphProposal:

@@ -37,6 +37,10 @@ class ForeignKey:
     columns: tuple[str, ...]
     referred_table: str
     referred_columns: tuple[str, ...]
+    # The source's actions, lower case ("cascade", "set null", ...); "no action" when the
+    # source reports none (MariaDB does not report RESTRICT, its default, which acts alike).
+    on_delete: str = "no action"
+    on_update: str = "no action"
 
     def describe(self, table: str) -> str:
         return (
@@ -136,10 +140,18 @@ def _table(
                 tuple(fk["constrained_columns"]),
                 fk["referred_table"],
                 tuple(fk["referred_columns"]),
+                on_delete=_action(fk, "ondelete"),
+                on_update=_action(fk, "onupdate"),
             )
             for fk in inspector.get_foreign_keys(name)
         ),
     )
+
+
+def _action(foreign_key: dict[str, Any], option: str) -> str:
+    """A foreign key's ON DELETE/ON UPDATE action as SQLAlchemy reports it, lower case."""
+    reported = (foreign_key.get("options") or {}).get(option)
+    return " ".join(str(reported).lower().split()) if reported else "no action"
 
 
 def _mariadb_json_columns(connection: Connection) -> set[tuple[str, str]]:

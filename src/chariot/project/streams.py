@@ -40,7 +40,10 @@ def table_stream(project: Project, name: str) -> Stream:
         columns=tuple(_column(table, source) for source in table.columns),
         key=tuple(table.key),
         depends_on=tuple(table.depends_on),
-        references=tuple(Reference(r.table, tuple(r.columns)) for r in table.references),
+        references=tuple(
+            Reference(r.table, tuple(r.columns), on_delete=r.on_delete, on_update=r.on_update)
+            for r in table.references
+        ),
         signature=table.model_dump_json(),
         outputs=table_outputs(table),
         project=project,

@@ -25,6 +25,7 @@ from chariot.project.model import (
     Rename,
     Split,
     Table,
+    TableReference,
 )
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -79,9 +80,7 @@ def _table(name: str, table: Table, notes: Notes) -> Iterator[str]:
         yield f"depends_on = {value(table.depends_on)}"
     if table.references:
         yield "references = ["
-        yield from (
-            f"  {value({'table': r.table, 'columns': r.columns})}," for r in table.references
-        )
+        yield from (f"  {value(_reference(r))}," for r in table.references)
         yield "]"
     if table.transforms:
         yield "transforms = ["
@@ -95,6 +94,14 @@ def _table(name: str, table: Table, notes: Notes) -> Iterator[str]:
         note = notes.columns.get((name, column_name))
         line = f"{key(column_name)} = {value(_column(column))}"
         yield f"{line}  # {note}" if note else line
+
+
+def _reference(reference: TableReference) -> dict[str, Any]:
+    fields: dict[str, Any] = {"table": reference.table, "columns": reference.columns}
+    for action in ("on_delete", "on_update"):
+        if getattr(reference, action) != "no action":  # the default, left unwritten
+            fields[action] = getattr(reference, action)
+    return fields
 
 
 def _column(column: Column) -> dict[str, Any]:

@@ -9,6 +9,10 @@ transform's column is computed in Python, and staged with its row). A value Post
 refuses (JSON it does not accept, a number beyond a type the project narrowed) fails its
 batch, which is bisected down to the row: that row is a reject with its key, the rest load.
 
+Change capture (``apply``) goes the same way: one transaction per batch of changes holds
+the deletes (one statement per table, ``postgres_changes``), the upserts through the same
+staging path, the rejects and the log position of every table it covers.
+
 There are no foreign keys, on purpose: ratings and tags may arrive before their movie (the
 tables load in parallel sinks, a movie row may be rejected, or the source may simply lack
 it), and a sink must keep them rather than drop them; ``chariot audit`` reports orphans.
@@ -21,14 +25,25 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from chariot.batch import Batch, Key, Reject, WriteResult
+from chariot.cdc.changes import ChangeBatch, TableChanges
+from chariot.cdc.position import LogPosition
 from chariot.config import Settings
 from chariot.connections import ensure_postgres_schema
 from chariot.errors import Busy
 from chariot.lease import DEAD_HOLDER_GRACE_SECONDS, holder_of, is_dead_local_process, keep_trying
-from chariot.sinks.base import RepairableSink
-from chariot.sinks.postgres_layout import CHECKPOINTS, REJECTS, PgTable, layout_for
+from chariot.sinks import postgres_changes as changes_sql
+from chariot.sinks.base import ChangeSink
+from chariot.sinks.postgres_layout import (
+    CHECKPOINTS,
+    LOG_POSITIONS,
+    REJECTS,
+    PgTable,
+    control_statements,
+    layout_for,
+)
 from chariot.sinks.postgres_lease import lock_holder, lock_key
 from chariot.streams import Stream
+from chariot.sync.pause_hook import pause_before_commit
 
 if TYPE_CHECKING:
     import psycopg
@@ -37,8 +52,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class PostgresSink(RepairableSink):
+class PostgresSink(ChangeSink):
     name = "postgres"
+    max_changes_per_transaction = None  # a whole source transaction, however large
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
@@ -47,6 +63,7 @@ class PostgresSink(RepairableSink):
         self._staged: set[str] = set()  # staging tables created on the current connection
         self._locked: set[str] = set()
         self._clear_rejects: set[str] = set()  # tables whose rejects may now load: clean them
+        self._rejects_known: set[str] = set()  # tables whose rejects were looked for (apply)
 
     # -- connection --------------------------------------------------------------------
 
@@ -66,6 +83,7 @@ class PostgresSink(RepairableSink):
         self._connection = None
         self._staged.clear()
         self._locked.clear()
+        self._rejects_known.clear()
 
     def close(self) -> None:
         self._drop_connection()
@@ -79,17 +97,12 @@ class PostgresSink(RepairableSink):
         table = layout_for(stream, self.schema)
         connection = self.connection
         self._lock_table(table)
-        with connection.transaction():
-            # Two runs creating the schema at once would race on the catalog.
-            connection.execute(
-                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"chariot:{self.schema}",)
-            )
-            ensure_postgres_schema(connection, self.schema)
-            for statement in table.create_statements():
-                connection.execute(statement)
+        with connection.transaction(), connection.cursor() as cursor:
+            self._create(table.create_statements())
             if full_refresh:
                 for statement in table.empty_statements():
                     connection.execute(statement)
+                _touched().invalidate_incremental(cursor, self.schema, stream)
             if full_refresh or self._first_copy(table):
                 connection.execute(table.mark_loading, (table.name, self.lease_owner.describe()))
         if self._has_rejects(table):
@@ -112,7 +125,8 @@ class PostgresSink(RepairableSink):
         connection = self.connection
         rejects = list(batch.rejects)
         try:
-            with connection.transaction():
+            with connection.transaction(), connection.cursor() as cursor:
+                _touched().invalidate_incremental(cursor, self.schema, batch.stream)
                 unstorable = self._upsert_storable(table, batch.rows) if batch.rows else []
                 rejects += unstorable
                 if rejects:
@@ -170,7 +184,8 @@ class PostgresSink(RepairableSink):
         table = layout_for(stream, self.schema)
         self._lock_table(table)
         try:
-            with self.connection.transaction():
+            with self.connection.transaction(), self.connection.cursor() as cursor:
+                _touched().invalidate_incremental(cursor, self.schema, stream)
                 unstorable = self._upsert_storable(table, rows)
                 if unstorable:
                     self._record_rejects(table, unstorable)
@@ -187,12 +202,149 @@ class PostgresSink(RepairableSink):
         table = layout_for(stream, self.schema)
         self._lock_table(table)
         with self.connection.transaction(), self.connection.cursor() as cursor:
-            cursor.executemany(table.delete_by_key, [tuple(key) for key in keys])
-            deleted = max(cursor.rowcount, 0)
+            _touched().invalidate_incremental(cursor, self.schema, stream)
+            deleted = self._delete(cursor, table, keys)
             cursor.execute(table.touch_checkpoint, (table.name,))
             return deleted
 
+    # -- ChangeSink --------------------------------------------------------------------
+
+    def log_positions(self) -> dict[str, LogPosition]:
+        if not self._exists(LOG_POSITIONS):
+            return {}
+        rows = self.connection.execute(changes_sql.select_positions(self.schema))
+        return {str(name): LogPosition.parse(str(text)) for name, text in rows}
+
+    def start_log(self, stream: Stream, position: LogPosition) -> None:
+        self._lock_table(layout_for(stream, self.schema))
+        with self.connection.transaction():
+            self._create(control_statements(self.schema))
+            self.connection.execute(
+                changes_sql.save_positions(self.schema), (position.render(), None, [stream.name])
+            )
+
+    def forget_log(self, stream: Stream) -> None:
+        self._lock_table(layout_for(stream, self.schema))
+        if self._exists(LOG_POSITIONS):
+            self.connection.execute(changes_sql.delete_position(self.schema), (stream.name,))
+
+    def apply(self, batch: ChangeBatch) -> None:
+        changed = [
+            (layout_for(changes.stream, self.schema), changes)
+            for changes in batch.tables
+            if changes
+        ]
+        for table, _ in changed:
+            self._lock_table(table)
+        for name in batch.positioned:
+            self._lock(name)
+        self._learn_rejects([table for table, _ in changed])
+        connection = self.connection
+        try:
+            with connection.transaction(), connection.cursor() as cursor:
+                self._apply_changes(cursor, changed)
+                if batch.positioned:
+                    committed_at = changes_sql.as_utc(batch.committed_at)
+                    cursor.execute(
+                        changes_sql.save_positions(self.schema),
+                        (batch.position.render(), committed_at, list(batch.positioned)),
+                    )
+                pause_before_commit(self.name)  # a test hook; inert unless its variable is set
+        except BaseException:
+            for table, _ in changed:
+                self._staged.discard(table.name)  # its creation may have been rolled back
+            raise
+
+    def _apply_changes(
+        self, cursor: psycopg.Cursor[Any], changed: list[tuple[PgTable, TableChanges]]
+    ) -> None:
+        """Deletes in reverse table order, upserts in order; the aggregation's touched
+        groups recorded before the rows change (the groups they leave) and after (the
+        groups they join)."""
+        keys = [changes.changed_keys for _, changes in changed]
+        for (table, _), touched_keys in zip(changed, keys, strict=True):
+            _touched().record_touched(cursor, self.schema, table.stream, touched_keys)
+        for table, changes in reversed(changed):
+            self._delete(cursor, table, [*changes.deletes, *(r.key for r in changes.rejects)])
+        for table, changes in changed:
+            self._apply_upserts(cursor, table, changes)
+        for (table, _), touched_keys in zip(changed, keys, strict=True):
+            _touched().record_touched(cursor, self.schema, table.stream, touched_keys)
+        if changed:
+            cursor.execute(self._touch_checkpoints, ([table.name for table, _ in changed],))
+
+    def keys_referencing(
+        self, stream: Stream, columns: tuple[str, ...], values: list[Key]
+    ) -> list[Key]:
+        table = layout_for(stream, self.schema)
+        query = changes_sql.keys_matching(table, tuple(columns))  # refuses a column first
+        arrays = changes_sql.value_arrays(values, len(columns))
+        if not arrays or not arrays[0]:
+            return []
+        rows = self.connection.execute(query, arrays).fetchall()
+        return [changes_sql.source_key(row) for row in rows]
+
+    def _apply_upserts(
+        self, cursor: psycopg.Cursor[Any], table: PgTable, changes: TableChanges
+    ) -> None:
+        """Upsert as ``write`` does; a row PostgreSQL refuses is a reject, and its older
+        version goes. Then the rejects are recorded, and those of keys now fine forgotten."""
+        unstorable = self._upsert_storable(table, changes.upserts) if changes.upserts else []
+        self._delete(cursor, table, [reject.key for reject in unstorable])
+        rejects = [*changes.rejects, *unstorable]
+        if rejects:
+            self._record_rejects(table, rejects)
+        if table.name not in self._clear_rejects:
+            return  # no reject recorded for this table: nothing to forget
+        refused = {key_json(reject.key) for reject in rejects}
+        positions = table.stream.key_positions
+        fine = [
+            *(key_json(key) for key in changes.deletes),
+            *(key_json(tuple(row[p] for p in positions)) for row in changes.upserts),
+        ]
+        cursor.execute(
+            changes_sql.clear_rejects(self.schema),
+            (table.name, [key for key in fine if key not in refused]),
+        )
+
+    def _learn_rejects(self, tables: list[PgTable]) -> None:
+        """Whether each table has recorded rejects to forget (asked once per lease taken:
+        while this sink holds the table's lease no one else records any)."""
+        for table in tables:
+            if table.name not in self._rejects_known:
+                if self._has_rejects(table):
+                    self._clear_rejects.add(table.name)
+                self._rejects_known.add(table.name)
+
     # -- internals ---------------------------------------------------------------------
+
+    def _create(self, statements: list[sql.Composed]) -> None:
+        """Run DDL in the current transaction, the schema first."""
+        connection = self.connection
+        # Two runs creating the schema at once would race on the catalog.
+        connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"chariot:{self.schema}",)
+        )
+        ensure_postgres_schema(connection, self.schema)
+        for statement in statements:
+            connection.execute(statement)
+
+    def _delete(self, cursor: psycopg.Cursor[Any], table: PgTable, keys: list[Key]) -> int:
+        """Delete rows by source key: one statement, however many keys."""
+        arrays = changes_sql.value_arrays(keys, len(table.stream.key))
+        if not arrays[0]:
+            return 0
+        cursor.execute(changes_sql.delete_matching(table), arrays)
+        return max(cursor.rowcount, 0)
+
+    @property
+    def _touch_checkpoints(self) -> sql.Composed:
+        """Rows changed without the mark moving: readers comparing states must see it."""
+        from psycopg import sql
+
+        return sql.SQL("UPDATE {} SET updated_at = now() WHERE table_name = ANY(%s)").format(
+            self._control(CHECKPOINTS)
+        )
 
     def _upsert_storable(self, table: PgTable, rows: list[tuple[Any, ...]]) -> list[Reject]:
         """Upsert ``rows``; a value PostgreSQL cannot store (a NUL in text, a number out of
@@ -247,9 +399,12 @@ class PostgresSink(RepairableSink):
         would move the checkpoint back and forth, or empty what the first wrote). A session
         advisory lock, so a killed holder frees it as soon as its server notices; the
         connection's application_name names the holder to whoever is refused."""
-        if table.name in self._locked:
+        self._lock(table.name)
+
+    def _lock(self, name: str) -> None:
+        if name in self._locked:
             return
-        key = lock_key(self.schema, table.name)
+        key = lock_key(self.schema, name)
         connection = self.connection
         connection.execute(
             "SELECT set_config('application_name', %s, false)",
@@ -265,11 +420,12 @@ class PostgresSink(RepairableSink):
             dead = is_dead_local_process(holder_of(holder))
             if not dead or keep_trying(attempt, wait_seconds=DEAD_HOLDER_GRACE_SECONDS) is None:
                 raise Busy(
-                    f"PostgreSQL table {self.schema}.{table.name} is held by "
+                    f"PostgreSQL table {self.schema}.{name} is held by "
                     f"{holder or 'another session'}",
                     hint="wait for that command to finish (or pass --wait SECONDS)",
                 )
-        self._locked.add(table.name)
+        self._locked.add(name)
+        self._rejects_known.discard(name)  # others may have recorded rejects meanwhile
 
     def _has_rejects(self, table: PgTable) -> bool:
         row = self.connection.execute(table.any_rejects, (table.stream.name,)).fetchone()
@@ -301,3 +457,11 @@ def key_json(key: Key) -> str:
 
 def key_from_json(text: str | list[Any]) -> Key:
     return tuple(json.loads(text) if isinstance(text, str) else text)
+
+
+def _touched() -> Any:
+    """The aggregation's record of touched groups (imported late: it reads this sink's
+    tables, and tests replace its functions)."""
+    from chariot.aggregate import touched
+
+    return touched

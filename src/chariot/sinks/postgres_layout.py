@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 CHECKPOINTS = "_chariot_checkpoints"
 REJECTS = "_chariot_rejects"
+LOG_POSITIONS = "_chariot_log_positions"
 
 # The PostgreSQL type of a column that names none (a stream built by hand), by its kind.
 KIND_TYPES = {"int": "integer", "bigint": "bigint", "text": "text", "decimal": "numeric"}
@@ -77,6 +78,11 @@ CONTROL_TABLES = (
     " table_name text, row_key text, reason text, first_seen timestamptz,"
     " last_seen timestamptz, PRIMARY KEY (table_name, row_key))",
     LOADS_DDL,
+    # Change capture: where each table stands in the source's binary log (written in the
+    # same transaction as the changes it covers) and the last source commit it covers.
+    "CREATE TABLE IF NOT EXISTS {schema}." + LOG_POSITIONS + " ("
+    " table_name text PRIMARY KEY, log_position text NOT NULL, committed_at timestamptz,"
+    " updated_at timestamptz)",
 )
 # Schemas written by 0.1.0 keep their keys in jsonb: convert once, in place.
 JSONB_KEY_COLUMNS = ((CHECKPOINTS, "high_water_mark"), (REJECTS, "row_key"))
@@ -155,13 +161,7 @@ class PgTable:
         """The control tables and this table (the schema first: ``ensure_postgres_schema``)."""
         from psycopg import sql
 
-        schema = sql.Identifier(self.schema)
-        statements: list[sql.Composed] = [
-            sql.SQL(text.replace("{schema}", "{}")).format(schema) for text in CONTROL_TABLES
-        ]
-        statements += [
-            _jsonb_to_text(self.schema, table, column) for table, column in JSONB_KEY_COLUMNS
-        ]
+        statements = control_statements(self.schema)
         definitions: list[sql.Composable] = [
             sql.SQL(f"{_quote(c.name)} {c.type}{' NOT NULL' if c.not_null else ''}")
             for c in self.columns
@@ -335,19 +335,23 @@ class PgTable:
         """The key as staged: the source key's values, which the rejects record."""
         return tuple(column.name for column in self.stream.key_columns)
 
-    @cached_property
-    def delete_by_key(self) -> sql.Composed:
-        from psycopg import sql
-
-        condition = sql.SQL(" AND ").join(
-            sql.SQL("{} = %s").format(sql.Identifier(k)) for k in self.keys
-        )
-        return sql.SQL("DELETE FROM {} WHERE {}").format(self.qualified, condition)
-
 
 @cache
 def layout_for(stream: Stream, schema: str) -> PgTable:
     return PgTable(stream, schema)
+
+
+def control_statements(schema: str) -> list[sql.Composed]:
+    """Create (or bring up to date) the control tables of ``schema``."""
+    from psycopg import sql
+
+    identifier = sql.Identifier(schema)
+    statements = [
+        sql.SQL(text.replace("{schema}", "{}")).format(identifier) for text in CONTROL_TABLES
+    ]
+    return statements + [
+        _jsonb_to_text(schema, table, column) for table, column in JSONB_KEY_COLUMNS
+    ]
 
 
 def _jsonb_to_text(schema: str, table: str, column: str) -> sql.Composed:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chariot.cdc.changes import ChangeBatch, TableChanges
 from chariot.cdc.position import LogPosition, current_position
 from chariot.cdc.preconditions import (
     ChangeCaptureUnavailable,
@@ -30,6 +31,7 @@ from chariot.cdc.preconditions import (
     change_capture_problems,
     check_position_available,
 )
+from chariot.cdc.validate import reject_reason
 from chariot.config import Settings
 from chariot.progress import ProgressCallback
 from chariot.sinks.base import ChangeSink, Sink
@@ -208,18 +210,23 @@ class CaptureStart:
             stop_at = current_position(connection)
         finally:
             connection.close()
+        foreign_keys = _foreign_keys(self.settings, streams)
         phase = LogPhase(
             settings=self.settings,
             streams=streams,
             sinks=sinks,
             positions=positions,
-            validate=_validator(),
-            foreign_keys=_foreign_keys(self.settings, streams),
+            validate=reject_reason,
+            foreign_keys=foreign_keys,
             follow=follow,
             stop=stop or threading.Event(),
             progress=progress,
         )
-        return apply_log(phase, stop_at)
+        try:
+            return apply_log(phase, stop_at)
+        finally:
+            if foreign_keys is not None:
+                foreign_keys.close()
 
 
 def _has_rows(writer: SinkWriter, stream: Stream) -> bool:
@@ -239,19 +246,47 @@ def _check_not_purged(
         check_position_available(connection, min(held, key=lambda p: p.sort_key()))
 
 
-def _validator() -> Any:
-    from chariot.cdc.validate import reject_reason
+def _foreign_keys(settings: Settings, streams: Sequence[Stream]) -> _ForeignKeys | None:
+    """What applies the source's foreign-key actions, when a reference has one that acts."""
+    from chariot.cdc.foreign_keys import ACTING
 
-    return reject_reason
+    acting = any(
+        reference.on_delete in ACTING or reference.on_update in ACTING
+        for stream in streams
+        for reference in stream.references
+    )
+    return _ForeignKeys(settings, streams) if acting else None
 
 
-def _foreign_keys(settings: Settings, streams: Sequence[Stream]) -> Any:
-    if not any(
-        r.on_delete not in ("no action", "restrict") or r.on_update not in ("no action", "restrict")
-        for s in streams
-        for r in s.references
-    ):
-        return None
-    from chariot.cdc.foreign_keys import foreign_key_actions
+class _ForeignKeys:
+    """``foreign_key_changes`` with one source connection per applier thread (a pymysql
+    connection must not be shared between threads)."""
 
-    return foreign_key_actions(settings, streams)
+    def __init__(self, settings: Settings, streams: Sequence[Stream]) -> None:
+        self.settings = settings
+        self.streams = streams
+        self.local = threading.local()
+        self.opened: list[Any] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, batch: ChangeBatch, sink: ChangeSink) -> list[TableChanges]:
+        from chariot.cdc.foreign_keys import foreign_key_changes
+
+        return foreign_key_changes(batch.tables, self.streams, sink, self._source())
+
+    def _source(self) -> Any:
+        source = getattr(self.local, "source", None)
+        if source is None:
+            from chariot.sources.sql import SqlSource
+
+            source = self.local.source = SqlSource(self.settings)
+            with self.lock:
+                self.opened.append(source)
+        return source
+
+    def close(self) -> None:
+        for source in self.opened:
+            try:
+                source.close()
+            except Exception:  # closing must not hide the run's result
+                log.debug("closing a source failed", exc_info=True)

@@ -2,15 +2,18 @@
 
 ``graph_mapping(stream)`` resolves what the table writes (``plan.py``), generates its
 Cypher (``statements.py``) and the per-batch parameters (``parameters.py``) once; the
-sink caches the result per stream. Only Chariot's own bookkeeping (checkpoints, rejects)
-is spelled out here.
+sink caches the result per stream. Only Chariot's own bookkeeping (checkpoints, rejects,
+change-capture log positions) is spelled out here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from chariot.batch import Key
 from chariot.errors import ConfigError, SinkWriteError
 from chariot.sinks.neo4j.lease import CONSTRAINT as LEASE_CONSTRAINT
 from chariot.sinks.neo4j.parameters import BatchParameters, Prepared, Rows
@@ -23,6 +26,8 @@ BOOKKEEPING_CONSTRAINTS = (
     "FOR (c:ChariotCheckpoint) REQUIRE c.table IS UNIQUE",
     "CREATE CONSTRAINT chariot_reject_key IF NOT EXISTS "
     "FOR (r:ChariotReject) REQUIRE (r.table, r.key) IS UNIQUE",
+    "CREATE CONSTRAINT chariot_log_position_table IF NOT EXISTS "
+    "FOR (p:ChariotLogPosition) REQUIRE p.table IS UNIQUE",
     LEASE_CONSTRAINT,
 )
 
@@ -40,6 +45,35 @@ SET r.reason = reject[2], r.lastSeen = datetime()
 """
 
 
+def encode_key(key: Sequence[Any]) -> str:
+    """A key tuple as the JSON list stored in checkpoints and rejects (``[1, 31]``)."""
+    return json.dumps(list(key), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def decode_key(text: str) -> Key:
+    return tuple(json.loads(text))
+
+
+# Change capture: the recorded rejects of keys that were deleted or now load.
+CLEAR_REJECTS = """
+UNWIND $keys AS key
+MATCH (r:ChariotReject {table: $table, key: key})
+DELETE r
+"""
+
+# Where change capture has reached, per table (``LogPosition.render()`` text), and when the
+# last transaction it covers committed in the source.
+WRITE_LOG_POSITIONS = """
+UNWIND $tables AS table
+MERGE (p:ChariotLogPosition {table: table})
+SET p.position = $position, p.committedAt = $committed_at, p.updatedAt = datetime()
+"""
+
+READ_LOG_POSITIONS = "MATCH (p:ChariotLogPosition) RETURN p.table AS table, p.position AS position"
+
+FORGET_LOG_POSITION = "MATCH (p:ChariotLogPosition {table: $table}) DELETE p"
+
+
 @dataclass(frozen=True)
 class GraphMapping:
     """Everything the sink needs to know about one table in the graph."""
@@ -52,8 +86,12 @@ class GraphMapping:
     parameters: Callable[[Rows], Prepared]
     # Deletes by key (audit --repair), each taking $keys; the first counts the rows.
     deletes: tuple[str, ...]
+    # Relationship types the deletes cannot find by key (see ``Statements.undeletable``).
+    undeletable: tuple[str, ...]
     refresh: Callable[[int], tuple[str, ...]]
     graph_keys: Callable[[list[list[object]]], list[list[object]]]
+    # (output columns, their source values) -> the values as the graph holds them.
+    convert: Callable[[Sequence[str], Sequence[Any]], list[Any]]
     # Output column -> the name of its list parameter in ``write``.
     column_parameters: dict[str, str]
 
@@ -78,7 +116,9 @@ def graph_mapping(stream: Stream) -> GraphMapping:
         constraints=tuple(constraint(label) for label in plan.labels.values()),
         parameters=parameters,
         deletes=statements.deletes(),
+        undeletable=statements.undeletable(),
         refresh=statements.refresh,
         graph_keys=parameters.graph_keys,
+        convert=parameters.output_values,
         column_parameters=dict(statements.param),
     )

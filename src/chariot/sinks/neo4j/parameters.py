@@ -43,7 +43,8 @@ class BatchParameters:
     ) -> None:
         self.plan = plan
         self.statements = statements
-        self.columns = [_column(plan, name, list(source_columns)) for name in _used_columns(plan)]
+        self.source_columns = list(source_columns)
+        self.columns = [_column(plan, name, self.source_columns) for name in _used_columns(plan)]
         self.key_columns = [_column(plan, name, list(source_columns)) for name in plan.key_columns]
 
     def __call__(self, rows: Rows) -> Prepared:
@@ -61,6 +62,14 @@ class BatchParameters:
     def graph_keys(self, keys: Sequence[Sequence[Any]]) -> list[list[Any]]:
         """Source keys (key order) as the values the graph holds them as."""
         return [[c.compute(v) for c, v in zip(self.key_columns, key, strict=True)] for key in keys]
+
+    def output_values(self, names: Sequence[str], values: Sequence[Any]) -> list[Any]:
+        """The source values of output columns ``names`` (one each) as the graph holds
+        them; raises one of ``CONVERSION_ERRORS`` for a value it cannot hold."""
+        return [
+            _column(self.plan, name, self.source_columns).compute(value)
+            for name, value in zip(names, values, strict=True)
+        ]
 
     def _values(self, rows: Rows) -> tuple[Values, list[tuple[int, str]]]:
         try:

@@ -1,23 +1,28 @@
 """The Neo4j sink: one explicit transaction per batch holds the rows, the rejects and the
-checkpoint node, so a crash at any instant leaves graph and checkpoint in step."""
+checkpoint node (or, for change capture, the log position node), so a crash at any instant
+leaves graph and checkpoint in step."""
 
 from __future__ import annotations
 
-import json
+import datetime as dt
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chariot.batch import Batch, Key, Reject, WriteResult
+from chariot.cdc.changes import ChangeBatch
+from chariot.cdc.position import LogPosition
 from chariot.config import Settings
 from chariot.connections import neo4j_driver
 from chariot.errors import SinkWriteError
-from chariot.sinks.base import RepairableSink
-from chariot.sinks.neo4j import graph
+from chariot.sinks.base import ChangeSink
+from chariot.sinks.neo4j import changes, graph, referencing
+from chariot.sinks.neo4j.graph import decode_key, encode_key
 from chariot.sinks.neo4j.lease import GraphLease
-from chariot.sinks.neo4j.parameters import Prepared
+from chariot.sinks.neo4j.parameters import CONVERSION_ERRORS, Prepared
 from chariot.sinks.neo4j.retry import with_retries
 from chariot.streams import Stream
+from chariot.sync.pause_hook import pause_before_commit
 
 if TYPE_CHECKING:
     from neo4j import Driver, ManagedTransaction
@@ -28,22 +33,14 @@ T = TypeVar("T")
 REFRESH_ROWS_PER_TRANSACTION = 10_000
 
 
-def encode_key(key: Sequence[Any]) -> str:
-    """A key tuple as the JSON list stored in checkpoints and rejects (``[1, 31]``)."""
-    return json.dumps(list(key), ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def decode_key(text: str) -> Key:
-    return tuple(json.loads(text))
-
-
-class Neo4jSink(RepairableSink):
+class Neo4jSink(ChangeSink):
     """Writes each table as the project's ``[graph]`` maps it; see ``graph.py``."""
 
     name = "neo4j"
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
+        self.max_changes_per_transaction = settings.neo4j.max_changes_per_transaction
         self._driver: Driver | None = None
         self._constraints_ready: set[str] = set()
         self._lease: GraphLease | None = None
@@ -109,6 +106,98 @@ class Neo4jSink(RepairableSink):
 
         self._transact(work, what=self._what(batch.stream, "write"))
         return WriteResult(written=prepared.rows, rejected=all_rejects)
+
+    # -- change capture ---------------------------------------------------------------------
+
+    def log_positions(self) -> dict[str, LogPosition]:
+        def read(tx: ManagedTransaction) -> dict[str, LogPosition]:
+            return {
+                record["table"]: LogPosition.parse(record["position"])
+                for record in tx.run(graph.READ_LOG_POSITIONS)
+                if record["position"] is not None
+            }
+
+        return self._transact(read, what="neo4j sink: reading log positions")
+
+    def start_log(self, stream: Stream, position: LogPosition) -> None:
+        mapping = self._mapping(stream)
+        self.acquire(stream)
+
+        def work(tx: ManagedTransaction) -> None:
+            self._check_lease(tx, mapping)
+            _write_positions(tx, [stream.name], position, None)
+
+        self._transact(work, what=self._what(stream, "storing the log position"))
+
+    def forget_log(self, stream: Stream) -> None:
+        mapping = self._mapping(stream)
+        self.acquire(stream)
+
+        def work(tx: ManagedTransaction) -> None:
+            self._check_lease(tx, mapping)
+            tx.run(graph.FORGET_LOG_POSITION, table=stream.name).consume()
+
+        self._transact(work, what=self._what(stream, "dropping the log position"))
+
+    def apply(self, batch: ChangeBatch) -> None:
+        # Conversions and rejects before the transaction opens: it only runs statements.
+        works = []
+        for table in batch.tables:
+            mapping = self._mapping(table.stream)
+            # Such a row's old relationship cannot be found by key: neither a delete nor
+            # an update (which may move its ends) could be applied right.
+            if table and mapping.undeletable:
+                raise SinkWriteError(
+                    f"neo4j sink, table {table.stream.name}: cannot apply changes by key: its "
+                    f"{', '.join(mapping.undeletable)} relationships are not identified by "
+                    "the table's key",
+                    hint="make the key columns the relationship's ends or its identity in "
+                    "[graph], or sync this table by keys (full refresh) instead",
+                )
+            self.acquire(table.stream)
+            works.append(changes.table_work(table, mapping))
+        resources = sorted({r for work in works for r in work.mapping.resources})
+
+        def work(tx: ManagedTransaction) -> None:
+            if works:
+                if self._lease is None:
+                    raise SinkWriteError("neo4j sink: apply before the lease was taken (a bug)")
+                self._lease.check(tx, resources)
+            # Children first, so a parent's delete sees what its children left.
+            for table in reversed(works):
+                changes.delete_rows(tx, table)
+            for table in works:
+                changes.write_rows(tx, table)
+                changes.record_rejects(tx, table)
+            if batch.positioned:
+                _write_positions(tx, list(batch.positioned), batch.position, batch.committed_at)
+            pause_before_commit(self.name)  # a test hook; inert unless its variable is set
+
+        self._transact(work, what=f"neo4j sink: applying changes up to {batch.position}")
+
+    def keys_referencing(
+        self, stream: Stream, columns: tuple[str, ...], values: list[Key]
+    ) -> list[Key]:
+        if not values:
+            return []
+        plan = self._mapping(stream).plan
+        outputs = [referencing.output_of(stream, plan, column) for column in columns]
+        lookup = referencing.referencing_query(plan, outputs)
+        graph_values = _graph_values(self._mapping(stream), outputs, values)
+        if not graph_values:
+            return []
+
+        def read(tx: ManagedTransaction) -> list[Key]:
+            found = tx.run(lookup.cypher, values=graph_values)
+            return [
+                tuple(
+                    referencing.as_source_value(stream, plan, name, value)
+                    for name, value in zip(plan.key_columns, record["key"], strict=True)
+                )
+                for record in found
+            ]
+
+        return self._transact(read, what=self._what(stream, "finding referencing rows"))
 
     # -- status -----------------------------------------------------------------------------
 
@@ -311,3 +400,31 @@ def _delete_with_orphans(
         record = tx.run(statement, keys=keys).single()
         counts.append(int(record["deleted"]) if record is not None else 0)
     return counts[0] if counts else 0
+
+
+def _write_positions(
+    tx: ManagedTransaction,
+    tables: list[str],
+    position: LogPosition,
+    committed_at: dt.datetime | None,
+) -> None:
+    tx.run(
+        graph.WRITE_LOG_POSITIONS,
+        tables=tables,
+        position=position.render(),
+        committed_at=committed_at,
+    ).consume()
+
+
+def _graph_values(
+    mapping: graph.GraphMapping, outputs: list[str], values: list[Key]
+) -> list[list[Any]]:
+    """Source values of plain columns as the graph holds them; a value no graph property
+    can hold matches no row."""
+    converted = []
+    for value in values:
+        try:
+            converted.append(mapping.convert(outputs, list(value)))
+        except CONVERSION_ERRORS:
+            continue
+    return converted

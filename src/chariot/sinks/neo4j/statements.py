@@ -228,6 +228,15 @@ class Statements:
         ]
         return tuple(statements)
 
+    def undeletable(self) -> tuple[str, ...]:
+        """Relationship types of a table backing no label whose rows its key does not
+        identify: a delete by key cannot find them (only a full refresh removes them)."""
+        return tuple(
+            link.type
+            for link in self.plan.links
+            if link.own_end is None and self._delete_link(link) is None
+        )
+
     def _key(self, columns: Sequence[str]) -> list[str] | None:
         """``key[n]`` for each column, or None when one is not a key column."""
         keys = self.plan.key_columns

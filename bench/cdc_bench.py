@@ -1,0 +1,295 @@
+"""Change capture: changes applied per second into each sink, and end-to-end lag.
+
+    python bench/cdc_bench.py                        # 200,000 ratings, 60,000 changes
+    python bench/cdc_bench.py --changes 150000 --cases postgres,neo4j,both
+    python bench/cdc_bench.py --lag-seconds 60 --rate 1000
+
+Throughput: the synthetic MovieLens-shaped source is synced (change capture), then a
+1:1:1 mix of inserts, updates and deletes of ratings is committed in transactions of
+``--transaction-size`` rows while nothing is syncing; one ``sync()`` then applies them,
+and its log phase is timed per sink (changes read from the log / seconds).
+
+Lag: a follower (``sync(follow=True)`` in a thread) runs while a generator commits a
+steady ``--rate`` changes per second (transactions of 10); each transaction also upserts
+a probe rating whose timestamp is its sequence number, and a poller reads the highest one
+each sink holds every 20 ms: lag = when a sink first shows a transaction - when it was
+committed. p50/p99/max over all transactions, per sink.
+
+Every case ends with an audit of the ratings table; a difference fails the benchmark.
+Run on demand, not in CI. Settings come from CHARIOT_* / .env.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.sync_bench import _neo4j_lock, _reset_sinks  # noqa: E402
+from chariot.audit import AuditOptions, run_audit  # noqa: E402
+from chariot.config import Settings, load_settings  # noqa: E402
+from chariot.connections import mysql_connect, neo4j_session, postgres_connection  # noqa: E402
+from chariot.sync import sync  # noqa: E402
+
+NAME = "chariot_bench_sync"
+CASES = {"postgres": ["postgres"], "neo4j": ["neo4j"], "both": ["postgres", "neo4j"]}
+PROBE_USER = 2_000_000_000  # the probe ratings' user: far above the generated ones
+
+
+def main() -> None:
+    options = _arguments()
+    base = load_settings()
+    settings = base.model_copy(
+        update={
+            "mysql": base.mysql.model_copy(update={"database": NAME}),
+            "postgres": base.postgres.model_copy(update={"schema_name": NAME}),
+            "run": base.run.model_copy(update={"mode": "cdc"}),
+        }
+    )
+    _create_database(settings)
+    report: list[dict[str, Any]] = []
+    try:
+        with _neo4j_lock(settings):
+            for case in options.cases:
+                report.append(_throughput(settings, case, options))
+            if options.lag_seconds:
+                report.append(_lag(settings, options))
+    finally:
+        _drop(settings)
+    _print(report)
+    if options.json:
+        Path(options.json).write_text(json.dumps(report, indent=2, default=str))
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ratings", type=int, default=200_000, help="synthetic ratings")
+    parser.add_argument("--changes", type=int, default=60_000, help="1:1:1 ins/upd/del")
+    parser.add_argument("--transaction-size", type=int, default=100)
+    parser.add_argument(
+        "--cases",
+        default="postgres,neo4j,both",
+        type=lambda text: [c for c in text.split(",") if c in CASES],
+    )
+    parser.add_argument("--lag-seconds", type=int, default=60, help="0: skip the lag case")
+    parser.add_argument("--rate", type=int, default=1000, help="changes per second (lag)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    return parser.parse_args()
+
+
+def _fresh_source_and_sinks(settings: Settings, ratings: int, sinks: list[str]) -> None:
+    from chariot.seed import seed_synthetic
+
+    _reset_sinks(settings)
+    seed_synthetic(settings.mysql, ratings, seed=1)
+    first = sync(settings, sinks=sinks)
+    if first.failures or first.mode != "cdc":
+        raise SystemExit(f"first sync: mode {first.mode}, {first.failures}")
+
+
+def _throughput(settings: Settings, case: str, options: argparse.Namespace) -> dict[str, Any]:
+    sinks = CASES[case]
+    _fresh_source_and_sinks(settings, options.ratings, sinks)
+    made = _commit_mix(settings, options.changes, options.transaction_size)
+    result = sync(settings, sinks=sinks)
+    figures: dict[str, Any] = {
+        "case": f"apply {case}",
+        "changes": made,
+        "run_seconds": result.seconds,
+        "failures": [f.line() for f in result.failures],
+        "per_sink": {
+            part.sink: {
+                "changes": part.changes,
+                "seconds": part.seconds,
+                "changes_per_second": part.changes_per_second,
+            }
+            for part in result.changes
+        },
+    }
+    figures["audit_clean"] = _audit_clean(settings, sinks)
+    return figures
+
+
+def _commit_mix(settings: Settings, changes: int, size: int) -> int:
+    """``changes`` row changes, a third each inserts, updates and deletes."""
+    rng = random.Random(7)
+    connection = mysql_connect(settings.mysql)
+    made = 0
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT userId, movieId FROM ratings ORDER BY RAND(3) LIMIT %s", changes)
+            existing = [tuple(row) for row in cursor.fetchall()]
+            cursor.execute("SELECT MAX(userId) FROM ratings")
+            next_user = int(cursor.fetchone()[0]) + 1
+            per_kind = changes // 3
+            updates, deletes = existing[:per_kind], existing[per_kind : 2 * per_kind]
+            for start in range(0, per_kind, size):
+                inserts = [
+                    (next_user + (start + i) // 50, 1 + (start + i) % 50, 3.5, 1_600_000_000)
+                    for i in range(min(size, per_kind - start))
+                ]
+                cursor.executemany("INSERT INTO ratings VALUES (%s,%s,%s,%s)", inserts)
+                cursor.executemany(
+                    "UPDATE ratings SET rating=%s WHERE userId=%s AND movieId=%s",
+                    [(rng.choice((1.0, 2.0, 4.5)), u, m) for u, m in updates[start : start + size]],
+                )
+                cursor.executemany(
+                    "DELETE FROM ratings WHERE userId=%s AND movieId=%s",
+                    deletes[start : start + size],
+                )
+                connection.commit()
+                made += len(inserts) + len(updates[start : start + size])
+                made += len(deletes[start : start + size])
+    finally:
+        connection.close()
+    return made
+
+
+def _lag(settings: Settings, options: argparse.Namespace) -> dict[str, Any]:
+    sinks = CASES["both"]
+    _fresh_source_and_sinks(settings, options.ratings, sinks)
+    stop = threading.Event()
+    follower = threading.Thread(
+        target=lambda: sync(settings, sinks=sinks, follow=True, stop=stop), daemon=True
+    )
+    follower.start()
+    committed: dict[int, float] = {}
+    seen: dict[str, dict[int, float]] = {sink: {} for sink in sinks}
+    polling = threading.Event()
+    pollers = [
+        threading.Thread(target=_poll, args=(settings, sink, seen[sink], polling), daemon=True)
+        for sink in sinks
+    ]
+    for poller in pollers:
+        poller.start()
+    _steady(settings, options, committed)
+    deadline = time.monotonic() + 30
+    last = max(committed)
+    while time.monotonic() < deadline and any(last not in seen[s] for s in sinks):
+        time.sleep(0.05)
+    polling.set()
+    stop.set()
+    follower.join(timeout=60)
+    figures: dict[str, Any] = {"case": f"lag at {options.rate:,} changes/s", "per_sink": {}}
+    for sink in sinks:
+        lags = sorted(
+            max(0.0, _first_seen(seen[sink], number) - at) for number, at in committed.items()
+        )
+        figures["per_sink"][sink] = {
+            "transactions": len(lags),
+            "p50_s": round(statistics.median(lags), 3),
+            "p99_s": round(lags[int(len(lags) * 0.99) - 1], 3),
+            "max_s": round(lags[-1], 3),
+        }
+    figures["audit_clean"] = _audit_clean(settings, sinks)
+    return figures
+
+
+def _steady(settings: Settings, options: argparse.Namespace, committed: dict[int, float]) -> None:
+    """``rate`` changes per second in transactions of 10 (9 rating updates + the probe)."""
+    connection = mysql_connect(settings.mysql)
+    rng = random.Random(5)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT userId, movieId FROM ratings WHERE userId < %s", PROBE_USER)
+            keys = [tuple(row) for row in cursor.fetchall()]
+            per_second = max(options.rate // 10, 1)
+            started = time.monotonic()
+            number = 0
+            while time.monotonic() - started < options.lag_seconds:
+                number += 1
+                picked = [rng.choice(keys) for _ in range(9)]
+                cursor.executemany(
+                    "UPDATE ratings SET timestamp=%s WHERE userId=%s AND movieId=%s",
+                    [(number, u, m) for u, m in picked],
+                )
+                cursor.execute("REPLACE INTO ratings VALUES (%s, 1, 3.0, %s)", (PROBE_USER, number))
+                connection.commit()
+                committed[number] = time.monotonic()
+                pause = started + number / per_second - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+    finally:
+        connection.close()
+
+
+def _poll(settings: Settings, sink: str, seen: dict[int, float], done: threading.Event) -> None:
+    """The highest probe number ``sink`` holds, every 20 ms."""
+    reached = 0
+    while not done.is_set():
+        number = _probe(settings, sink)
+        now = time.monotonic()
+        for value in range(reached + 1, (number or 0) + 1):
+            seen[value] = now
+        reached = max(reached, number or 0)
+        time.sleep(0.02)
+
+
+def _probe(settings: Settings, sink: str) -> int | None:
+    try:
+        if sink == "postgres":
+            with postgres_connection(settings.postgres, autocommit=True) as connection:
+                row = connection.execute(
+                    f'SELECT timestamp FROM "{NAME}".ratings WHERE user_id = %s', (PROBE_USER,)
+                ).fetchone()
+                return int(row[0]) if row else None
+        with neo4j_session(settings.neo4j) as session:
+            record = session.run(
+                "MATCH (:User {userId: $u})-[r:RATED]->() RETURN r.timestamp AS t", u=PROBE_USER
+            ).single()
+            return int(record["t"]) if record and record["t"] is not None else None
+    except Exception:
+        return None
+
+
+def _first_seen(seen: dict[int, float], number: int) -> float:
+    return seen.get(number, float("inf"))
+
+
+def _audit_clean(settings: Settings, sinks: list[str]) -> bool:
+    report = run_audit(
+        settings, AuditOptions(tables=("ratings",), sinks=tuple(sinks), summaries=False)
+    )
+    return all(result.clean for result in report.results)
+
+
+def _create_database(settings: Settings) -> None:
+    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{NAME}` CHARACTER SET utf8mb4")
+    finally:
+        connection.close()
+
+
+def _drop(settings: Settings) -> None:
+    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{NAME}`")
+    finally:
+        connection.close()
+    with postgres_connection(settings.postgres, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{NAME}" CASCADE')
+
+
+def _print(report: list[dict[str, Any]]) -> None:
+    for item in report:
+        clean = "audit clean" if item.get("audit_clean") else "AUDIT NOT CLEAN"
+        failed = f"  FAILED {item['failures']}" if item.get("failures") else ""
+        print(f"{item['case']}: {clean}{failed}")
+        for sink, figures in item.get("per_sink", {}).items():
+            print(f"  {sink:<9} " + ", ".join(f"{k} {v:,}" for k, v in figures.items()))
+
+
+if __name__ == "__main__":
+    main()
