@@ -11,12 +11,16 @@ from chariot.config import MySQLSettings, PostgresSettings, Settings
 from chariot.connections import mysql_connect, neo4j_session, postgres_connection
 
 
-def seed_and_sync(settings: Settings, movielens_dir: Path, sinks: list[str]) -> None:
+def seed_and_sync(
+    settings: Settings, movielens_dir: Path, sinks: list[str], *, mode: str | None = None
+) -> None:
+    """``mode="keyset"``: sinks that do not follow the log, so a source change made after
+    the sync is a difference for the audit (after a change-capture sync it is in flight)."""
     from chariot.seed import seed_movielens
     from chariot.sync import sync
 
     seed_movielens(settings.mysql, movielens_dir)
-    result = sync(settings, sinks=sinks)
+    result = sync(settings, sinks=sinks, mode=mode)
     assert not result.failures, result.failures
 
 

@@ -45,7 +45,7 @@ def damage(settings: Settings) -> None:
 def test_targeted_damage_is_found_exactly_then_repaired(
     sql_settings: Settings, movielens_dir: Path, cli: Any
 ) -> None:
-    seed_and_sync(sql_settings, movielens_dir, PG)
+    seed_and_sync(sql_settings, movielens_dir, PG, mode="keyset")
     clean = audit(sql_settings, sinks=("postgres",))
     assert clean.clean and differences(clean) == {}
     assert result(clean, "ratings", "postgres").rows_compared == 100_836

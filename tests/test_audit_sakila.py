@@ -96,8 +96,13 @@ def _rows(settings: Settings, statement: str) -> list[tuple[Any, ...]]:
         connection.close()
 
 
+def _column(settings: Settings, statement: str) -> list[Any]:
+    return [row[0] for row in _rows(settings, statement)]
+
+
 def _audit_mutate_repair(settings: Settings, streams: tuple[Stream, ...], sinks: list[str]) -> None:
-    result = sync(settings, sinks=sinks, streams=streams)
+    # keyset: the source changes below are differences, not rows in flight
+    result = sync(settings, sinks=sinks, streams=streams, mode="keyset")
     assert result.ok, result.failures
     clean = audit(settings, streams, sinks)
     assert differences(clean) == {}, [r.examples for r in clean.results if not r.clean]
@@ -125,6 +130,58 @@ def test_sakila_neo4j_audit_names_exactly_the_changed_rows_and_repair_cleans(
     settings: Settings, tmp_path: Path
 ) -> None:
     _audit_mutate_repair(settings, sakila_project(settings, tmp_path), ["postgres", "neo4j"])
+
+
+def _in_flight_keys(report: AuditReport, sink: str) -> dict[str, set[tuple[Any, ...]]]:
+    found: dict[str, set[tuple[Any, ...]]] = {}
+    for result in report.results:
+        if result.sink == sink and result.in_flight:
+            found[result.table] = {tuple(e.key) for e in result.in_flight_examples}
+    return found
+
+
+def test_sakila_changes_after_a_change_capture_sync_are_in_flight_with_their_cascades(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A sink that syncs by change capture and has not applied the latest changes yet: the
+    changed rows, and the rows the source's ON UPDATE CASCADE / ON DELETE SET NULL changed
+    with them (not in the log), are in flight; damage done to the sink stays a difference."""
+    from tests.audit_support import postgres
+
+    sinks = ["postgres", "neo4j"]
+    streams = sakila_project(settings, tmp_path)
+    synced = sync(settings, sinks=sinks, streams=streams, mode="cdc")
+    assert synced.ok and synced.mode == "cdc", synced.failures
+    run = settings.mysql
+    actors = _column(settings, "SELECT actor_id FROM film_actor WHERE film_id = 10")
+    categories = _column(settings, "SELECT category_id FROM film_category WHERE film_id = 10")
+    copies = _column(settings, "SELECT inventory_id FROM inventory WHERE film_id = 10")
+    rental, payment = _rows(
+        settings, "SELECT rental_id, payment_id FROM payment WHERE rental_id IS NOT NULL LIMIT 1"
+    )[0]
+    assert actors and categories and copies
+    mysql(run, "UPDATE film SET film_id = 9001 WHERE film_id = 10")  # ON UPDATE CASCADE
+    mysql(run, "DELETE FROM rental WHERE rental_id = %s", (rental,))  # payment: SET NULL
+    postgres(settings.postgres, "UPDATE {s}.actor SET first_name = 'DAMAGED' WHERE actor_id = 7")
+
+    found = audit(settings, streams, sinks, examples=100)
+
+    assert differences(found) == {("actor", "postgres"): (0, 0, 1)}
+    for sink in sinks:
+        flying = _in_flight_keys(found, sink)
+        assert {(10,), (9001,)} <= flying["film"], sink
+        assert {(a, 10) for a in actors} | {(a, 9001) for a in actors} <= flying["film_actor"]
+        assert {(10, c) for c in categories} | {(9001, c) for c in categories} <= flying[
+            "film_category"
+        ]
+        assert {(i,) for i in copies} <= flying["inventory"], sink
+        assert (rental,) in flying["rental"] and (payment,) in flying["payment"], sink
+    assert found.in_flight > 0 and not found.clean
+
+    caught_up = sync(settings, sinks=sinks, streams=streams)
+    assert caught_up.ok, caught_up.failures
+    after = audit(settings, streams, sinks)
+    assert differences(after) == {("actor", "postgres"): (0, 0, 1)} and after.in_flight == 0
 
 
 # -- a small schema of awkward types, both sinks -------------------------------------------------

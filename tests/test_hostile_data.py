@@ -140,7 +140,9 @@ def test_repair_of_a_lost_table_skips_unloadable_rows_without_a_traceback(
     cli: Any, settings: Settings
 ) -> None:
     _seed_hostile(settings)
-    assert cli("sync", settings=settings).exit_code == 0
+    # keyset: the source change below is then a difference to repair (after a change-capture
+    # sync it would be a row in flight, which the next sync carries)
+    assert cli("sync", "--mode", "keyset", settings=settings).exit_code == 0
     mysql_execute(settings.mysql, "UPDATE tags SET `timestamp` = 99 WHERE tag = 'x'")
     repaired = cli("audit", "--repair", "--json", settings=settings)
     assert repaired.exit_code == 0, repaired.output

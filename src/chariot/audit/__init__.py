@@ -12,6 +12,8 @@ tables.py     one stream at a time, sides in parallel, the report rows
 orphans.py    notes on source rows whose referenced row is absent (not differences)
 summaries.py  aggregation summaries against an independent recomputation
 repair.py     --repair: upsert what is missing or changed, delete what is extra
+in_flight.py  rows still in flight: differences on keys changed after a sink's log position
+lagging.py    the sinks' positions before the comparison, the log after it
 history.py    each audit's summary in _chariot_audits, for `chariot status`
 progress.py   segments checksummed so far, for a progress display
 report.py     the result models
@@ -31,7 +33,8 @@ from chariot.progress import ProgressCallback, notify, prefixed
 from chariot.streams import Stream
 
 if TYPE_CHECKING:
-    from chariot.audit.tables import Scope
+    from chariot.audit.tables import Scope, StreamAudit
+    from chariot.sinks.base import Sink
 
 __all__ = ["AuditOptions", "AuditReport", "LastAudit", "last_audit", "run_audit"]
 
@@ -62,23 +65,46 @@ def run_audit(
     Raises ``ConfigError`` for bad options and ``AuditError``/``ConnectionFailed`` when the
     audit itself cannot run; differences are data in the returned report, never errors.
     """
-    from chariot.audit.history import store_audit
-    from chariot.audit.orphans import find_orphans
-    from chariot.audit.repair import repair
-    from chariot.audit.tables import audit_tables, not_compared
+    from chariot.audit.repair import hold_leases
 
     options = options or AuditOptions()
     scope = _scope(settings, options)
+    # A repair takes its writer leases before comparing: nothing writes the tables it
+    # compares and repairs (a follower holding them is named at once, exit 9).
+    sinks = hold_leases(settings, scope) if options.repair else {}
+    try:
+        return _audit(settings, scope, options, sinks, progress)
+    finally:
+        for sink in sinks.values():
+            sink.close()
+
+
+def _audit(
+    settings: Settings,
+    scope: Scope,
+    options: AuditOptions,
+    sinks: dict[str, Sink],
+    progress: ProgressCallback | None,
+) -> AuditReport:
+    from chariot.audit.history import store_audit
+    from chariot.audit.orphans import find_orphans
+    from chariot.audit.repair import repair
+
     started_at, started = datetime.now(UTC), time.perf_counter()
-    audits = audit_tables(settings, scope, progress)
-    orphans, notes = find_orphans(settings, scope.streams, limit=scope.examples)
-    notes[:0] = not_compared(scope)
+    audits, notes = _compare(settings, scope, progress)
+    orphans, orphan_notes = find_orphans(settings, scope.streams, limit=scope.examples)
+    notes += orphan_notes
     summaries = _summaries(settings, scope, options, progress)
     repaired: RepairReport | None = None
     if options.repair:
-        actions = repair(settings, audits)
+        actions = repair(settings, audits, sinks)
         again = prefixed(progress, "after repair: ")
-        after = audit_tables(settings, scope, again) if actions else audits
+        if actions:
+            after, after_notes = _compare(settings, scope, again)
+            first = set(notes)
+            notes += [f"after repair: {note}" for note in after_notes if note not in first]
+        else:
+            after = audits
         repaired = RepairReport(actions=actions, after=[a.result for a in after])
         summarised = _summarised_tables(scope)
         changed = sorted(
@@ -112,6 +138,21 @@ def run_audit(
     except ChariotError as error:
         report.notes.append(f"this audit could not be stored for `chariot status`: {error}")
     return report
+
+
+def _compare(
+    settings: Settings, scope: Scope, progress: ProgressCallback | None
+) -> tuple[list[StreamAudit], list[str]]:
+    """Every table in every sink, with the rows still in flight set apart (the sinks'
+    log positions are read before the comparison, the log after it)."""
+    from chariot.audit.lagging import set_aside_in_flight, sink_positions
+    from chariot.audit.tables import audit_tables, not_compared
+
+    notes = not_compared(scope)
+    positions = sink_positions(settings, scope.sinks, notes)
+    audits = audit_tables(settings, scope, progress)
+    notes += set_aside_in_flight(settings, scope, audits, positions)
+    return audits, notes
 
 
 def last_audit(settings: Settings) -> LastAudit | None:
@@ -148,6 +189,7 @@ def _scope(settings: Settings, options: AuditOptions) -> Scope:
     # Parents before children: the repair deletes in reverse and writes in this order.
     streams = tuple(select_streams(tuple(project_streams), tables))
     return Scope(
+        project_streams=tuple(select_streams(tuple(project_streams), None)),
         streams=streams,
         sinks=tuple(s for s in AUDITABLE_SINKS if s in sinks),
         sample=sample,

@@ -39,6 +39,21 @@ class Findings:
     rejected_known: set[Key] = field(default_factory=set)
     rejected_in_ranges: int = 0
     segments_differing: int = 0
+    # Differences on keys the source changed after the sink's log position: lag, not
+    # differences (``chariot.audit.in_flight``); None until some are set aside.
+    flying: Findings | None = None
+
+    @property
+    def in_flight(self) -> Findings:
+        if self.flying is None:
+            self.flying = Findings()
+        return self.flying
+
+    @property
+    def in_flight_count(self) -> int:
+        if self.flying is None:
+            return 0
+        return self.flying.missing_count + self.flying.extra_count + len(self.flying.differing)
 
     @property
     def missing_count(self) -> int:

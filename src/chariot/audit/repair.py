@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chariot.audit.forms import postgres_canonical
+from chariot.audit.forms import canonical_for, postgres_canonical
 from chariot.audit.report import RepairAction
 from chariot.audit.segments import Segment
 from chariot.audit.source import SourceSide
-from chariot.audit.tables import SideFactory, StreamAudit
+from chariot.audit.tables import Scope, SideFactory, StreamAudit
 from chariot.batch import Key
 from chariot.config import Settings
 from chariot.sinks.base import RepairableSink, Sink
@@ -30,16 +30,39 @@ log = logging.getLogger(__name__)
 CHUNK_KEYS = 5_000
 
 
-def repair(settings: Settings, audits: list[StreamAudit]) -> list[RepairAction]:
+def hold_leases(settings: Settings, scope: Scope) -> dict[str, Sink]:
+    """Open each selected sink as "audit --repair" and take its writer lease of every table
+    it compares, before anything is compared. Raises ``Busy`` naming the holder (a running
+    sync, a follower) and then holds nothing."""
+    from chariot.plugins import load_sink
+
+    sinks: dict[str, Sink] = {}
+    try:
+        for name in scope.sinks:
+            sinks[name] = load_sink(name)(settings)
+            sinks[name].lease_owner = sinks[name].lease_owner.doing("audit --repair")
+            for stream in scope.streams:
+                if canonical_for(stream, name) is not None:
+                    sinks[name].acquire(stream)
+    except BaseException:
+        for sink in sinks.values():
+            sink.close()
+        raise
+    return sinks
+
+
+def repair(
+    settings: Settings, audits: list[StreamAudit], sinks: dict[str, Sink]
+) -> list[RepairAction]:
+    """Repair what ``audits`` found, through ``sinks`` (from ``hold_leases``: their leases
+    are held already)."""
     actions = {
         (a.stream.name, a.sink): RepairAction(table=a.stream.name, sink=a.sink) for a in audits
     }
     work = [a for a in audits if not a.result.clean]
-    sinks: dict[str, Sink] = {}
     factory = SideFactory(settings)
     try:
-        # Every writer lease first: a repair that meets a running sync changes nothing.
-        for audit in work:
+        for audit in work:  # the leases again: a no-op for a sink that holds them
             sink = _sink(settings, sinks, audit.sink, actions[(audit.stream.name, audit.sink)])
             if sink is not None:
                 sink.acquire(audit.stream)
@@ -55,8 +78,6 @@ def repair(settings: Settings, audits: list[StreamAudit]) -> list[RepairAction]:
                 action.upserted = _upsert(settings, sink, audit)
     finally:
         factory.close()
-        for opened in sinks.values():
-            opened.close()
     return [actions[(a.stream.name, a.sink)] for a in work]
 
 
@@ -67,7 +88,7 @@ def _sink(
 
     if name not in sinks:
         sinks[name] = load_sink(name)(settings)
-        sinks[name].lease_owner = sinks[name].lease_owner.doing("repair")
+        sinks[name].lease_owner = sinks[name].lease_owner.doing("audit --repair")
     sink = sinks[name]
     if not isinstance(sink, RepairableSink):
         action.note = f"sink {name} has no repair ability (not a RepairableSink)"

@@ -43,6 +43,14 @@ class TableAudit(BaseModel):
     sampled: bool = Field(False, description="only a random subset of segments was compared")
     seconds: float
     examples: list[RowDifference] = Field(default_factory=list)
+    in_flight: int = Field(
+        0,
+        description="rows that differ only because the sink has not applied the source's "
+        "latest changes yet (keys changed after its log position): lag, not differences",
+    )
+    in_flight_examples: list[RowDifference] = Field(
+        default_factory=list, description="the first keys in flight, per kind"
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -116,6 +124,13 @@ class AuditReport(BaseModel):
         """Differences left at the end (after the repair, when one ran)."""
         final = self.repair.after if self.repair is not None else self.results
         return sum(r.missing + r.extra + r.differing for r in final)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def in_flight(self) -> int:
+        """Rows still in flight (the sinks are behind the log) at the end: not differences."""
+        final = self.repair.after if self.repair is not None else self.results
+        return sum(r.in_flight for r in final)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

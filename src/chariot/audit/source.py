@@ -230,6 +230,19 @@ class SourceSide(HashingSide):
     def contract_rows(self, keys: Sequence[Key]) -> list[tuple[Any, ...]]:
         return self._contract(self.raw_rows(keys))
 
+    def keys_referencing(self, columns: Sequence[str], values: Sequence[Key]) -> list[Key]:
+        """Keys of the source rows whose ``columns`` equal one of ``values`` (any row, a
+        rejected one too: what a foreign-key action changed)."""
+        quoted = [f"`{name}`" for name in columns]
+        keys: list[Key] = []
+        for start in range(0, len(values), KEYS_PER_QUERY):
+            params, param = positional()
+            chunk = values[start : start + KEYS_PER_QUERY]
+            where = keys_condition(quoted, chunk, param)
+            sql = f"SELECT {', '.join(self.key_columns)} FROM {self.table} WHERE {where}"
+            keys.extend(tuple(row) for row in self.query(sql, params))
+        return keys
+
     def _contract(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         from chariot.sources.values import convert_source_rows
 

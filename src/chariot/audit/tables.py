@@ -54,6 +54,8 @@ class Scope:
     segment_rows: int | None = None
     examples: int = 10
     seed: int | None = None
+    # Every stream of the project, parents first (foreign-key actions reach beyond the scope).
+    project_streams: tuple[Stream, ...] = ()
 
 
 @dataclass

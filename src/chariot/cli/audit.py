@@ -96,8 +96,10 @@ def audit(
 ) -> None:
     """Compare every row and column of the source with each sink; optionally repair.
 
-    Exit codes: 0 everything agrees, 1 differences found (after --repair: some remain),
-    7 the audit itself could not run, 9 (--repair) another command holds a writer lease.
+    Exit codes: 0 everything agrees (rows still in flight, which a running follower has not
+    applied yet, are lag, not differences), 1 differences found (after --repair: some
+    remain), 7 the audit itself could not run, 9 (--repair) another command (a sync, a
+    follower) holds a writer lease.
     """
     with reported_errors(ctx, as_json=as_json):
         streams = project_streams_from(ctx)
@@ -155,6 +157,8 @@ def render_audit(report: AuditReport) -> None:
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     verdict = "[green]clean[/]" if report.clean else f"[red]{_differences(report)}[/]"
+    if report.in_flight:
+        verdict += f" [yellow]({report.in_flight:,} rows still in flight: lag)[/]"
     where = f" (audit #{report.audit_id})" if report.audit_id is not None else ""
     console.print(f"Result: {verdict} in {report.seconds:.1f} s{where}")
 
@@ -187,6 +191,7 @@ def _results_table(title: str, results: list[TableAudit]) -> Table:
         "missing",
         "extra",
         "differing",
+        "in flight",
         "rejected",
         "segments",
         "secs",
@@ -205,6 +210,7 @@ def _results_table(title: str, results: list[TableAudit]) -> Table:
             _count(r.missing),
             _count(r.extra),
             _count(r.differing),
+            f"[yellow]{r.in_flight:,}[/]" if r.in_flight else "0",
             f"{r.rejected_known:,}",
             segments,
             f"{r.seconds:.1f}",
@@ -220,16 +226,18 @@ def _count(value: int) -> str:
 
 def _render_examples(results: list[TableAudit]) -> None:
     for result in results:
-        if not result.examples:
-            continue
-        table = Table(
-            title=f"{result.table} in {result.sink}: first differences", title_justify="left"
-        )
-        for column in ("kind", "key", "source", "sink"):
-            table.add_column(column)
-        for example in result.examples:
-            table.add_row(example.kind, escape(_text(example.key)), *_sides(example))
-        console.print(table)
+        for title, found in (
+            ("first differences", result.examples),
+            ("first rows in flight (lag, not differences)", result.in_flight_examples),
+        ):
+            if not found:
+                continue
+            table = Table(title=f"{result.table} in {result.sink}: {title}", title_justify="left")
+            for column in ("kind", "key", "source", "sink"):
+                table.add_column(column)
+            for example in found:
+                table.add_row(example.kind, escape(_text(example.key)), *_sides(example))
+            console.print(table)
 
 
 def _sides(example: RowDifference) -> tuple[str, str]:
