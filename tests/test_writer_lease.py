@@ -151,3 +151,18 @@ def test_wait_queues_behind_the_holder(cli: Any, synced: Settings) -> None:
     waiting.join(300)
     assert outcome["result"].exit_code == 0, outcome["result"].output
     assert_postgres_equals_source(synced.mysql, synced.postgres)
+
+
+def test_aggregate_writes_summaries_beside_a_writer_of_the_same_labels(
+    cli: Any, synced: Settings
+) -> None:
+    """A follower holds its labels for as long as it runs; the write-back of summaries
+    takes a lease of its own (it writes only the summary properties), so it goes on."""
+    from chariot.sinks.neo4j.sink import Neo4jSink
+    from tests.movielens_project import MOVIES, RATINGS
+
+    with Neo4jSink(synced) as holder:
+        holder.acquire(MOVIES)
+        holder.acquire(RATINGS)
+        done = cli("aggregate", settings=synced)
+    assert done.exit_code == 0, done.output

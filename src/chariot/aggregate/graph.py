@@ -75,7 +75,10 @@ def write_graph(
             for aggregation in targets:
                 _ensure_constraint(session, aggregation)
             session.run(LEASE_CONSTRAINT).consume()
-            lease.acquire(sorted(nodes), wait_seconds=settings.run.lease_wait_seconds)
+            lease.acquire(
+                sorted(stats_resource(label) for label in nodes),
+                wait_seconds=settings.run.lease_wait_seconds,
+            )
             total = sum(len(label.rows) for label in nodes.values())
             task = "summaries -> neo4j"
             notify(progress, task, 0, total, unit="nodes")
@@ -108,6 +111,14 @@ def write_graph(
         lease.release()
         driver.close()
     return GraphWrite(written, cleared, round(time.perf_counter() - started, 3))
+
+
+def stats_resource(label: str) -> str:
+    """The writer lease of a label's summary properties. Not the label itself: a sync (a
+    follower holds its labels for as long as it runs) writes the row properties, the
+    write-back only the summary ones, so the two never overwrite each other; two
+    aggregations writing the same summaries still exclude each other."""
+    return f"{label} summaries"
 
 
 def _ensure_constraint(session: Any, declared: Declared) -> None:
@@ -219,7 +230,7 @@ def neo4j_value(value: Any) -> Any:
 def _write_batch(
     tx: Any, label: str, key: str, batch: list[dict[str, Any]], run_id: int, lease: GraphLease
 ) -> None:
-    lease.check(tx, [label])
+    lease.check(tx, [stats_resource(label)])
     tx.run(
         f"UNWIND $rows AS row MERGE (n:{cypher_name(label)} "
         f"{{{cypher_name(key)}: row.key}}) "
@@ -230,7 +241,7 @@ def _write_batch(
 
 
 def _clear_stale(tx: Any, label: str, properties: list[str], run_id: int, lease: GraphLease) -> int:
-    lease.check(tx, [label])
+    lease.check(tx, [stats_resource(label)])
     removed = ", ".join(f"n.{cypher_name(name)}" for name in [*properties, RUN_PROPERTY])
     record = tx.run(
         f"MATCH (n:{cypher_name(label)}) WHERE n.{RUN_PROPERTY} IS NOT NULL "
@@ -245,7 +256,7 @@ def _clear_keys(
     tx: Any, label: str, key: str, properties: list[str], keys: list[Any], lease: GraphLease
 ) -> int:
     """Remove the summary properties from the nodes of groups that no longer exist."""
-    lease.check(tx, [label])
+    lease.check(tx, [stats_resource(label)])
     removed = ", ".join(f"n.{cypher_name(name)}" for name in [*properties, RUN_PROPERTY])
     record = tx.run(
         f"UNWIND $keys AS k MATCH (n:{cypher_name(label)} {{{cypher_name(key)}: k}}) "
