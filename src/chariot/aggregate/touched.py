@@ -78,29 +78,77 @@ def record_touched(cursor: Any, schema: str, stream: Stream, keys: list[Key]) ->
     unnested = ", ".join(f"%s::{t}[]" for t in types)
     touched = qualified(schema, TOUCHED)
     for aggregation in readers:
-        group = aggregation.group_expression
-        matched = " OR ".join(
-            "("
-            + " AND ".join(
-                f"{alias}.{quoted(c)} = changed.{n}" for c, n in zip(columns, names, strict=True)
-            )
-            + ")"
-            for alias, table in (("t", aggregation.table), ("j", aggregation.join_table))
-            if table == stream.name
-        )
-        # Per changed key, its rows by index (OFFSET 0 keeps the planner from turning this
-        # into one join that scans the whole table); the second call of a transaction adds
-        # only groups the first did not record.
+        found = _groups_from_keys(aggregation, stream, schema, columns, names)
+        if found is None:
+            found = _groups_of_rows(aggregation, stream, schema, columns, names)
+        # The second call of a transaction adds only groups the first did not record.
         cursor.execute(
             f"INSERT INTO {touched} (aggregation, fingerprint, group_key) "
-            "SELECT %s, %s, found.k FROM (SELECT DISTINCT (grouped.g)::text AS k "
+            f"SELECT %s, %s, found.k FROM (SELECT DISTINCT (grouped.g)::text AS k "
             f"FROM (SELECT DISTINCT * FROM unnest({unnested})) AS changed({', '.join(names)}), "
-            f"LATERAL (SELECT {group} AS g {aggregation.from_clause(schema)} "
-            f"WHERE {group} IS NOT NULL AND ({matched}) OFFSET 0) AS grouped) AS found "
+            f"{found}) AS found "
             f"WHERE NOT EXISTS (SELECT 1 FROM {touched} r WHERE r.aggregation = %s "
             "AND r.group_key = found.k AND r.xact = pg_current_xact_id()) ORDER BY found.k",
             [aggregation.name, aggregation.fingerprint, *arrays, aggregation.name],
         )
+
+
+def _groups_from_keys(
+    aggregation: Declared,
+    stream: Stream,
+    schema: str,
+    columns: tuple[str, ...],
+    names: list[str],
+) -> str | None:
+    """The groups straight from the changed keys, without reading the changed table, when
+    the key decides them: the group column is a key column (ratings -> movie_stats), or the
+    join to the grouping table goes through key columns (ratings -> genre_stats by movie).
+    A key whose row does not exist (yet, or any more) then touches a group needlessly:
+    recomputing it changes nothing, so the result stays exact. None: not such a case."""
+    if aggregation.table != stream.name:
+        return None
+    by_key = dict(zip(columns, names, strict=True))
+    if aggregation.join_table is None or not aggregation.group_joined:
+        if aggregation.exploded or aggregation.group_source not in by_key:
+            return None
+        return f"LATERAL (SELECT changed.{by_key[aggregation.group_source]} AS g) AS grouped"
+    if not all(own in by_key for own, _ in aggregation.join_on):
+        return None
+    on = " AND ".join(
+        f"j.{quoted(other)} = changed.{by_key[own]}" for own, other in aggregation.join_on
+    )
+    source = f"j.{quoted(aggregation.group_source)}"
+    rows = f"FROM {qualified(schema, aggregation.join_table)} j"
+    if aggregation.exploded:
+        rows += f" CROSS JOIN LATERAL (SELECT DISTINCT unnest({source})) AS x(g)"
+        source = "x.g"
+    return f"LATERAL (SELECT {source} AS g {rows} WHERE {on} AND {source} IS NOT NULL) AS grouped"
+
+
+def _groups_of_rows(
+    aggregation: Declared,
+    stream: Stream,
+    schema: str,
+    columns: tuple[str, ...],
+    names: list[str],
+) -> str:
+    """The groups of the rows the sink holds now with the changed keys, found by index per
+    key (OFFSET 0 keeps the planner from turning this into one join that scans the whole
+    table)."""
+    group = aggregation.group_expression
+    matched = " OR ".join(
+        "("
+        + " AND ".join(
+            f"{alias}.{quoted(c)} = changed.{n}" for c, n in zip(columns, names, strict=True)
+        )
+        + ")"
+        for alias, table in (("t", aggregation.table), ("j", aggregation.join_table))
+        if table == stream.name
+    )
+    return (
+        f"LATERAL (SELECT {group} AS g {aggregation.from_clause(schema)} "
+        f"WHERE {group} IS NOT NULL AND ({matched}) OFFSET 0) AS grouped"
+    )
 
 
 def invalidate_incremental(cursor: Any, schema: str, stream: Stream) -> None:
