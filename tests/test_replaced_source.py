@@ -1,5 +1,9 @@
 """A source replaced under the sinks (re-seeded smaller, or emptied) is noticed by `sync`
-cheaply and named with the way out, instead of "nothing to do" and lag 0."""
+cheaply and named with the way out, instead of "nothing to do" and lag 0.
+
+The guard of key-based sync: with change capture, deletes are applied and a re-seed (a
+RENAME of the new tables over the old) stops the log at that statement instead
+(tests/test_cdc_cli_preconditions.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def synced(cli: Any, sql_settings: Settings, movielens_dir: Path) -> Settings:
+    sql_settings.run.mode = "keyset"
     seed_movielens(sql_settings.mysql, movielens_dir)
     assert cli("sync", "--sink", "postgres", settings=sql_settings).exit_code == 0
     return sql_settings
