@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.sync_bench import _neo4j_lock, _reset_sinks  # noqa: E402
+from bench.sync_bench import _create_database, _drop, _neo4j_lock, _reset_sinks  # noqa: E402
 from chariot.audit import AuditOptions, run_audit  # noqa: E402
 from chariot.config import Settings, load_settings  # noqa: E402
 from chariot.connections import mysql_connect, neo4j_session, postgres_connection  # noqa: E402
@@ -290,26 +290,6 @@ def _audit_clean(settings: Settings, sinks: list[str]) -> bool:
         settings, AuditOptions(tables=("ratings",), sinks=tuple(sinks), summaries=False)
     )
     return all(result.clean for result in report.results)
-
-
-def _create_database(settings: Settings) -> None:
-    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{NAME}` CHARACTER SET utf8mb4")
-    finally:
-        connection.close()
-
-
-def _drop(settings: Settings) -> None:
-    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{NAME}`")
-    finally:
-        connection.close()
-    with postgres_connection(settings.postgres, autocommit=True) as connection:
-        connection.execute(f'DROP SCHEMA IF EXISTS "{NAME}" CASCADE')
 
 
 def _print(report: list[dict[str, Any]]) -> None:

@@ -13,8 +13,11 @@ Without either the tests skip, or fail under CHARIOT_REQUIRE_SERVICES=1.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,3 +95,18 @@ def execute(settings: MySQLSettings, *statements: str, time_zone: str = "+00:00"
                 cursor.execute(statement)
     finally:
         connection.close()
+
+
+def start_follower(settings: Any, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``python -m chariot sync --follow`` with ``settings`` (and ``env``) as environment
+    variables, its output appended to ``log``."""
+    from tests.conftest import settings_env
+
+    variables = {**os.environ, **settings_env(settings), **env}
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "chariot", "--log-format", "json", "sync", "--follow"],
+            env=variables,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )

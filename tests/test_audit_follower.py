@@ -11,10 +11,8 @@ with SIGTERM.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,8 +24,8 @@ from chariot.config import Settings
 from chariot.exit_codes import ExitCode
 from chariot.sync import sync
 from tests.audit_support import seed_and_sync
+from tests.cdc_support import start_follower
 from tests.cdc_workload import ChangeWorkload
-from tests.conftest import settings_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -36,14 +34,7 @@ TIMEOUT = 300  # seconds; only a hung or crashed follower ever waits this long
 
 
 def _follower(settings: Settings, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    variables = {**os.environ, **settings_env(settings), **env}
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "chariot", "--log-format", "json", "sync", "--follow"],
-            env=variables,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    return start_follower(settings, env, log)
 
 
 def _alive(process: subprocess.Popen[bytes], log: Path) -> None:

@@ -26,6 +26,7 @@ import pytest
 from chariot.config import Settings
 from chariot.sync import sync
 from tests.audit_support import audit, cypher, differences, seed_and_sync
+from tests.cdc_support import start_follower
 from tests.cdc_workload import ChangeWorkload
 from tests.conftest import settings_env
 
@@ -51,14 +52,7 @@ MARKER_TIMEOUT = 300  # seconds; only a hung or crashed follower ever waits this
 
 
 def _follower(settings: Settings, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    variables = {**os.environ, **settings_env(settings), **env}
-    with log.open("ab") as output:
-        return subprocess.Popen(
-            [sys.executable, "-m", "chariot", "--log-format", "json", "sync", "--follow"],
-            env=variables,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+    return start_follower(settings, env, log)
 
 
 def _wait_for_marker(marker: Path, process: subprocess.Popen[bytes], log: Path) -> dict:

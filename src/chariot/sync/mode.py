@@ -44,7 +44,7 @@ from chariot.sinks.base import ChangeSink, Sink
 from chariot.streams import Stream
 from chariot.sync.capture import LogPhase, apply_log
 from chariot.sync.results import ChangeResult
-from chariot.sync.writer import SinkWriter, describe_error
+from chariot.sync.writer import SinkWriter, describe_error, error_kind
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +135,9 @@ class CaptureStart:
     refresh: dict[str, set[str]] = field(default_factory=dict)  # table -> sinks re-copying
     starting: dict[str, set[str]] = field(default_factory=dict)  # table -> sinks starting
     recopied: list[str] = field(default_factory=list)
+    # Sinks whose positions could not be read: they neither start nor apply the log this
+    # run (starting would store a newer position over the real one and skip changes).
+    unknown: dict[str, BaseException] = field(default_factory=dict)
     # Watermark snapshots: first copies made in chunks during the log phase.
     chunked: bool = False
     snapshots: list[SnapshotRequest] = field(default_factory=list)
@@ -151,13 +154,14 @@ class CaptureStart:
         from chariot.connections import mysql_connect
 
         positions: dict[str, dict[str, LogPosition]] = {}
+        unknown: dict[str, BaseException] = {}
         for writer in writers:
             sink = writer.sink
             assert isinstance(sink, ChangeSink)
             try:
                 positions[writer.name] = sink.log_positions()
-            except Exception as error:  # this sink fails; the others go on
-                writer.failure = describe_error(error)
+            except Exception as error:  # this sink fails (its first table says how)
+                unknown[writer.name] = error
         chunked = settings.run.snapshot == "watermark"
         if chunked:
             check_watermarks(settings)  # a missing table or grant stops here, nothing done
@@ -168,9 +172,11 @@ class CaptureStart:
             start = current_position(connection)
         finally:
             connection.close()
-        plan = cls(settings, start, positions, chunked=chunked)
+        plan = cls(settings, start, positions, chunked=chunked, unknown=unknown)
         for stream in streams:
             for writer in writers:
+                if writer.name in unknown:
+                    continue
                 held = positions.get(writer.name, {})
                 if not full_refresh and stream.name in held:
                     continue
@@ -214,8 +220,21 @@ class CaptureStart:
 
         sinks: dict[str, ChangeSink] = {}
         positions: dict[str, dict[str, LogPosition]] = {}
+        unreadable: list[ChangeResult] = []
         for writer in writers:
             if writer.failure is not None:
+                continue
+            if writer.name in self.unknown:
+                error = self.unknown[writer.name]
+                unreadable.append(
+                    ChangeResult(
+                        sink=writer.name,
+                        status="failed",
+                        error=f"its log positions could not be read: {describe_error(error)}",
+                        error_kind=error_kind(error),
+                        error_hint="fix the cause and re-run `chariot sync`",
+                    )
+                )
                 continue
             sink = writer.sink
             assert isinstance(sink, ChangeSink)
@@ -240,7 +259,7 @@ class CaptureStart:
             snapshots=self.snapshots,
         )
         try:
-            return apply_log(phase, stop_at)
+            return unreadable + apply_log(phase, stop_at)
         finally:
             if foreign_keys is not None:
                 foreign_keys.close()
