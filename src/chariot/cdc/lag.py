@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chariot.cdc.fold import StreamIndex, pending_changes
 from chariot.cdc.position import LogPosition, current_position
 from chariot.cdc.reader import read_transactions
 from chariot.config import Settings
@@ -48,12 +49,15 @@ def measure_lag(
     oldest: dt.datetime | None = None
     complete = True
     start = LogPosition(position.file, position.offset, position.gtid)
+    index = StreamIndex(streams)
+    held = {stream.name: position for stream in streams}
     for transaction in read_transactions(settings.mysql, streams, start, stop_at=end):
-        skip = position.within if counted == 0 and position.within else 0
-        if not transaction.changes[skip:]:
+        # What a sink at ``position`` still has to apply (a chunked one skips its start).
+        pending = pending_changes(transaction, held, index)
+        if not pending:
             continue
         counted += 1
-        changes += len(transaction.changes) - skip
+        changes += len(pending)
         if oldest is None:
             oldest = transaction.committed_at
         if counted >= max_transactions or time.monotonic() - started > max_seconds:
