@@ -31,7 +31,7 @@ KEY_TYPES: dict[str, tuple[str, str, Any]] = {
     "timestamp": (
         "timestamp",
         "timestamptz",
-        dt.datetime(2024, 5, 1, 10, 0, 0, tzinfo=dt.timezone.utc),
+        dt.datetime(2024, 5, 1, 10, 0, 0, tzinfo=dt.UTC),
     ),
     "decimal": ("decimal(6,2)", "numeric(6,2)", Decimal("12.50")),
     "date": ("date", "date", dt.date(2024, 5, 1)),

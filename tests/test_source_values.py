@@ -237,7 +237,7 @@ labels = { type = "text", nullable = true }
         ("labels", "text[]", True),
         ("number", "integer", False),
     ]
-    assert table.keys == ("item_id",) and table.staging_key_columns == ("item_id",)
+    assert table.keys == ("item_id",)
     expressions = {c.name: c.expression for c in table.columns}
     assert expressions["item_id"] == '"item_id"'
     assert "string_to_array(\"labels\", '|')" in expressions["labels"]

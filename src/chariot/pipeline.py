@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from chariot.config import Settings
 from chariot.errors import ChariotError
 from chariot.exit_codes import ExitCode
+from chariot.keys import json_ready
 from chariot.progress import ProgressCallback, State, notify, prefixed
 from chariot.streams import Stream
 
@@ -122,7 +123,7 @@ def _sync(
         settings, sinks=sinks, full_refresh=full_refresh, progress=progress, streams=streams
     )
     rows = sum(table.rows_read for table in result.tables)
-    payload = result.model_dump(mode="json")
+    payload = json_ready(result)
     if not result.ok:
         detail = "; ".join(failure.line() for failure in result.failures)
         return StageResult(
@@ -167,7 +168,7 @@ def _aggregate(
         return StageResult(
             stage="aggregate", status="skipped", detail="the project declares no aggregations"
         )
-    payload = result.model_dump(mode="json")
+    payload = json_ready(result)
     if result.graph_status == "failed":
         return StageResult(
             stage="aggregate",
@@ -199,7 +200,7 @@ def _audit(
     options = AuditOptions(sinks=tuple(audited), repair=repair, streams=streams)
     report = run_audit(settings, options, progress=progress)
     rows = sum(result.rows_compared for result in report.results)
-    payload = report.model_dump(mode="json")
+    payload = json_ready(report)
     if not report.clean:
         return StageResult(
             stage="audit",

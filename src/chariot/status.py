@@ -20,6 +20,7 @@ from chariot.connections import (
     source_label,
 )
 from chariot.errors import ChariotError, SourceReadError
+from chariot.keys import JsonKey
 from chariot.redaction import redact
 from chariot.streams import Stream
 
@@ -42,7 +43,7 @@ class CheckpointStatus(BaseModel):
 
     sink: str
     table: str
-    high_water_mark: list[Any] | None = Field(None, description="key of the last row written")
+    high_water_mark: JsonKey | None = Field(None, description="key of the last row written")
     lag: int | None = Field(
         None, description="source rows after the high-water mark; null: source unreachable"
     )
@@ -67,7 +68,7 @@ class CaptureStatus(BaseModel):
 
 class RejectRecord(BaseModel):
     table: str
-    key: list[Any]
+    key: JsonKey
     reason: str
 
 

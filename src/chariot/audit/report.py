@@ -7,12 +7,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
+from chariot.keys import JsonKey
+
 DifferenceKind = Literal["missing", "extra", "differing"]
 
 
 class RowDifference(BaseModel):
     kind: DifferenceKind
-    key: list[Any] = Field(description="the source key, in key order")
+    key: JsonKey = Field(description="the source key, in key order")
     source: dict[str, Any] | None = Field(None, description="the row as the sink should hold it")
     sink: dict[str, Any] | None = Field(None, description="the row as the sink holds it")
     changed: list[str] = Field(default_factory=list, description="fields that differ")
@@ -79,7 +81,7 @@ class OrphanNote(BaseModel):
     references: str = Field(description="the referenced table")
     columns: list[str] = Field(description="this table's columns holding the reference")
     count: int = Field(description="rows whose referenced row is absent")
-    keys: list[list[Any]] = Field(
+    keys: list[JsonKey] = Field(
         default_factory=list, description="the first keys of such rows (--examples), in key order"
     )
 

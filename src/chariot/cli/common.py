@@ -18,6 +18,7 @@ from rich.console import Console
 from chariot.config import Settings, load_settings, unknown_settings
 from chariot.errors import ChariotError, ConfigError
 from chariot.exit_codes import ExitCode
+from chariot.keys import json_ready
 from chariot.redaction import redact
 
 if TYPE_CHECKING:
@@ -170,7 +171,7 @@ def finish(
 ) -> None:
     """Show a command's result (table, or JSON with ``ok`` first) and exit with its code."""
     if as_json:
-        print_json({"ok": exit_code == ExitCode.OK, **result.model_dump(mode="json")})
+        print_json({"ok": exit_code == ExitCode.OK, **json_ready(result)})
     else:
         render()
     if exit_code != ExitCode.OK:
@@ -209,11 +210,8 @@ def _redact_trace(trace: Any) -> None:
 
 
 def print_json(result: BaseModel | dict[str, Any] | list[Any]) -> None:
-    text = (
-        result.model_dump_json(indent=2)
-        if isinstance(result, BaseModel)
-        else json.dumps(result, indent=2, default=str)
-    )
+    ready = json_ready(result) if isinstance(result, BaseModel) else result
+    text = json.dumps(ready, indent=2, default=str)
     # Plain write: rich would re-wrap long lines and colour numbers, which breaks `jq`.
     sys.stdout.write(text + "\n")
     sys.stdout.flush()

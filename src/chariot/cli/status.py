@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -18,6 +16,7 @@ from chariot.cli.common import (
     settings_from,
 )
 from chariot.exit_codes import ExitCode
+from chariot.keys import key_to_json
 from chariot.status import StatusReport, collect_status
 
 
@@ -89,9 +88,7 @@ def render_sync_state(report: StatusReport) -> None:
             table.add_row(
                 mark.sink,
                 mark.table,
-                escape(json.dumps(mark.high_water_mark, ensure_ascii=False))
-                if mark.high_water_mark
-                else "-",
+                escape(key_to_json(mark.high_water_mark)) if mark.high_water_mark else "-",
                 "?" if mark.lag is None else f"{mark.lag:,}",
             )
         console.print(table)
@@ -107,7 +104,7 @@ def render_sync_state(report: StatusReport) -> None:
         counts = ", ".join(f"{table} {count:,}" for table, count in rejects.counts.items())
         console.print(f"[yellow]{rejects.sink}[/] rejected rows: {counts}", highlight=False)
         for reject in rejects.first:
-            key = json.dumps(reject.key, ensure_ascii=False)
+            key = key_to_json(reject.key)
             line = f"  {reject.table} {escape(key)}: {escape(reject.reason)}"
             console.print(line, highlight=False)
 

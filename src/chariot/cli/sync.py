@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from chariot.cli.common import (
 )
 from chariot.cli.progress import progress_display
 from chariot.exit_codes import ExitCode
+from chariot.keys import key_to_json
 from chariot.redaction import redact
 from chariot.sync import SyncResult, sync
 
@@ -181,7 +181,7 @@ def render_table(result: SyncResult) -> None:
                 part.table,
                 part.sink,
                 status,
-                escape(json.dumps(mark, ensure_ascii=False)) if mark else "-",
+                escape(key_to_json(mark)) if mark else "-",
                 f"{part.rows_pending:,}",
                 f"{part.rows_written:,}",
                 f"{part.rows_rejected:,}",

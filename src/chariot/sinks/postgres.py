@@ -20,7 +20,6 @@ it), and a sink must keep them rather than drop them; ``chariot audit`` reports 
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from chariot.cdc.position import LogPosition
 from chariot.config import Settings
 from chariot.connections import ensure_postgres_schema
 from chariot.errors import Busy
+from chariot.keys import key_from_json, key_to_json
 from chariot.lease import DEAD_HOLDER_GRACE_SECONDS, holder_of, is_dead_local_process, keep_trying
 from chariot.sinks import postgres_changes as changes_sql
 from chariot.sinks.base import ChangeSink
@@ -398,7 +398,11 @@ class PostgresSink(ChangeSink):
                     copy.write_row(row)
             cursor.execute(table.upsert_from_staging)
             if table.stream.name in self._clear_rejects:
-                cursor.execute(table.delete_loaded_rejects, (table.stream.name,))
+                # Matched on the text the rejects were recorded with (Python's, not
+                # PostgreSQL's rendering of the staged key): per-row work only here.
+                positions = table.stream.key_positions
+                keys = [key_json(tuple(row[p] for p in positions)) for row in rows]
+                cursor.execute(table.delete_loaded_rejects, (table.stream.name, keys))
 
     def _record_rejects(self, table: PgTable, rejects: list[Reject]) -> None:
         unique = {key_json(reject.key): reject.reason for reject in rejects}
@@ -467,14 +471,8 @@ def _first_line(error: BaseException) -> str:
 
 
 def key_json(key: Key) -> str:
-    """A key as the JSON text stored in ``high_water_mark`` / ``row_key``: the same text
-    PostgreSQL renders for ``jsonb_build_array(...)::text`` (", " between items, control
-    characters escaped, everything else as is)."""
-    return json.dumps(list(key), default=str, ensure_ascii=False)
-
-
-def key_from_json(text: str | list[Any]) -> Key:
-    return tuple(json.loads(text) if isinstance(text, str) else text)
+    """A key as the JSON text stored in ``high_water_mark`` / ``row_key``."""
+    return key_to_json(key)
 
 
 def _touched() -> Any:

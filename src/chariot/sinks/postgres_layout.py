@@ -325,15 +325,9 @@ class PgTable:
         """A row rejected once and loadable now (fixed in the source) is no longer a reject."""
         from psycopg import sql
 
-        return sql.SQL(
-            "DELETE FROM {} r USING {} s"
-            " WHERE r.table_name = %s AND r.row_key = jsonb_build_array({})::text"
-        ).format(self.control(REJECTS), self.staging, _prefixed("s", self.staging_key_columns))
-
-    @property
-    def staging_key_columns(self) -> tuple[str, ...]:
-        """The key as staged: the source key's values, which the rejects record."""
-        return tuple(column.name for column in self.stream.key_columns)
+        return sql.SQL("DELETE FROM {} WHERE table_name = %s AND row_key = ANY(%s)").format(
+            self.control(REJECTS)
+        )
 
 
 @cache

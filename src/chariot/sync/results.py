@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field
 
 from chariot.errors import SinkWriteError
+from chariot.keys import JsonKey
 
 SinkStatus = Literal["ok", "failed", "skipped", "dry-run"]
 
@@ -18,10 +19,10 @@ class SinkTableResult(BaseModel):
     table: str
     sink: str
     status: SinkStatus = "ok"
-    checkpoint_before: list[Any] | None = Field(
+    checkpoint_before: JsonKey | None = Field(
         None, description="high-water mark (key values) before the run; null: nothing yet"
     )
-    checkpoint_after: list[Any] | None = None
+    checkpoint_after: JsonKey | None = None
     rows_pending: int = Field(0, description="source rows after checkpoint_before")
     rows_written: int = 0
     rows_rejected: int = 0
@@ -42,7 +43,7 @@ class TableResult(BaseModel):
     table: str
     rows_read: int = Field(0, description="rows read from the source, rejects included")
     rows_rejected: int = Field(0, description="rows no sink can take (key and reason kept)")
-    read_from: list[Any] | None = Field(None, description="the lowest checkpoint of the sinks")
+    read_from: JsonKey | None = Field(None, description="the lowest checkpoint of the sinks")
     seconds: float = 0.0
     sinks: list[SinkTableResult] = Field(default_factory=list)
 

@@ -8,13 +8,13 @@ change-capture log positions) is spelled out here.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chariot.batch import Key
 from chariot.errors import ConfigError, SinkWriteError
+from chariot.keys import key_from_json, key_to_json
 from chariot.sinks.neo4j.lease import CONSTRAINT as LEASE_CONSTRAINT
 from chariot.sinks.neo4j.parameters import BatchParameters, Prepared, Rows
 from chariot.sinks.neo4j.plan import TablePlan, table_plan
@@ -46,12 +46,12 @@ SET r.reason = reject[2], r.lastSeen = datetime()
 
 
 def encode_key(key: Sequence[Any]) -> str:
-    """A key tuple as the JSON list stored in checkpoints and rejects (``[1, 31]``)."""
-    return json.dumps(list(key), ensure_ascii=False, separators=(",", ":"), default=str)
+    """A key tuple as the JSON list stored in checkpoints and rejects (``[1,31]``)."""
+    return key_to_json(key, compact=True)
 
 
 def decode_key(text: str) -> Key:
-    return tuple(json.loads(text))
+    return key_from_json(text)
 
 
 # Change capture: the recorded rejects of keys that were deleted or now load.
