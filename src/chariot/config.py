@@ -228,6 +228,12 @@ class RunSettings(_Section):
         0.0, ge=0, le=86_400, description="how long a writer waits for a busy lease (--wait)"
     )
     partition_attempts: int = Field(3, ge=1, le=100)
+    audit_readers: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="concurrent checksum queries per server and table in an audit",
+    )
     # Aggregation executor: auto = inline for 1 worker, else a local process pool; dask
     # runs the same partition tasks on the Dask scheduler at `scheduler` ("" = none).
     executor: Literal["auto", "inline", "process", "dask"] = "auto"

@@ -142,6 +142,7 @@ def audit_stream(
                 partial(factory.source, c),
                 chosen,
                 partial(tracker.checksummed_one, source_side(c)),
+                settings.run.audit_readers,
             )
             for c in {id(c): c for c in shared.values()}.values()
         }
@@ -151,6 +152,7 @@ def audit_stream(
                 partial(factory.sink, sink, canonicals[sink]),
                 chosen,
                 partial(tracker.checksummed_one, sink),
+                settings.run.audit_readers,
             )
             for sink in sinks
         }
@@ -224,6 +226,26 @@ def _key_space(factory: SideFactory, stream: Stream, scope: Scope) -> KeySpace:
 
 
 def _checksums(
+    open_side: Callable[[], Side],
+    segments: list[Segment],
+    checksummed: Callable[[], None],
+    readers: int = 1,
+) -> list[Checksum]:
+    """The checksum of every segment, in order; ``readers`` sides (connections) take the
+    segments in turn, so a server with idle cores hashes several segments at once."""
+    readers = max(1, min(readers, len(segments)))
+    if readers == 1:
+        return _checksums_of(open_side, segments, checksummed)
+    with ThreadPoolExecutor(max_workers=readers) as pool:
+        shares = [
+            pool.submit(_checksums_of, open_side, segments[first::readers], checksummed)
+            for first in range(readers)
+        ]
+        parts = [share.result() for share in shares]
+    return [parts[i % readers][i // readers] for i in range(len(segments))]
+
+
+def _checksums_of(
     open_side: Callable[[], Side], segments: list[Segment], checksummed: Callable[[], None]
 ) -> list[Checksum]:
     side = open_side()
