@@ -124,6 +124,7 @@ class ListSide(Side):
     def __init__(self, rows: dict[tuple[int], int]) -> None:
         self.data = dict(sorted(rows.items()))
         self.checksums = 0
+        self.rows_digested = 0
 
     def _in(self, segment: Segment) -> list[tuple[tuple[int], int]]:
         return [
@@ -139,7 +140,9 @@ class ListSide(Side):
         return Checksum(len(rows), sum(value for _, value in rows))
 
     def digests(self, segment: Segment) -> list[tuple[Any, int]]:
-        return self._in(segment)
+        found = self._in(segment)
+        self.rows_digested += len(found)
+        return found
 
     def split_key(self, segment: Segment, offset: int) -> tuple[int] | None:
         rows = self._in(segment)
@@ -170,17 +173,52 @@ def test_bisection_finds_exactly_the_changed_keys(
         sink[(key,)] = digest(str(key))
     for key in removed:
         sink.pop((key,), None)
-    comparison = Comparison(ListSide(source), ListSide(sink), leaf_rows=8, range_rows=10_000)
+    for spread_rows in (0, 10_000):  # always halving; and reading both halves when both differ
+        findings = _compare_lists(source, sink, spread_rows=spread_rows)
+        assert set(findings.missing) == source.keys() - sink.keys()
+        assert set(findings.extra) == sink.keys() - source.keys()
+        assert set(findings.differing) == {
+            k for k in source.keys() & sink.keys() if source[k] != sink[k]
+        }
+
+
+def _compare_lists(
+    source: dict[tuple[int], int], sink: dict[tuple[int], int], **options: Any
+) -> Findings:
+    comparison = Comparison(
+        ListSide(source), ListSide(sink), leaf_rows=8, range_rows=10_000, **options
+    )
     findings = Findings()
     whole = Segment(None, None)
     comparison.segment(
         whole, comparison.source.checksum(whole), comparison.sink.checksum(whole), findings
     )
-    assert set(findings.missing) == source.keys() - sink.keys()
-    assert set(findings.extra) == sink.keys() - source.keys()
-    assert set(findings.differing) == {
-        k for k in source.keys() & sink.keys() if source[k] != sink[k]
-    }
+    comparison.close()
+    return findings
+
+
+def test_spread_differences_are_read_once_and_a_lone_one_is_still_bisected() -> None:
+    source = {(k,): k for k in range(4096)}
+    spread = {key: value + (1 if key[0] % 40 == 0 else 0) for key, value in source.items()}
+    lone = {key: value + (1 if key[0] == 1234 else 0) for key, value in source.items()}
+    read: dict[str, int] = {}
+    for name, sink in (("spread", spread), ("lone", lone)):
+        comparison = Comparison(ListSide(source), ListSide(sink), leaf_rows=64)
+        whole = Segment(None, None)
+        findings = Findings()
+        comparison.segment(
+            whole, comparison.source.checksum(whole), comparison.sink.checksum(whole), findings
+        )
+        comparison.close()
+        assert len(findings.differing) == (103 if name == "spread" else 1)
+        sink_side = comparison.sink
+        assert isinstance(sink_side, ListSide)
+        read[name] = sink_side.rows_digested
+        read[name + " checksums"] = sink_side.checksums
+    # Spread: the whole and its lower half are checksummed, then each row's digest read once
+    # (halving on would checksum 2 + 4 + ... ranges before reading the same digests).
+    assert (read["spread"], read["spread checksums"]) == (4096, 2)
+    assert read["lone"] <= 64  # one difference: still found by halving, not by reading all
 
 
 def _ratings() -> Canonical:

@@ -80,6 +80,7 @@ class Comparison:
     sink: Side
     leaf_rows: int = 1024
     range_rows: int = 2_000  # one side empty over more rows than this: keep it as a range
+    spread_rows: int = 64_000  # differences in both halves of at most this many: read digests
     # The source side's reads run on this helper thread while the sink's run on the caller's:
     # the two databases work at the same time. Each side is still used by one thread only.
     _helper: ThreadPoolExecutor = field(
@@ -129,8 +130,19 @@ class Comparison:
         # checksum is the rest, so each level reads half as much as the one above.
         lower, upper = segment.split(middle)
         lower_source, lower_sink = self._both(lambda side: side.checksum(lower))
+        upper_source, upper_sink = source - lower_source, sink - lower_sink
+        if (
+            lower_source != lower_sink
+            and upper_source != upper_sink
+            and max(source.count, sink.count) <= self.spread_rows
+        ):
+            # Both halves differ: the differences are spread, and halving again would read
+            # most rows several times over. One digest read per half is cheaper.
+            self._leaf(lower, findings)
+            self._leaf(upper, findings)
+            return
         self._descend(lower, lower_source, lower_sink, findings, depth + 1)
-        self._descend(upper, source - lower_source, sink - lower_sink, findings, depth + 1)
+        self._descend(upper, upper_source, upper_sink, findings, depth + 1)
 
     def _leaf(self, segment: Segment, findings: Findings) -> None:
         source_rows, sink_rows = self._both(lambda side: side.digests(segment))
