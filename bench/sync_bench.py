@@ -22,7 +22,7 @@ import json
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,9 @@ CASES = {"postgres": ["postgres"], "neo4j": ["neo4j"], "both": ["postgres", "neo
 
 
 def main() -> None:
+    global NAME
     options = _arguments()
+    NAME = options.name
     base = load_settings()
     settings = base.model_copy(
         update={
@@ -55,7 +57,8 @@ def main() -> None:
     datasets.append((f"synthetic {options.ratings:,} ratings", _synthetic(options)))
     _create_database(settings)
     try:
-        with _neo4j_lock(settings):
+        uses_neo4j = any("neo4j" in CASES[case] for case in options.cases)
+        with _neo4j_lock(settings) if uses_neo4j else nullcontext():
             for label, seed in datasets:
                 seed(settings)
                 report.append(_source_only(settings, label))
@@ -84,6 +87,12 @@ def _arguments() -> argparse.Namespace:
         type=lambda text: [c for c in text.split(",") if c in CASES],
     )
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument(
+        "--name",
+        default=NAME,
+        help="MySQL database and PostgreSQL schema to use (dropped at the end): one per "
+        "person when several benchmark on the same servers",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     return parser.parse_args()
 
@@ -127,7 +136,7 @@ def _source_only(settings: Settings, label: str) -> dict[str, Any]:
 
 
 def _run_case(settings: Settings, label: str, case: str) -> dict[str, Any]:
-    _reset_sinks(settings)
+    _reset_sinks(settings, case)
     result = sync(settings, sinks=CASES[case])
     ratings = next(table for table in result.tables if table.table == "ratings")
     figures = {
@@ -155,10 +164,11 @@ def _run_case(settings: Settings, label: str, case: str) -> dict[str, Any]:
     return figures
 
 
-def _reset_sinks(settings: Settings) -> None:
+def _reset_sinks(settings: Settings, case: str) -> None:
     with postgres_connection(settings.postgres, autocommit=True) as connection:
         connection.execute(f'DROP SCHEMA IF EXISTS "{NAME}" CASCADE')
-    _wipe(settings)
+    if "neo4j" in CASES[case]:  # the graph is shared: only under its lock
+        _wipe(settings)
 
 
 def _wipe(settings: Settings) -> None:

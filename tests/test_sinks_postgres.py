@@ -280,3 +280,53 @@ def test_status_abilities_on_an_empty_schema(sink: PostgresSink) -> None:
     assert sink.recorded_rejects() == ({}, [])
     assert sink.checkpoint(RATINGS) is None
     assert "***" in sink.describe() and "chariot-postgres" not in sink.describe()
+
+
+def test_a_first_load_copies_into_the_empty_table_and_a_key_present_goes_to_the_upsert(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    """The first-load path (COPY straight into the keyed table) holds only while the keys
+    are proven new; a key that is there after all (written behind the sink's back) fails
+    the COPY, and the batch is upserted instead: neither doubled nor lost."""
+    sink.prepare(RATINGS)
+    assert "ratings" in sink._new_keys  # empty under the lease: keys proven new
+    sink.write(Batch(RATINGS, [(1, 1, Decimal("4.0"), 10)], (1, 1)))
+    assert "ratings" in sink._new_keys
+    with postgres_connection(postgres_settings, autocommit=True) as other:
+        other.execute(
+            f'INSERT INTO "{postgres_settings.schema_name}".ratings VALUES (1, 2, 1.0, 1)'
+        )
+    batch = Batch(RATINGS, [(1, 2, Decimal("3.5"), 11), (1, 3, Decimal("2.0"), 12)], (1, 3))
+    assert sink.write(batch).written == 2
+    assert "ratings" not in sink._new_keys  # from here on, upserts
+    assert postgres_rows(postgres_settings, "ratings") == [
+        (1, 1, Decimal("4.0"), 10),
+        (1, 2, Decimal("3.5"), 11),
+        (1, 3, Decimal("2.0"), 12),
+    ]
+    assert sink.checkpoint(RATINGS) == (1, 3)
+
+
+def test_keys_are_proven_new_only_for_an_empty_table_nothing_else_writes(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    sink.prepare(RATINGS)
+    sink.upsert_rows(RATINGS, [(5, 5, Decimal("1.0"), 1)])  # a repair writes the table
+    assert "ratings" not in sink._new_keys
+    sink.write(Batch(RATINGS, [(5, 5, Decimal("2.0"), 2)], (5, 5)))
+    assert postgres_rows(postgres_settings, "ratings") == [(5, 5, Decimal("2.0"), 2)]
+    sink.prepare(RATINGS)  # a later table run: the table holds rows
+    assert "ratings" not in sink._new_keys
+    sink.prepare(TAGS)
+    sink.write(Batch(TAGS, [(1, 1, "nul\x00", 1)], (1, 1, "nul\x00")))  # a value it refuses
+    assert "tags" in sink._new_keys  # refused by the upsert's bisection, the proof stays
+    assert len(rejects(postgres_settings)) == 1
+    sink.prepare(TAGS)  # rejects recorded before the load: the staging path clears them
+    assert "tags" not in sink._new_keys
+
+
+def test_only_renamed_columns_copy_straight_into_the_table() -> None:
+    from chariot.sinks.postgres_layout import layout_for
+
+    assert layout_for(RATINGS, "s").direct_targets == ("user_id", "movie_id", "rating", "timestamp")
+    assert layout_for(MOVIES, "s").direct_targets is None  # genres, year computed in SQL

@@ -166,3 +166,23 @@ def test_a_malformed_source_url_is_a_usage_error_without_the_password(
     error = json.loads(done.stdout)["error"]
     assert message in error["message"]
     assert "s3cr3t-pw" not in done.output
+
+
+def test_the_fast_driver_replaces_pymysql_only_where_it_connects_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chariot.sources import sql
+
+    monkeypatch.setattr(sql, "mysqlclient_installed", lambda: True)
+    fields = MySQLSettings(host="db", database="shop")
+    url = sql.fast_driver_url(fields)
+    assert url == "mysql+mysqldb://" + fields.sqlalchemy_url().removeprefix("mysql+pymysql://")
+    assert sql.fast_driver_url(MySQLSettings(host="db", database="shop", fast_driver=False)) is None
+    for other in (
+        "mysql+pymysql://u:p@db/shop?ssl_ca=/ca.pem",  # PyMySQL's own options: stay on it
+        "sqlite:///shop.db",
+        "postgresql+psycopg://u:p@db/shop",
+    ):
+        assert sql.fast_driver_url(MySQLSettings(url=other)) is None
+    monkeypatch.setattr(sql, "mysqlclient_installed", lambda: False)
+    assert sql.fast_driver_url(fields) is None

@@ -457,3 +457,46 @@ def test_a_repair_may_hand_the_sink_the_drivers_rows(
     with PostgresSink(sql_settings) as sink:
         assert sink.upsert_rows(stream, raw) == len(good)
     assert_tables_equal(sql_settings, project)
+
+
+@pytest.mark.skipif(
+    not __import__("chariot.sources.sql", fromlist=["x"]).mysqlclient_installed(),
+    reason="mysqlclient (chariot[fast]) is not installed",
+)
+def test_both_drivers_read_the_same_values_and_rejects(
+    sql_settings: Settings, tmp_path: Path
+) -> None:
+    """The fast driver (mysqlclient) and PyMySQL hand the sinks the same batches: the same
+    rows, value for value and type for type, the same rejects, the same marks."""
+    from chariot.sources.sql import SqlSource
+
+    connection = mysql_connect(sql_settings.mysql, autocommit=True)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = ''")  # zero dates, as old servers allowed
+            cursor.execute(ODDITIES)
+            cursor.executemany(
+                f"INSERT INTO oddities VALUES ({', '.join(['%s'] * 12)})", ODDITY_ROWS
+            )
+    finally:
+        connection.close()
+    path = tmp_path / "chariot.toml"
+    init_project(sql_settings, path=path)
+    (stream,) = [s for s in project_streams(load_project(path)) if s.name == "oddities"]
+
+    def batches(fast: bool) -> list[Any]:
+        mysql = sql_settings.mysql.model_copy(update={"fast_driver": fast})
+        with SqlSource(sql_settings.model_copy(update={"mysql": mysql})) as source:
+            assert source.engine.driver == ("mysqldb" if fast else "pymysql")
+            return [
+                (
+                    [[(type(v), v) for v in row] for row in batch.rows],
+                    batch.rejects,
+                    batch.last_key,
+                )
+                for batch in source.read(stream, after=None, batch_size=3)
+            ]
+
+    fast, default = batches(True), batches(False)
+    assert fast == default
+    assert sum(len(rows) for rows, _, _ in fast) == len(ODDITY_ROWS) - 3  # 3 zero-date rejects

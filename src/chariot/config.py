@@ -80,6 +80,11 @@ class MySQLSettings(_Section):
     url: str | None = Field(
         None, description="Any SQLAlchemy URL; overrides host/port/user/password/database."
     )
+    fast_driver: bool = Field(
+        True,
+        description="Read through mysqlclient (C, the chariot[fast] extra) when it is installed"
+        " and the source is reached through PyMySQL; False: always PyMySQL.",
+    )
 
     @field_validator("url", mode="before")
     @classmethod

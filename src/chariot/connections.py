@@ -112,13 +112,15 @@ def _url_options(settings: MySQLSettings) -> dict[str, Any]:
     return dict(options)
 
 
-def source_engine(settings: MySQLSettings) -> sqlalchemy.engine.Engine:
-    """A SQLAlchemy engine for the source (MySQL, or any URL given as ``CHARIOT_MYSQL__URL``)."""
+def source_engine(settings: MySQLSettings, *, url: str | None = None) -> sqlalchemy.engine.Engine:
+    """A SQLAlchemy engine for the source (MySQL, or any URL given as ``CHARIOT_MYSQL__URL``);
+    ``url``: the same server through another driver (``chariot.sources.sql.fast_driver_url``),
+    messages still naming ``settings``' address."""
     import sqlalchemy
 
     _check_charset(settings)
     try:
-        engine = sqlalchemy.create_engine(settings.sqlalchemy_url(), pool_pre_ping=True)
+        engine = sqlalchemy.create_engine(url or settings.sqlalchemy_url(), pool_pre_ping=True)
         if engine.dialect.name in ("mysql", "mariadb"):
             if engine.dialect.driver == "pymysql":
                 sqlalchemy.event.listen(engine, "do_connect", _open_source_connection)

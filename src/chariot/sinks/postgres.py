@@ -64,6 +64,8 @@ class PostgresSink(ChangeSink):
         self._locked: set[str] = set()
         self._clear_rejects: set[str] = set()  # tables whose rejects may now load: clean them
         self._rejects_known: set[str] = set()  # tables whose rejects were looked for (apply)
+        # Tables whose next batch's keys are proven new (``_prove_new``): COPY, no upsert.
+        self._new_keys: set[str] = set()
 
     # -- connection --------------------------------------------------------------------
 
@@ -84,6 +86,7 @@ class PostgresSink(ChangeSink):
         self._staged.clear()
         self._locked.clear()
         self._rejects_known.clear()
+        self._new_keys.clear()  # the lease lapsed with the session: someone may have written
 
     def close(self) -> None:
         self._drop_connection()
@@ -107,6 +110,34 @@ class PostgresSink(ChangeSink):
                 connection.execute(table.mark_loading, (table.name, self.lease_owner.describe()))
         if self._has_rejects(table):
             self._clear_rejects.add(stream.name)
+        self._prove_new(table)
+
+    def _prove_new(self, table: PgTable) -> None:
+        """Whether this table run may COPY its batches straight in (the first-load path)
+        instead of staging and upserting them (measured on 1M ratings, batches of 50,000:
+        COPY into the keyed, logged table 2.6x the rows/s of COPY to staging + INSERT ...
+        ON CONFLICT DO UPDATE).
+
+        Proof that every key of every batch is new to the table: the table is empty now,
+        under this sink's writer lease (no other command writes it while we hold it), and
+        the reader hands over keys in strictly increasing order, each batch after the last,
+        so no batch repeats a key a previous batch of this run wrote. It lapses for the rest
+        of the run as soon as anything else writes the table in this process: change capture
+        (``apply``; with a watermark snapshot the log applier may write rows above the
+        keyset mark between batches), a repair (``upsert_rows``, ``delete_keys``), or a new
+        session (the lease went with the old one). Rejects recorded before the load also
+        disable it (a loaded row must clear its old reject, which the staging path does);
+        rejects of this load do not (their keys never come again in this read).
+
+        Even a wrong proof cannot double or lose a row: the table keeps its primary key, so
+        a key already present makes the COPY fail (unique violation), and that batch is
+        written again through the upsert, in the same transaction as its checkpoint."""
+        self._new_keys.discard(table.name)
+        if table.name in self._clear_rejects:
+            return
+        row = self.connection.execute(table.is_empty).fetchone()
+        if row and row[0]:
+            self._new_keys.add(table.name)
 
     def table_complete(self, stream: Stream) -> None:
         table = layout_for(stream, self.schema)
@@ -127,7 +158,7 @@ class PostgresSink(ChangeSink):
         try:
             with connection.transaction(), connection.cursor() as cursor:
                 _touched().invalidate_incremental(cursor, self.schema, batch.stream)
-                unstorable = self._upsert_storable(table, batch.rows) if batch.rows else []
+                unstorable = self._write_rows(table, batch.rows) if batch.rows else []
                 rejects += unstorable
                 if rejects:
                     self._record_rejects(table, rejects)
@@ -183,6 +214,7 @@ class PostgresSink(ChangeSink):
         rows = convert_source_rows(stream, rows)
         table = layout_for(stream, self.schema)
         self._lock_table(table)
+        self._new_keys.discard(table.name)
         try:
             with self.connection.transaction(), self.connection.cursor() as cursor:
                 _touched().invalidate_incremental(cursor, self.schema, stream)
@@ -201,6 +233,7 @@ class PostgresSink(ChangeSink):
             return 0
         table = layout_for(stream, self.schema)
         self._lock_table(table)
+        self._new_keys.discard(table.name)
         with self.connection.transaction(), self.connection.cursor() as cursor:
             _touched().invalidate_incremental(cursor, self.schema, stream)
             deleted = self._delete(cursor, table, keys)
@@ -236,6 +269,7 @@ class PostgresSink(ChangeSink):
         ]
         for table, _ in changed:
             self._lock_table(table)
+            self._new_keys.discard(table.name)  # the log writes rows a keyset pass may reach
         for name in batch.positioned:
             self._lock(name)
         self._learn_rejects([table for table, _ in changed])
@@ -363,6 +397,43 @@ class PostgresSink(ChangeSink):
         return sql.SQL("UPDATE {} SET updated_at = now() WHERE table_name = ANY(%s)").format(
             self._control(CHECKPOINTS)
         )
+
+    def _write_rows(self, table: PgTable, rows: list[tuple[Any, ...]]) -> list[Reject]:
+        """A keyset batch's rows: COPY them in when their keys are proven new
+        (``_prove_new``), else upsert. A unique violation ends the proof (the batch goes
+        through the upsert after all); a value PostgreSQL cannot store sends the batch to
+        the upsert, whose bisection finds the row."""
+        import psycopg
+
+        if table.name in self._new_keys:
+            try:
+                with self.connection.transaction():  # a savepoint inside the batch's
+                    self._copy_new(table, rows)
+                return []
+            except psycopg.errors.UniqueViolation:
+                self._new_keys.discard(table.name)
+                self._staged.discard(table.name)
+                log.warning(
+                    "a key thought new is in the table already: upserting from here on",
+                    extra={"sink": self.name, "table": table.name},
+                )
+            except psycopg.DataError:
+                self._staged.discard(table.name)
+        return self._upsert_storable(table, rows)
+
+    def _copy_new(self, table: PgTable, rows: list[tuple[Any, ...]]) -> None:
+        connection = self.connection
+        direct = table.direct_targets is not None
+        if not direct and table.name not in self._staged:
+            connection.execute(table.create_staging)
+            self._staged.add(table.name)
+        staged = table.staged_rows(rows)  # before COPY starts: a Python transform may fail
+        with connection.cursor() as cursor:
+            with cursor.copy(table.copy_new_rows) as copy:
+                for row in staged:
+                    copy.write_row(row)
+            if not direct:
+                cursor.execute(table.insert_from_staging)
 
     def _upsert_storable(self, table: PgTable, rows: list[tuple[Any, ...]]) -> list[Reject]:
         """Upsert ``rows``; a value PostgreSQL cannot store (a NUL in text, a number out of

@@ -257,6 +257,65 @@ class PgTable:
         )
 
     @cached_property
+    def copy_new_rows(self) -> sql.Composed:
+        """The first-load path (``PostgresSink`` proves the keys are new): the staged
+        columns straight into the table by COPY when every output is a staged column as it
+        is (renamed at most: same value, same type), else COPY into staging and a plain
+        INSERT of the transformed rows (no ON CONFLICT). Either fails on a key the table
+        holds already (unique violation) rather than skip or double it."""
+        from psycopg import sql
+
+        targets = self.direct_targets
+        if targets is None:
+            return self.copy_into_staging
+        return sql.SQL("COPY {} ({}) FROM STDIN").format(self.qualified, _identifiers(targets))
+
+    @cached_property
+    def direct_targets(self) -> tuple[str, ...] | None:
+        """The table's column for each staged column, in staging order, when each output is
+        exactly one staged column's value (a rename) and each staged column feeds exactly
+        one output; None otherwise (a transform computes something in SQL)."""
+        staged = {_quote(name): name for name in self.staging_columns}
+        target_of: dict[str, str] = {}
+        for column in self.columns:
+            source = staged.get(column.expression)
+            if source is None or source in target_of:
+                return None
+            target_of[source] = column.name
+        if len(target_of) != len(self.staging_columns):
+            return None  # a staged column no output keeps
+        if not self._staging_types_match(target_of):
+            return None
+        return tuple(target_of[name] for name in self.staging_columns)
+
+    def _staging_types_match(self, target_of: dict[str, str]) -> bool:
+        staging_types = {column.name: postgres_type(column) for column in self.stream.columns}
+        staging_types.update({staged: output.postgres for staged, output in self.in_python})
+        output_types = {output.name: output.postgres for output in stream_outputs(self.stream)}
+        return all(
+            staging_types[source] == output_types.get(target)
+            for source, target in target_of.items()
+        )
+
+    @cached_property
+    def insert_from_staging(self) -> sql.Composed:
+        """The transformed staged rows into the table, keys known to be new (no ON CONFLICT)."""
+        from psycopg import sql
+
+        return sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {}").format(
+            self.qualified,
+            _identifiers([c.name for c in self.columns]),
+            sql.SQL(", ").join(sql.SQL(c.expression) for c in self.columns),
+            self.staging,
+        )
+
+    @cached_property
+    def is_empty(self) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(self.qualified)
+
+    @cached_property
     def save_checkpoint(self) -> sql.Composed:
         from psycopg import sql
 

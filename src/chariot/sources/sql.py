@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chariot.batch import Batch, Key, Reject
-from chariot.config import Settings
+from chariot.config import MySQLSettings, Settings
 from chariot.errors import SourceReadError
 from chariot.sources.base import Source
 from chariot.sources.values import convert_rows, stream_converters
@@ -51,7 +51,8 @@ class SqlSource(Source):
         if self._engine is None:
             from chariot.connections import source_engine
 
-            self._engine = source_engine(self.settings.mysql)
+            mysql = self.settings.mysql
+            self._engine = source_engine(mysql, url=fast_driver_url(mysql))
         return self._engine
 
     def describe(self) -> str:
@@ -168,7 +169,15 @@ class SqlSource(Source):
 
 
 class _PageReader:
-    """The keyset walk over one stream: pages of good rows plus the rejects among them."""
+    """The keyset walk over one stream: pages of good rows plus the rejects among them.
+
+    A page is ONE statement: the columns plus the reject reason (``validation.reject_reason``,
+    NULL for a loadable row), ``WHERE key > mark ORDER BY key LIMIT n``. The rejects come
+    from the same statement, hence the same snapshot, and the server evaluates the rules
+    once per row; a second query over the page's key range cost a quarter of the read
+    (measured: 0.76 s of 2.9 s for 1M ratings through mysqlclient). The statement is
+    compiled once per table (the mark is bound by name), not built again per page.
+    """
 
     def __init__(self, source: SqlSource, stream: Stream, batch_size: int) -> None:
         self.source = source
@@ -179,20 +188,29 @@ class _PageReader:
         self.columns = [self.table.c[name] for name in stream.source_columns]
         self.dialect = source.engine.dialect.name
         self.converters = stream_converters(stream)
+        self.reason = reject_reason(stream, self.table, self.dialect)
+        self._first_page = self._compile(None)
+        self._next_page = self._compile(tuple(_mark(i) for i in range(len(stream.key))))
+
+    def _compile(self, after: tuple[Any, ...] | None) -> Any:
+        from sqlalchemy import select
+
+        query = select(*self.columns, self.reason).where(self._after(after))
+        query = query.order_by(*self.keys).limit(self.batch_size)
+        return query.compile(dialect=self.source.engine.dialect)
 
     def batches(self, after: Key | None) -> Iterator[Batch]:
         # Rows with a NULL key are invisible to key comparisons: report them up front.
         pending: list[Reject] = self.source._run(self.stream, self._null_key_rejects)
         while True:
-            rows, rejects = self.source._run(self.stream, lambda c, a=after: self._page(c, a))
+            rows = self.source._run(self.stream, lambda c, a=after: self._page(c, a))
             if not rows:
                 break
             page_length = len(rows)
+            # The mark is the driver's key values (what the next page binds), rejects included.
             after = tuple(rows[-1][i] for i in self.stream.key_positions)
-            if rejects:
-                rows = self._without(rows, rejects)
-            # After the rejects are gone (a zero date is no datetime) and the mark is taken
-            # (the driver's key values are what the next page's query binds).
+            rows, rejects = self._split(rows)
+            # After the rejects are gone: a zero date is no datetime.
             rows = convert_rows(rows, self.converters)
             yield Batch(self.stream, rows, after, pending + rejects)
             pending = []
@@ -201,35 +219,32 @@ class _PageReader:
         if pending:  # nothing else to carry them: a batch without rows, checkpoint unchanged
             yield Batch(self.stream, [], after or (), pending)
 
-    def _page(self, connection: Connection, after: Key | None) -> tuple[list[Any], list[Reject]]:
-        from sqlalchemy import select
+    def _page(self, connection: Connection, after: Key | None) -> list[Any]:
+        if after is None:
+            return _fetch_compiled(connection, self._first_page, {})
+        if len(after) != len(self.stream.key):
+            raise SourceReadError(
+                f"checkpoint {list(after)!r} does not match key {len(self.stream.key)} columns"
+            )
+        values = {_mark(i).key: value for i, value in enumerate(after)}
+        return _fetch_compiled(connection, self._next_page, values)
 
-        query = select(*self.columns).order_by(*self.keys).limit(self.batch_size)
-        query = query.where(self._after(after))
-        rows = _fetch(connection, query)
-        if not rows:
-            return rows, []
-        last = tuple(rows[-1][i] for i in self.stream.key_positions)
-        return rows, self._rejects_between(connection, after, last)
-
-    def _rejects_between(
-        self, connection: Connection, after: Key | None, last: Key
-    ) -> list[Reject]:
-        from sqlalchemy import and_, select
-
-        reason = reject_reason(self.stream, self.table, self.dialect)
-        query = (
-            select(*self.keys, reason)
-            .where(and_(self._after(after), up_to_key(self.keys, last), reason.is_not(None)))
-            .order_by(*self.keys)
-        )
-        return self._as_rejects(_fetch(connection, query))
+    def _split(self, rows: list[Any]) -> tuple[list[Any], list[Reject]]:
+        """Rows without their reason column, and the rejects among them."""
+        positions = self.stream.key_positions
+        rejects = [
+            Reject(self.stream.name, tuple(row[p] for p in positions), row[-1])
+            for row in rows
+            if row[-1] is not None
+        ]
+        if rejects:
+            return [row[:-1] for row in rows if row[-1] is None], rejects
+        return [row[:-1] for row in rows], rejects
 
     def _null_key_rejects(self, connection: Connection) -> list[Reject]:
         from sqlalchemy import select
 
-        reason = reject_reason(self.stream, self.table, self.dialect)
-        query = select(*self.keys, reason).distinct()  # a NULL key need not be unique
+        query = select(*self.keys, self.reason).distinct()  # a NULL key need not be unique
         query = query.where(null_key_condition(self.stream, self.table))
         return self._as_rejects(sorted(_fetch(connection, query), key=repr))
 
@@ -237,18 +252,60 @@ class _PageReader:
         """Rows of (key columns..., reason) as rejects."""
         return [Reject(self.stream.name, tuple(row[:-1]), row[-1]) for row in rows]
 
-    def _after(self, after: Key | None) -> ColumnElement[bool]:
+    def _after(self, after: tuple[Any, ...] | None) -> ColumnElement[bool]:
         from sqlalchemy import and_
 
         not_null = and_(*(key.is_not(None) for key in self.keys))
         return and_(not_null, after_key(self.keys, after)) if after else not_null
 
-    def _without(self, rows: list[Any], rejects: list[Reject]) -> list[Any]:
-        # Only pages holding a reject pay for this; the values come from the same snapshot, so
-        # Python equality finds exactly those rows.
-        refused = {reject.key for reject in rejects}
-        positions = self.stream.key_positions
-        return [row for row in rows if tuple(row[i] for i in positions) not in refused]
+
+def _mark(position: int) -> Any:
+    """The bound parameter standing for key column ``position`` of the page's mark."""
+    from sqlalchemy import bindparam
+
+    return bindparam(f"chariot_mark_{position}")
+
+
+def _fetch_compiled(connection: Connection, compiled: Any, values: dict[str, Any]) -> list[Any]:
+    """Run a statement compiled once (its text and the driver's parameters), the driver's
+    row tuples back."""
+    parameters = compiled.construct_params(values)
+    if compiled.positiontup is not None:  # a positional paramstyle (e.g. sqlite's qmark)
+        parameters = tuple(parameters[name] for name in compiled.positiontup)
+    result = connection.exec_driver_sql(compiled.string, parameters)
+    try:
+        return list(result.cursor.fetchall())  # type: ignore[union-attr]
+    finally:
+        result.close()
+
+
+PYMYSQL_PREFIX = "mysql+pymysql://"
+MYSQLCLIENT_PREFIX = "mysql+mysqldb://"
+# URL options both drivers take alike; a URL with any other stays on PyMySQL.
+PORTABLE_OPTIONS = {"charset", "local_infile"}
+
+
+def fast_driver_url(settings: MySQLSettings) -> str | None:
+    """The URL reaching the same server through mysqlclient when it is installed (the
+    ``chariot[fast]`` extra) and the source is reached through PyMySQL: the same queries, the
+    same session setup, the same value contract (``chariot.sources.values`` converts the
+    few values the two drivers give differently, e.g. a SET), but rows parsed in C: about
+    3x the rows per second on the ratings (measured: 383k-475k vs 137k rows/s, keyset pages
+    of 10,000-50,000). PyMySQL stays the default that always works: None (the configured
+    URL) without mysqlclient, with ``fast_driver`` False, for another driver or for a URL
+    with options of PyMySQL's own."""
+    if not settings.fast_driver or not mysqlclient_installed():
+        return None
+    url = settings.sqlalchemy_url()
+    if not url.startswith(PYMYSQL_PREFIX) or set(settings.address().query) - PORTABLE_OPTIONS:
+        return None  # another driver, or PyMySQL options mysqlclient may not know (ssl_*)
+    return MYSQLCLIENT_PREFIX + url.removeprefix(PYMYSQL_PREFIX)
+
+
+def mysqlclient_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("MySQLdb") is not None
 
 
 def source_table(stream: Stream) -> TableClause:
