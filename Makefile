@@ -40,6 +40,7 @@ help:
 	@echo "make distclean        clean + stop services + remove .services/ (all server data) and .venv"
 
 $(VENV_STAMP): pyproject.toml
+	@if [[ ",$(PIP_EXTRAS)," == *,fast,* ]]; then scripts/services.sh build-deps $(PYTHON); fi
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[$(PIP_EXTRAS)]'
 	@touch $@

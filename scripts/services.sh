@@ -8,6 +8,7 @@
 #   (`up`/`down` take server names to act on only those: `scripts/services.sh up mariadb`)
 #   scripts/services.sh status    one line per server
 #   scripts/services.sh install   only install missing packages and fetch the Neo4j jars
+#   scripts/services.sh build-deps [PYTHON]   the compiler and headers chariot[fast] builds with
 #
 # Settings: CHARIOT_MYSQL__*, CHARIOT_POSTGRES__*, CHARIOT_NEO4J__* from the environment,
 # else .env, else .env.example (see scripts/env.sh). All state lives in .services/
@@ -679,6 +680,14 @@ cmd_status() {
     fi
 }
 
+cmd_build_deps() {  # what pip needs to build chariot[fast] (mysqlclient) from source
+    local pkgs=(gcc pkg-config libmariadb-dev)
+    local python="${1:-python3}"
+    "$python" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' 2>/dev/null \
+        || pkgs+=(python3-dev)
+    apt_install "${pkgs[@]}"
+}
+
 cmd_install() {
     install_packages
     neo4j_fetch
@@ -696,8 +705,9 @@ case "${1:-}" in
     down) shift; select_servers "$@"; lock; cmd_down ;;
     status) cmd_status ;;
     install) cmd_install ;;
+    build-deps) shift; cmd_build_deps "$@" ;;
     *)
-        echo "usage: $0 up|down [mariadb|postgres|neo4j ...] | status | install" >&2
+        echo "usage: $0 up|down [mariadb|postgres|neo4j ...] | status | install | build-deps [PYTHON]" >&2
         exit 2
         ;;
 esac
