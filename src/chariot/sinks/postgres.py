@@ -434,6 +434,7 @@ class PostgresSink(ChangeSink):
                     copy.write_row(row)
             if not direct:
                 cursor.execute(table.insert_from_staging)
+            self._forget_loaded_rejects(cursor, table, rows)
 
     def _upsert_storable(self, table: PgTable, rows: list[tuple[Any, ...]]) -> list[Reject]:
         """Upsert ``rows``; a value PostgreSQL cannot store (a NUL in text, a number out of
@@ -468,12 +469,18 @@ class PostgresSink(ChangeSink):
                 for row in staged:
                     copy.write_row(row)
             cursor.execute(table.upsert_from_staging)
-            if table.stream.name in self._clear_rejects:
-                # Matched on the text the rejects were recorded with (Python's, not
-                # PostgreSQL's rendering of the staged key): per-row work only here.
-                positions = table.stream.key_positions
-                keys = [key_json(tuple(row[p] for p in positions)) for row in rows]
-                cursor.execute(table.delete_loaded_rejects, (table.stream.name, keys))
+            self._forget_loaded_rejects(cursor, table, rows)
+
+    def _forget_loaded_rejects(
+        self, cursor: psycopg.Cursor[Any], table: PgTable, rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Rows that load now are no longer rejects (only once the table has recorded some).
+        Matched on the text the rejects were recorded with (Python's, not PostgreSQL's
+        rendering of the key): per-row work, but only then."""
+        if table.stream.name in self._clear_rejects:
+            positions = table.stream.key_positions
+            keys = [key_json(tuple(row[p] for p in positions)) for row in rows]
+            cursor.execute(table.delete_loaded_rejects, (table.stream.name, keys))
 
     def _record_rejects(self, table: PgTable, rejects: list[Reject]) -> None:
         unique = {key_json(reject.key): reject.reason for reject in rejects}
