@@ -147,6 +147,7 @@ class ScaleBench:
     def run(self) -> dict[str, Any]:
         skip = self.options.skip
         started_load = os.getloadavg()
+        commit = _git_commit()  # the code that runs, before anyone commits more
         date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         common.create_database(self.settings)
         common.drop_schema(self.settings)
@@ -171,7 +172,7 @@ class ScaleBench:
             "rows": self.rows,
             "date": date,
             "command": " ".join(["python", *map(shlex.quote, sys.argv)]),
-            "git": _git_commit(),
+            "git": commit,
             "machine": self._machine(),
             "load_average": {"start": list(started_load), "end": list(os.getloadavg())},
             "cases": self.cases,
@@ -653,14 +654,16 @@ def _redacted(settings: Settings, text: str) -> str:
 
 
 def _git_commit() -> str:
-    try:
+    """The commit, marked ``+changes`` when tracked files differ from it."""
+
+    def git(*args: str) -> str:
         return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
+
+    try:
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "--short", "HEAD") + ("+changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "?"
 

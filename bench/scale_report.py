@@ -80,8 +80,8 @@ def _cpu(case: Mapping[str, Any]) -> str:
 
 def cases_table(cases: Sequence[Mapping[str, Any]]) -> str:
     lines = [
-        "| case | rows | seconds | rows/s | reference | ratio | peak RSS | CPU |",
-        "|---|---:|---:|---:|---|---:|---|---:|",
+        "| case | rows | seconds | rows/s | reference | ratio | peak RSS | CPU | load |",
+        "|---|---:|---:|---:|---|---:|---|---:|---:|",
     ]
     for case in cases:
         seconds = case.get("seconds")
@@ -101,6 +101,7 @@ def cases_table(cases: Sequence[Mapping[str, Any]]) -> str:
                     case.get("ratio_text") or times(case.get("ratio")),
                     _rss(case),
                     _cpu(case),
+                    number(case.get("load1"), 1),
                 ]
             )
             + " |"

@@ -157,7 +157,7 @@ def test_the_cases_table_shows_the_command_and_own_seconds_and_every_process_pea
     )
     assert "600 MiB (main 200 MiB, 2 workers ≤ 600 MiB)" in table
     assert "| 100 MiB | 2.0 s (50%) |" in table  # CPU of 4 s wall
-    assert all(line.count("|") == 9 for line in lines)
+    assert all(line.count("|") == 10 for line in lines)
 
 
 def test_each_target_is_judged_and_the_unmeasured_ones_say_so() -> None:
