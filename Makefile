@@ -1,5 +1,6 @@
 # Chariot developer tasks. Real servers, no Docker: see scripts/services.sh.
-#   make venv | services | services-down | services-status | test | demo | bench | lint | docs
+#   make venv | services | services-down | services-status | test | demo | bench | bench-tools
+#        | bench-scale | lint | docs
 #        | dist-check | movielens | clean
 # Variables: PYTHON (for the venv), PYTEST_ARGS (passed to pytest), MOVIELENS_DIR (MovieLens data).
 
@@ -21,7 +22,8 @@ MOVIELENS_DIR ?= $(or $(CHARIOT_MOVIELENS_DIR),$(if $(wildcard $(SHARED_MOVIELEN
 # Exports every CHARIOT_* setting (environment > .env > .env.example) into a recipe's shell.
 LOAD_ENV = eval "$$(scripts/env.sh)"
 
-.PHONY: help venv services services-down services-status test demo bench lint docs dist-check \
+.PHONY: help venv services services-down services-status test demo bench bench-tools bench-scale \
+	lint docs dist-check \
 	movielens clean distclean
 
 help:
@@ -32,6 +34,8 @@ help:
 	@echo "make test             services + pytest (PYTEST_ARGS='-k foo -x' to pass arguments)"
 	@echo "make demo             services + seed MovieLens ($(or $(MOVIELENS_DIR),download cache)) + chariot run + chariot status"
 	@echo "make bench            services + bench/run_all.py"
+	@echo "make bench-tools      install the benchmarks' references (pgloader, apt) and Python extras"
+	@echo "make bench-scale      bench-tools + services + bench/scale_bench.py (SCALE=1m|5m|25m, default 1m)"
 	@echo "make lint             ruff check, ruff format --check, mypy src (pinned versions)"
 	@echo "make docs             the documentation site into site/ (mkdocs build --strict)"
 	@echo "make dist-check       build the wheel and sdist, install each in a clean venv, run chariot --help"
@@ -77,6 +81,16 @@ bench: services
 	if [ -n "$(MOVIELENS_DIR)" ]; then export CHARIOT_MOVIELENS_DIR="$(abspath $(MOVIELENS_DIR))"; fi; \
 	if [ -f bench/run_all.py ]; then $(VENV)/bin/python bench/run_all.py; \
 	else echo "make bench: bench/run_all.py does not exist yet, nothing to run"; fi
+
+bench-tools: venv
+	scripts/bench_tools.sh $(VENV)/bin/python
+
+# One scenario of issue #12's scale benchmark; its results go to bench/results/scale-$(SCALE).json
+# and its block of docs/performance.md is rewritten.
+SCALE ?= 1m
+bench-scale: bench-tools services
+	@$(LOAD_ENV); \
+	$(VENV)/bin/python bench/scale_bench.py --scenario $(SCALE) --docs docs/performance.md
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench scripts

@@ -26,12 +26,15 @@ FULL = [
     ["neo4j_sink_bench.py", "--synthetic", "1000000"],
     ["aggregate_bench.py", "--ratings", "5000000"],
     ["audit_bench.py", "--ratings", "1000000"],
+    # issue #12: everything beside its references in one run (25m: `--scenario 25m`, hours)
+    ["scale_bench.py", "--scenario", "1m"],
 ]
 QUICK = [
     ["seed_bench.py", "--ratings", "200000"],
     ["sync_bench.py", "--ratings", "200000", "--skip-movielens"],
     ["aggregate_bench.py", "--ratings", "500000", "--workers", "1,2"],
     ["audit_bench.py", "--ratings", "200000"],
+    ["scale_bench.py", "--ratings", "100000", "--skip", "keyset"],
 ]
 
 

@@ -17,23 +17,25 @@ Run on demand, not in CI. Settings (servers, credentials) come from CHARIOT_* / 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.conftest: the shared Neo4j lock and wipe
 
+# The bench's own database and schema, and the Neo4j lock: shared with the other benches.
+from bench.common import create_database as _create_database  # noqa: E402
+from bench.common import drop as _drop  # noqa: E402
+from bench.common import drop_schema, reset_sinks  # noqa: E402
+from bench.common import neo4j_lock as _neo4j_lock  # noqa: E402
 from chariot.config import Settings, load_settings  # noqa: E402
-from chariot.connections import mysql_connect, postgres_connection  # noqa: E402
 from chariot.sources.sql import SqlSource  # noqa: E402
 from chariot.sync import sync  # noqa: E402
-from tests.conftest import NEO4J_LOCK_PATH, wipe_graph  # noqa: E402
 from tests.movielens_project import RATINGS  # noqa: E402
 
 NAME = "chariot_bench_sync"
@@ -41,14 +43,12 @@ CASES = {"postgres": ["postgres"], "neo4j": ["neo4j"], "both": ["postgres", "neo
 
 
 def main() -> None:
-    global NAME
     options = _arguments()
-    NAME = options.name
     base = load_settings()
     settings = base.model_copy(
         update={
-            "mysql": base.mysql.model_copy(update={"database": NAME}),
-            "postgres": base.postgres.model_copy(update={"schema_name": NAME}),
+            "mysql": base.mysql.model_copy(update={"database": options.name}),
+            "postgres": base.postgres.model_copy(update={"schema_name": options.name}),
             "run": base.run.model_copy(update={"batch_size": options.batch_size}),
         }
     )
@@ -87,13 +87,13 @@ def _arguments() -> argparse.Namespace:
         type=lambda text: [c for c in text.split(",") if c in CASES],
     )
     parser.add_argument("--batch-size", type=int, default=10_000)
+    parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
         "--name",
         default=NAME,
         help="MySQL database and PostgreSQL schema to use (dropped at the end): one per "
         "person when several benchmark on the same servers",
     )
-    parser.add_argument("--json", help="also write the figures to this file")
     return parser.parse_args()
 
 
@@ -165,52 +165,10 @@ def _run_case(settings: Settings, label: str, case: str) -> dict[str, Any]:
 
 
 def _reset_sinks(settings: Settings, case: str) -> None:
-    with postgres_connection(settings.postgres, autocommit=True) as connection:
-        connection.execute(f'DROP SCHEMA IF EXISTS "{NAME}" CASCADE')
     if "neo4j" in CASES[case]:  # the graph is shared: only under its lock
-        _wipe(settings)
-
-
-def _wipe(settings: Settings) -> None:
-    """Relationships first, in bounded transactions: DETACH DELETE of 10,000 users at once
-    (the test fixture's wipe) exceeds Neo4j's transaction memory pool at 1M ratings."""
-    from chariot.connections import neo4j_session
-
-    with neo4j_session(settings.neo4j) as session:
-        session.run(
-            "MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 50000 ROWS"
-        ).consume()
-    wipe_graph(settings.neo4j)
-
-
-@contextmanager
-def _neo4j_lock(settings: Settings) -> Any:
-    with open(NEO4J_LOCK_PATH, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            _wipe(settings)
-
-
-def _create_database(settings: Settings) -> None:
-    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{NAME}` CHARACTER SET utf8mb4")
-    finally:
-        connection.close()
-
-
-def _drop(settings: Settings) -> None:
-    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{NAME}`")
-    finally:
-        connection.close()
-    with postgres_connection(settings.postgres, autocommit=True) as connection:
-        connection.execute(f'DROP SCHEMA IF EXISTS "{NAME}" CASCADE')
+        reset_sinks(settings)
+    else:
+        drop_schema(settings)
 
 
 def _print(report: list[dict[str, Any]]) -> None:
