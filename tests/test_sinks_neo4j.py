@@ -85,7 +85,8 @@ def scalar(settings: Neo4jSettings, cypher: str, **parameters: Any) -> Any:
     return next(iter(query(settings, cypher, **parameters)[0].values()))
 
 
-VOLATILE = {"updatedAt", "lastSeen", "rowsWritten"}
+# newAbove: whether the sink can still prove keys above the checkpoint new (a replay cannot).
+VOLATILE = {"updatedAt", "lastSeen", "rowsWritten", "newAbove"}
 
 
 def snapshot(settings: Neo4jSettings) -> tuple[list[str], list[str]]:
