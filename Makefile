@@ -10,7 +10,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed
-PIP_EXTRAS ?= test,dask,lint,docs,dist
+PIP_EXTRAS ?= test,dask,lint,docs,dist,fast
 PYTEST_ARGS ?=
 # MovieLens ml-latest-small for the tests and the demo: CHARIOT_MOVIELENS_DIR when set, else
 # ../shared/data/ml-latest-small when it exists, else empty: then `chariot seed movielens`'s
