@@ -85,7 +85,8 @@ def scalar(settings: Neo4jSettings, cypher: str, **parameters: Any) -> Any:
     return next(iter(query(settings, cypher, **parameters)[0].values()))
 
 
-VOLATILE = {"updatedAt", "lastSeen", "rowsWritten"}
+# newAbove: whether the sink can still prove keys above the checkpoint new (a replay cannot).
+VOLATILE = {"updatedAt", "lastSeen", "rowsWritten", "newAbove"}
 
 
 def snapshot(settings: Neo4jSettings) -> tuple[list[str], list[str]]:
@@ -652,3 +653,100 @@ def test_non_transient_errors_are_not_retried() -> None:
     with pytest.raises(SinkWriteError, match=r"^neo4j sink, table t: write failed: bad parameter$"):
         with_retries(work, attempts=5, what="neo4j sink, table t: write")
     assert len(calls) == 1
+
+
+# -- rows proven new (CREATE) --------------------------------------------------------------
+
+
+def new_above(settings: Neo4jSettings, table: str) -> bool | None:
+    return scalar(
+        settings, "OPTIONAL MATCH (c:ChariotCheckpoint {table: $t}) RETURN c.newAbove", t=table
+    )
+
+
+def rated(settings: Neo4jSettings) -> int:
+    return scalar(settings, "MATCH ()-[r:RATED]->() RETURN count(r)")
+
+
+@pytest.mark.integration
+def test_a_first_load_is_proven_new_and_builds_the_same_graph(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    load_small(sink)
+    assert new_above(neo4j_settings, "ratings") is True
+    assert new_above(neo4j_settings, "movies") is True
+    created = snapshot(neo4j_settings)
+    # The same rows again through the MERGE path (the proof is gone after a replay).
+    load_small(sink)
+    assert new_above(neo4j_settings, "ratings") is None
+    assert snapshot(neo4j_settings) == created
+
+
+@pytest.mark.integration
+def test_rows_the_log_wrote_above_the_checkpoint_are_not_created_twice(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    """Change capture may write rows above a keyset checkpoint: the next keyset pass
+    re-reads them, and must MERGE them."""
+    from chariot.cdc.changes import ChangeBatch, TableChanges
+    from chariot.cdc.position import LogPosition
+
+    rows = SMALL["ratings"]
+    load(sink, RATINGS, rows[:1])
+    assert new_above(neo4j_settings, "ratings") is True
+    changes = TableChanges(RATINGS, upserts=rows[1:])
+    sink.apply(ChangeBatch([changes], LogPosition.parse("binlog.000001:4"), positioned=()))
+    assert new_above(neo4j_settings, "ratings") is None
+    sink.write(batch(RATINGS, rows[1:]))  # the keyset pass finds them above its checkpoint
+    assert rated(neo4j_settings) == len(rows)
+
+
+@pytest.mark.integration
+def test_a_batch_at_or_below_the_checkpoint_is_merged(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    """A sink whose checkpoint is ahead of the read (another sink's lower one), or a
+    retried batch that did commit: not proven new."""
+    rows = SMALL["ratings"]
+    load(sink, RATINGS, rows)
+    sink.write(batch(RATINGS, rows[1:]))
+    assert rated(neo4j_settings) == len(rows)
+    assert new_above(neo4j_settings, "ratings") is None
+    sink.write(batch(RATINGS, rows[2:]))  # now never CREATEd: the mark moved back
+    assert rated(neo4j_settings) == len(rows)
+
+
+@pytest.mark.integration
+def test_a_repair_upsert_ends_the_proof(sink: Neo4jSink, neo4j_settings: Neo4jSettings) -> None:
+    rows = SMALL["ratings"]
+    load(sink, RATINGS, rows[:1])
+    sink.upsert_rows(RATINGS, rows[1:])  # audit --repair: rows above the checkpoint
+    assert new_above(neo4j_settings, "ratings") is None
+    sink.write(batch(RATINGS, rows[1:]))
+    assert rated(neo4j_settings) == len(rows)
+
+
+@pytest.mark.integration
+def test_a_graph_holding_the_tables_relationships_is_not_proven_new(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    rows = SMALL["ratings"]
+    sink.prepare(RATINGS)
+    sink.upsert_rows(RATINGS, rows)  # relationships, and no checkpoint
+    with neo4j_session(neo4j_settings) as session:
+        session.run("MATCH (c:ChariotCheckpoint {table: 'ratings'}) DELETE c").consume()
+    load(sink, RATINGS, rows)
+    assert new_above(neo4j_settings, "ratings") is None
+    assert rated(neo4j_settings) == len(rows)
+
+
+def test_a_new_rows_write_creates_only_what_the_row_determines() -> None:
+    ratings = graph_mapping(RATINGS)
+    assert ratings.write_new is not None and "CREATE (a0)-[r0:`RATED`]->(b0)" in ratings.write_new
+    assert [parameter for _, parameter in ratings.node_merges] == ["m0s", "m0e"]
+    movies = graph_mapping(MOVIES)
+    assert movies.write_new is not None and "DELETE" not in movies.write_new
+    assert movies.write is not None and "UNWIND [(n0)-[r:`IN_GENRE`]->" in movies.write
+    # A repeated genre is one key: one relationship even when CREATEd.
+    prepared = movies.parameters([(9, "Twice (2000)", "Drama|Drama")])
+    assert prepared.parameters["e0"] == [["Drama"]]

@@ -45,6 +45,23 @@ SET r.reason = reject[2], r.lastSeen = datetime()
 """
 
 
+# The proof that lets ``write`` CREATE (``Neo4jSink.write``): ``newAbove`` on a table's
+# checkpoint node says no relationship the table makes exists for a key above its
+# ``highWaterMark`` (for any key, while there is no mark).
+READ_NEW_ABOVE = """
+OPTIONAL MATCH (c:ChariotCheckpoint {table: $table})
+RETURN c.highWaterMark AS mark, coalesce(c.newAbove, false) AS new_above
+"""
+
+MARK_NEW_ABOVE = "MERGE (c:ChariotCheckpoint {table: $table}) SET c.newAbove = true"
+
+CLEAR_NEW_ABOVE = """
+UNWIND $tables AS table
+MATCH (c:ChariotCheckpoint {table: table}) WHERE c.newAbove IS NOT NULL
+REMOVE c.newAbove
+"""
+
+
 def encode_key(key: Sequence[Any]) -> str:
     """A key tuple as the JSON list stored in checkpoints and rejects (``[1,31]``)."""
     return key_to_json(key, compact=True)
@@ -80,6 +97,12 @@ class GraphMapping:
 
     plan: TablePlan
     write: str | None  # None: the table makes nothing in the graph (only its checkpoint)
+    # For rows proven new (``Neo4jSink.write``): the distinct-node MERGEs (statement,
+    # parameter) that run first, then ``write_new``; None when the table makes no relationship.
+    node_merges: tuple[tuple[str, str], ...]
+    write_new: str | None
+    # Whether the graph holds any relationship the table makes (returns ``made``).
+    any_made: str | None
     # The labels and relationship types the table writes: its writer lease covers them.
     resources: tuple[str, ...]
     constraints: tuple[str, ...]  # one uniqueness constraint per label on its key
@@ -112,6 +135,9 @@ def graph_mapping(stream: Stream) -> GraphMapping:
     return GraphMapping(
         plan=plan,
         write=statements.write(),
+        node_merges=statements.node_merges(),
+        write_new=statements.write_new(),
+        any_made=statements.any_made(),
         resources=plan.resources,
         constraints=tuple(constraint(label) for label in plan.labels.values()),
         parameters=parameters,

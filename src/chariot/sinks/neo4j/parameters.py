@@ -28,6 +28,8 @@ class Prepared:
     parameters: dict[str, Any]
     rows: int
     rejected: list[tuple[int, str]] = field(default_factory=list)  # (row index, reason)
+    # The distinct end keys ``Statements.node_merges`` take (``m<l>s`` / ``m<l>e``).
+    distinct: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,12 @@ class BatchParameters:
         for index, feed in enumerate(self.plan.feeds):
             if not self.statements.fed_by_links(feed.label, feed.column):
                 parameters[f"f{index}"] = [_keys([v]) for v in values[feed.column]]
-        return Prepared(parameters, count, rejected)
+        distinct: dict[str, list[Any]] = {}
+        for index, link in enumerate(self.plan.links):
+            if self.statements.premerged(link):
+                distinct[f"m{index}s"] = _distinct(link.start, values, count)
+                distinct[f"m{index}e"] = _distinct(link.end, values, count)
+        return Prepared(parameters, count, rejected, distinct)
 
     def graph_keys(self, keys: Sequence[Sequence[Any]]) -> list[list[Any]]:
         """Source keys (key order) as the values the graph holds them as."""
@@ -131,12 +138,28 @@ class BatchParameters:
 
 
 def _keys(values: list[Any]) -> list[Any]:
+    """A repeated list element is one key: one node, one relationship (``write_new``
+    CREATEs one per key)."""
     (value,) = values
     if value is None:
         return []
     if isinstance(value, list):
-        return [element for element in value if element is not None]
+        return list(dict.fromkeys(element for element in value if element is not None))
     return [value]
+
+
+def _distinct(end: End, values: Values, count: int) -> list[Any]:
+    """The distinct keys of a single-key end over the batch, sorted where they can be (the
+    same order in every batch: fewer lock waits should writers ever run side by side)."""
+    if len(end.columns) == 1:
+        keys: list[Any] = list(dict.fromkeys(values[end.columns[0]]))
+    else:
+        columns = [values[c] for c in end.columns]
+        keys = [list(key) for key in dict.fromkeys(zip(*columns, strict=True))]
+    try:
+        return sorted(keys)
+    except TypeError:
+        return keys
 
 
 def _as_list(key: Any) -> list[Any]:

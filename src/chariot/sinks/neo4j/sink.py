@@ -63,15 +63,34 @@ class Neo4jSink(ChangeSink):
     def prepare(self, stream: Stream, *, full_refresh: bool = False) -> None:
         mapping = self._mapping(stream)
         self.acquire(stream)
-        if not full_refresh:
+        if full_refresh:
+            # The checkpoint goes first: a crash half-way through the deletes then leaves no
+            # high-water mark, and the next run reloads the stream from the start.
+            self._transact(
+                lambda tx: _clear_stream_state(tx, stream.name),
+                what=self._what(stream, "full refresh"),
+            )
+            for statement in mapping.refresh(REFRESH_ROWS_PER_TRANSACTION):
+                self._auto_commit(statement, what=self._what(stream, "full refresh"))
+        self._prove_new_above(stream, mapping)
+
+    def _prove_new_above(self, stream: Stream, mapping: graph.GraphMapping) -> None:
+        """Mark the table ``newAbove`` when it has no checkpoint yet and the graph holds
+        none of its relationships (a first load, or just after a full refresh)."""
+        any_made = mapping.any_made
+        if any_made is None:
             return
-        # The checkpoint goes first: a crash half-way through the deletes then leaves no
-        # high-water mark, and the next run reloads the stream from the start.
-        self._transact(
-            lambda tx: _clear_stream_state(tx, stream.name), what=self._what(stream, "full refresh")
-        )
-        for statement in mapping.refresh(REFRESH_ROWS_PER_TRANSACTION):
-            self._auto_commit(statement, what=self._what(stream, "full refresh"))
+
+        def work(tx: ManagedTransaction) -> None:
+            self._check_lease(tx, mapping)
+            record = tx.run(graph.READ_NEW_ABOVE, table=stream.name).single()
+            if record is None or record["mark"] is not None or record["new_above"]:
+                return
+            made = tx.run(any_made).single()
+            if made is not None and not made["made"]:
+                tx.run(graph.MARK_NEW_ABOVE, table=stream.name).consume()
+
+        self._transact(work, what=self._what(stream, "reading what it holds"))
 
     def checkpoint(self, stream: Stream) -> Key | None:
         def read(tx: ManagedTransaction) -> Key | None:
@@ -91,9 +110,14 @@ class Neo4jSink(ChangeSink):
         rejects = [[r.table, encode_key(r.key), r.reason] for r in all_rejects]
         mark = encode_key(batch.last_key) if batch.last_key else None
 
+        first = _first_key(batch)
+
         def work(tx: ManagedTransaction) -> None:
             self._check_lease(tx, mapping)
-            _write_rows(tx, mapping, prepared)
+            if prepared.rows and mapping.write_new is not None and _new_rows(tx, batch, first):
+                _write_new_rows(tx, mapping, prepared)
+            else:
+                _write_rows(tx, mapping, prepared)
             if rejects:
                 tx.run(graph.WRITE_REJECTS, rejects=rejects).consume()
             if mark is not None:
@@ -163,6 +187,11 @@ class Neo4jSink(ChangeSink):
                 if self._lease is None:
                     raise SinkWriteError("neo4j sink: apply before the lease was taken (a bug)")
                 self._lease.check(tx, resources)
+            # Rows the log writes may lie above a table's checkpoint: ``write`` can no
+            # longer prove keys above it new.
+            upserted = [table.table for table in works if table.prepared.rows]
+            if upserted:
+                tx.run(graph.CLEAR_NEW_ABOVE, tables=upserted).consume()
             # Children first, so a parent's delete sees what its children left.
             for table in reversed(works):
                 changes.delete_rows(tx, table)
@@ -262,7 +291,10 @@ class Neo4jSink(ChangeSink):
         for start in range(0, len(rows), size):
             chunk = mapping.parameters(rows[start : start + size])
             self._transact(
-                self._guarded(mapping, partial(_write_rows, mapping=mapping, prepared=chunk)),
+                self._guarded(
+                    mapping,
+                    partial(_repair_rows, table=stream.name, mapping=mapping, prepared=chunk),
+                ),
                 what=self._what(stream, "repair upsert"),
             )
             written += chunk.rows
@@ -366,6 +398,63 @@ class Neo4jSink(ChangeSink):
 def _write_rows(tx: ManagedTransaction, mapping: graph.GraphMapping, prepared: Prepared) -> None:
     if prepared.rows and mapping.write is not None:
         tx.run(mapping.write, prepared.parameters).consume()
+
+
+def _repair_rows(
+    tx: ManagedTransaction, table: str, mapping: graph.GraphMapping, prepared: Prepared
+) -> None:
+    """A repair may write rows above the checkpoint: keys there are no longer proven new."""
+    tx.run(graph.CLEAR_NEW_ABOVE, tables=[table]).consume()
+    _write_rows(tx, mapping, prepared)
+
+
+def _write_new_rows(
+    tx: ManagedTransaction, mapping: graph.GraphMapping, prepared: Prepared
+) -> None:
+    for statement, parameter in mapping.node_merges:
+        tx.run(statement, {parameter: prepared.distinct[parameter]}).consume()
+    assert mapping.write_new is not None
+    tx.run(mapping.write_new, prepared.parameters).consume()
+
+
+def _first_key(batch: Batch) -> Key | None:
+    if not batch.rows:
+        return None
+    row = batch.rows[0]  # rows come in key order
+    return tuple(row[p] for p in batch.stream.key_positions)
+
+
+def _new_rows(tx: ManagedTransaction, batch: Batch, first: Key | None) -> bool:
+    """Whether no relationship of ``batch``'s rows can exist yet, proven inside the
+    transaction that writes them (then CREATE cannot double one).
+
+    The table's checkpoint node is marked ``newAbove`` (``prepare``) only when the graph
+    holds none of the table's relationships; from then on only ``write`` adds any, and
+    only for keys up to the mark it commits with them. Whatever else writes the table's
+    rows (change capture's ``apply``, ``audit --repair``) removes the mark in its own
+    transaction, so under change capture (``--mode auto``), where the log may already have
+    written rows above a keyset checkpoint, the proof is gone before such a row could be
+    re-read. The batch must then start above the stored mark: compared here only where
+    Python orders keys as the source does (integers); other keys get the fast path for the
+    first batch only. A batch that is not proven new (a sink whose checkpoint is ahead of
+    the one the read started from, a retried batch that did commit) is MERGEd, and the
+    mark, which it may move back, is no longer trusted.
+    """
+    record = tx.run(graph.READ_NEW_ABOVE, table=batch.stream.name).single()
+    if record is None or not record["new_above"]:
+        return False
+    if record["mark"] is None:
+        return True
+    mark = decode_key(record["mark"])
+    comparable = first is not None and _integers(mark) and _integers(first)
+    if comparable and first is not None and len(mark) == len(first) and first > mark:
+        return True
+    tx.run(graph.CLEAR_NEW_ABOVE, tables=[batch.stream.name]).consume()
+    return False
+
+
+def _integers(key: Key) -> bool:
+    return all(type(value) is int for value in key)
 
 
 def _refused(stream: Stream, rows: Sequence[Sequence[Any]], prepared: Prepared) -> list[Reject]:

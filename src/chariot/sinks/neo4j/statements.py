@@ -9,7 +9,16 @@ count never multiplies. Names are always quoted with backticks: a label may be a
 Parameters (see ``parameters.py``): ``c<n>`` output column n; ``e<l>`` the keys of the
 other end of link l (``e<l>s`` / ``e<l>e`` for its start and end when the row's node is
 neither); ``s<l>`` [key..., identity...] per relationship the row makes (stale test);
-``f<n>`` the values of feed n.
+``f<n>`` the values of feed n; ``m<l>s`` / ``m<l>e`` the distinct keys of the start / end
+nodes of a relationship between two nodes neither of which is the row's (``write_new``).
+
+Two writes per table. ``write`` is right whatever the graph holds: it MERGEs, and drops
+the relationships a re-synced row no longer makes. ``write_new`` is for rows the sink has
+proven new (no relationship of the table exists for them: see ``Neo4jSink.write``): no
+stale test, and CREATE for each relationship whose identity the row determines. The
+stale test walks from the row's node (a pattern comprehension): a ``MATCH`` with the other
+end's label let the planner scan that label's whole index once per row (Sakila's
+``payment``: minutes for 16,049 rows).
 """
 
 from __future__ import annotations
@@ -101,7 +110,7 @@ class Statements:
 
     # -- write -------------------------------------------------------------------------------
 
-    def write(self) -> str | None:
+    def write(self, *, new: bool = False) -> str | None:
         if self.plan.is_empty():
             return None
         lines = ["UNWIND range(0, $rows - 1) AS i"]
@@ -113,8 +122,58 @@ class Statements:
             merged = f"(:{quoted(feed.label.name)} {{{quoted(feed.label.key[0])}: k}})"
             lines += ["WITH *", f"CALL (i) {{ UNWIND $f{index}[i] AS k MERGE {merged} }}"]
         for index, link in enumerate(self.plan.links):
-            lines += self._link(index, link)
+            lines += self._link(index, link, new=new)
         return "\n".join(lines)
+
+    def write_new(self) -> str | None:
+        """``write`` for rows proven new; None when it would be the same statement."""
+        return self.write(new=True) if self.plan.links else None
+
+    def node_merges(self) -> tuple[tuple[str, str], ...]:
+        """(statement, parameter) per end of a relationship between two nodes neither of
+        which is the row's: ``write_new`` MATCHes those ends, so their distinct keys are
+        MERGEd first (measured: 46.6k relationships/s against 35.9k for MERGE per row)."""
+        merges = []
+        for index, link in enumerate(self.plan.links):
+            if not self.premerged(link):
+                continue
+            for suffix, end in (("s", link.start), ("e", link.end)):
+                keys = key_map(end.label.key, _unwound("k", len(end.columns)))
+                parameter = f"m{index}{suffix}"
+                merges.append(
+                    (
+                        f"UNWIND ${parameter} AS k MERGE (:{quoted(end.label.name)} {keys})",
+                        parameter,
+                    )
+                )
+        return tuple(merges)
+
+    def premerged(self, link: Link) -> bool:
+        """A free relationship with a single key at each end: ``write_new`` MATCHes both."""
+        return (
+            link.own_end is None and self.inline(link, link.start) and self.inline(link, link.end)
+        )
+
+    def determined(self, link: Link) -> bool:
+        """Whether two rows never make the same free relationship: the table's key is
+        among its ends and identity (else MERGE keeps one, as ``write`` does)."""
+        made = {
+            *link.start.columns,
+            *link.end.columns,
+            *(link.properties[p] for p in link.identity),
+        }
+        return set(self.plan.key_columns) <= made
+
+    def any_made(self) -> str | None:
+        """Whether the graph holds any relationship this table makes (returns ``made``)."""
+        if not self.plan.links:
+            return None
+        tests = [
+            f"EXISTS {{ MATCH (:{quoted(link.start.label.name)})-[:{quoted(link.type)}]->"
+            f"(:{quoted(link.end.label.name)}) }}"
+            for link in self.plan.links
+        ]
+        return "RETURN " + " OR ".join(tests) + " AS made"
 
     def _node(self, index: int, node: RowNode) -> list[str]:
         keys = key_map(node.label.key, [self.column(c) for c in node.columns])
@@ -141,10 +200,10 @@ class Statements:
         ]
         return " SET " + ", ".join(settings) if settings else ""
 
-    def _link(self, index: int, link: Link) -> list[str]:
+    def _link(self, index: int, link: Link, *, new: bool = False) -> list[str]:
         own = link.own_end
         if own is None:
-            return self._free_link(index, link)
+            return self._free_link(index, link, new=new)
         row_end, other = (link.start, link.end) if own == "start" else (link.end, link.start)
         row = f"n{row_end.row_node}"
 
@@ -156,24 +215,29 @@ class Statements:
         other_label = quoted(other.label.name)
         # A re-synced row drops the relationships it no longer makes (and the nodes only
         # they kept: a genre no movie lists, a placeholder of a changed foreign key).
-        condition = self._stale(index, link, other)
-        stale = f"MATCH {pattern('o:' + other_label, 'r')} WHERE {condition} DELETE r"
-        cleanup = placeholder(other.label, "o")
-        if cleanup:
-            stale += f" WITH DISTINCT o WHERE {cleanup} DELETE o"
-        lines = ["WITH *", f"CALL ({row}, i) {{ {stale} }}"]
+        lines = []
+        if not new:
+            condition = self._stale(index, link, other)
+            stale = _delete_found(
+                pattern("o:" + other_label, "r"), condition, placeholder(other.label, "o")
+            )
+            lines = ["WITH *", f"CALL ({row}, i) {{ {stale} }}"]
         identity = self._identity(link)
+        # A new row's node has none of these relationships, and each other-end key makes
+        # one (``parameters`` drops repeated list elements): CREATE cannot double one.
+        make = "CREATE" if new else "MERGE"
         if self.inline(link, other):
             keys = key_map(other.label.key, [self.column(c) for c in other.columns])
             lines.append(f"MERGE (o{index}:{other_label} {keys})")
             lines.append(
-                f"MERGE {pattern(f'o{index}', f'r{index}', identity)}{self._set(link, f'r{index}')}"
+                f"{make} {pattern(f'o{index}', f'r{index}', identity)}"
+                + self._set(link, f"r{index}")
             )
             return lines
         keys = key_map(other.label.key, _unwound("k", len(other.columns)))
         merge = (
             f"UNWIND $e{index}[i] AS k MERGE (o:{other_label} {keys}) "
-            f"MERGE {pattern('o', 'r', identity)}{self._set(link, 'r')}"
+            f"{make} {pattern('o', 'r', identity)}{self._set(link, 'r')}"
         )
         return [*lines, "WITH *", f"CALL ({row}, i) {{ {merge} }}"]
 
@@ -193,13 +257,22 @@ class Statements:
             return f"NOT {found[0]} IN $e{index}[i]"
         return f"NOT [{', '.join(found)}] IN $s{index}[i]"
 
-    def _free_link(self, index: int, link: Link) -> list[str]:
+    def _free_link(self, index: int, link: Link, *, new: bool = False) -> list[str]:
         """A relationship between two nodes neither of which is the row's (ratings)."""
         start, end = quoted(link.start.label.name), quoted(link.end.label.name)
         identity = self._identity(link)
         if self.inline(link, link.start) and self.inline(link, link.end):
             start_keys = key_map(link.start.label.key, [self.column(c) for c in link.start.columns])
             end_keys = key_map(link.end.label.key, [self.column(c) for c in link.end.columns])
+            if new:
+                # Both ends were MERGEd just before (``node_merges``): MATCH seeks them.
+                make = "CREATE" if self.determined(link) else "MERGE"
+                return [
+                    f"MATCH (a{index}:{start} {start_keys})",
+                    f"MATCH (b{index}:{end} {end_keys})",
+                    f"{make} {_pattern(link, f'a{index}', f'b{index}', f'r{index}', identity)}"
+                    + self._set(link, f"r{index}"),
+                ]
             return [
                 f"MERGE (a{index}:{start} {start_keys})",
                 f"MERGE (b{index}:{end} {end_keys})",
@@ -267,9 +340,8 @@ class Statements:
                 if link.own_end == "start"
                 else _pattern(link, other_node, "n", "r")
             )
-            cleanup = placeholder(other.label, "o")
-            tail = f" WITH DISTINCT o WHERE {cleanup} DELETE o" if cleanup else ""
-            lines.append(f"CALL (n) {{ MATCH {arrow} DELETE r{tail} }}")
+            found = _delete_found(arrow, None, placeholder(other.label, "o"))
+            lines.append(f"CALL (n) {{ {found} }}")
         if properties:
             lines.append("REMOVE " + ", ".join(f"n.{quoted(p)}" for p in properties))
         if node.own or node.label.placeholder_exact:
@@ -336,6 +408,19 @@ class Statements:
                     f"CALL (n) {{ DELETE n }} {batched}"
                 )
         return tuple(statements)
+
+
+def _delete_found(pattern: str, condition: str | None, cleanup: str | None) -> str:
+    """Delete the relationships ``r`` of ``pattern`` (from a bound node to ``o``) that meet
+    ``condition``, then each ``o`` that ``cleanup`` says nothing needs any more. A pattern
+    comprehension walks from the bound node; a MATCH let the planner scan ``o``'s label."""
+    where = f" WHERE {condition}" if condition else ""
+    lines = (
+        f"UNWIND [{pattern}{where} | [r, o]] AS found WITH found[0] AS r, found[1] AS o DELETE r"
+    )
+    if cleanup:
+        lines += f" WITH DISTINCT o WHERE {cleanup} DELETE o"
+    return lines
 
 
 def _unwound(variable: str, size: int) -> list[str]:
