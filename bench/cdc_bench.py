@@ -34,13 +34,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.sync_bench import _create_database, _drop, _neo4j_lock, _reset_sinks  # noqa: E402
+from bench.sync_bench import _neo4j_lock, _wipe  # noqa: E402
 from chariot.audit import AuditOptions, run_audit  # noqa: E402
 from chariot.config import Settings, load_settings  # noqa: E402
 from chariot.connections import mysql_connect, neo4j_session, postgres_connection  # noqa: E402
 from chariot.sync import sync  # noqa: E402
 
-NAME = "chariot_bench_sync"
+# Its own database and schema: the sync bench (run by others beside it) uses chariot_bench_sync.
+NAME = "chariot_bench_cdc"
 CASES = {"postgres": ["postgres"], "neo4j": ["neo4j"], "both": ["postgres", "neo4j"]}
 PROBE_USER = 2_000_000_000  # the probe ratings' user: far above the generated ones
 
@@ -89,6 +90,35 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=1000, help="changes per second (lag)")
     parser.add_argument("--json", help="also write the figures to this file")
     return parser.parse_args()
+
+
+def _create_database(settings: Settings) -> None:
+    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{NAME}` CHARACTER SET utf8mb4")
+    finally:
+        connection.close()
+
+
+def _drop(settings: Settings) -> None:
+    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{NAME}`")
+    finally:
+        connection.close()
+    _drop_schema(settings)
+
+
+def _drop_schema(settings: Settings) -> None:
+    with postgres_connection(settings.postgres, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{NAME}" CASCADE')
+
+
+def _reset_sinks(settings: Settings) -> None:
+    _drop_schema(settings)
+    _wipe(settings)
 
 
 def _fresh_source_and_sinks(settings: Settings, ratings: int, sinks: list[str]) -> None:
