@@ -124,6 +124,9 @@ def _open_stream(
     )
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
+    from chariot.cdc.table_maps import CachedTableMapEvent, install
+
+    install()
     address = settings.address()
     if not address.is_mysql or not address.database:
         raise ConfigError(
@@ -158,6 +161,7 @@ def _open_stream(
             WriteRowsEvent,
             UpdateRowsEvent,
             DeleteRowsEvent,
+            CachedTableMapEvent,  # let through to be parsed (once per table definition)
             *([HeartbeatLogEvent] if follow else []),
         ],
     )
