@@ -22,6 +22,7 @@ Run on demand, not in CI. Settings come from CHARIOT_* / .env.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -59,7 +60,9 @@ def main() -> None:
     _create_database(settings)
     report: list[dict[str, Any]] = []
     try:
-        with _neo4j_lock(settings):
+        # Neo4j is shared through a lock: taken only when a case writes to it.
+        graph = options.lag_seconds or any("neo4j" in CASES[case] for case in options.cases)
+        with _neo4j_lock(settings) if graph else contextlib.nullcontext():
             for case in options.cases:
                 report.append(_throughput(settings, case, options))
             if options.lag_seconds:
@@ -116,15 +119,16 @@ def _drop_schema(settings: Settings) -> None:
         connection.execute(f'DROP SCHEMA IF EXISTS "{NAME}" CASCADE')
 
 
-def _reset_sinks(settings: Settings) -> None:
+def _reset_sinks(settings: Settings, sinks: list[str]) -> None:
     _drop_schema(settings)
-    _wipe(settings)
+    if "neo4j" in sinks:
+        _wipe(settings)
 
 
 def _fresh_source_and_sinks(settings: Settings, ratings: int, sinks: list[str]) -> None:
     from chariot.seed import seed_synthetic
 
-    _reset_sinks(settings)
+    _reset_sinks(settings, sinks)
     seed_synthetic(settings.mysql, ratings, seed=1)
     first = sync(settings, sinks=sinks)
     if first.failures or first.mode != "cdc":
