@@ -22,6 +22,7 @@ Run on demand, not in CI. Settings come from CHARIOT_* / .env.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -34,13 +35,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.sync_bench import _create_database, _drop, _neo4j_lock, _reset_sinks  # noqa: E402
+from bench.sync_bench import _neo4j_lock, _wipe  # noqa: E402
 from chariot.audit import AuditOptions, run_audit  # noqa: E402
 from chariot.config import Settings, load_settings  # noqa: E402
 from chariot.connections import mysql_connect, neo4j_session, postgres_connection  # noqa: E402
 from chariot.sync import sync  # noqa: E402
 
-NAME = "chariot_bench_sync"
+# Its own database and schema: the sync bench (run by others beside it) uses chariot_bench_sync.
+NAME = "chariot_bench_cdc"
 CASES = {"postgres": ["postgres"], "neo4j": ["neo4j"], "both": ["postgres", "neo4j"]}
 PROBE_USER = 2_000_000_000  # the probe ratings' user: far above the generated ones
 
@@ -58,7 +60,9 @@ def main() -> None:
     _create_database(settings)
     report: list[dict[str, Any]] = []
     try:
-        with _neo4j_lock(settings):
+        # Neo4j is shared through a lock: taken only when a case writes to it.
+        graph = options.lag_seconds or any("neo4j" in CASES[case] for case in options.cases)
+        with _neo4j_lock(settings) if graph else contextlib.nullcontext():
             for case in options.cases:
                 report.append(_throughput(settings, case, options))
             if options.lag_seconds:
@@ -91,10 +95,40 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def _create_database(settings: Settings) -> None:
+    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{NAME}` CHARACTER SET utf8mb4")
+    finally:
+        connection.close()
+
+
+def _drop(settings: Settings) -> None:
+    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{NAME}`")
+    finally:
+        connection.close()
+    _drop_schema(settings)
+
+
+def _drop_schema(settings: Settings) -> None:
+    with postgres_connection(settings.postgres, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{NAME}" CASCADE')
+
+
+def _reset_sinks(settings: Settings, sinks: list[str]) -> None:
+    _drop_schema(settings)
+    if "neo4j" in sinks:
+        _wipe(settings)
+
+
 def _fresh_source_and_sinks(settings: Settings, ratings: int, sinks: list[str]) -> None:
     from chariot.seed import seed_synthetic
 
-    _reset_sinks(settings)
+    _reset_sinks(settings, sinks)
     seed_synthetic(settings.mysql, ratings, seed=1)
     first = sync(settings, sinks=sinks)
     if first.failures or first.mode != "cdc":

@@ -3,8 +3,8 @@ group, ``chariot aggregate`` recomputes only the touched groups, and the summari
 node properties) equal a full recomputation; an untracked change makes the run full.
 
 The changes are made the way the PostgreSQL sink makes them in a change-capture
-transaction: ``record_touched`` before the rows change, the change, ``record_touched``
-after, one commit."""
+transaction: ``TouchedGroups.before_changes`` before the rows change, the change,
+``after_changes``, one commit (``record_touched`` before and after, in one test)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from chariot.aggregate.runner import AggregationResult, run_aggregation
 from chariot.aggregate.snapshot import exported_snapshot
 from chariot.aggregate.touched import (
     TOUCHED,
+    TouchedGroups,
     ensure_tracking_tables,
     forget_seen,
     invalidate_incremental,
@@ -49,6 +50,20 @@ def _streams(project: Project) -> dict[str, Stream]:
 
 def change(postgres: PostgresSettings, stream: Stream, keys: list[Key], *sql: Change) -> None:
     """One sink transaction: the groups of the rows before, the change, the groups after."""
+    schema = postgres.schema_name
+    with postgres_connection(postgres) as connection, connection.cursor() as cursor:
+        groups = TouchedGroups(cursor, schema, [(stream, keys)])
+        groups.before_changes()
+        for statement, params in sql:
+            cursor.execute(statement.replace("{schema}", f'"{schema}"'), params)
+        groups.after_changes()
+        connection.commit()
+
+
+def change_recorded_twice(
+    postgres: PostgresSettings, stream: Stream, keys: list[Key], *sql: Change
+) -> None:
+    """As ``change``, with the one-call-per-side ``record_touched``."""
     schema = postgres.schema_name
     with postgres_connection(postgres) as connection, connection.cursor() as cursor:
         record_touched(cursor, schema, stream, keys)
@@ -196,7 +211,7 @@ def test_an_untracked_change_makes_the_next_run_full(
     assert shown.exit_code == 0, shown.output
     assert "full: movies changed without its groups being recorded" in shown.stdout
     assert check_summaries(settings, neo4j=False).ok
-    change(
+    change_recorded_twice(
         pg,
         streams["ratings"],
         [(1, 1), (1, 999_998)],

@@ -248,16 +248,11 @@ def test_a_failing_batch_changes_neither_rows_nor_position(
             RATINGS, upserts=[(3, 3, Decimal("9.0"), 1)], rejects=[Reject("ratings", (1, 1), "x")]
         ),
     )
-    calls: list[str] = []
 
-    def fail_after_the_rows_changed(
-        cursor: Any, schema: str, stream: Stream, keys: list[Key]
-    ) -> None:
-        calls.append(stream.name)
-        if len(calls) == 3:  # the first call after deletes and upserts
-            raise RuntimeError("forced failure mid-apply")
+    def fail_after_the_rows_changed(self: Any) -> None:
+        raise RuntimeError("forced failure mid-apply")
 
-    monkeypatch.setattr(touched, "record_touched", fail_after_the_rows_changed)
+    monkeypatch.setattr(touched.TouchedGroups, "after_changes", fail_after_the_rows_changed)
     with pytest.raises(RuntimeError, match="forced failure"):
         sink.apply(applied)
     assert {t: postgres_rows(postgres_settings, t) for t in ("movies", "ratings")} == before
@@ -283,25 +278,31 @@ def test_touched_groups_are_recorded_before_and_after_in_the_transaction(
     from chariot.aggregate import touched
 
     loaded(sink)
-    seen: list[tuple[str, list[Key], int]] = []
+    seen: list[tuple[str, dict[str, list[Key]], int, int]] = []
 
-    def record(cursor: Any, schema: str, stream: Stream, keys: list[Key]) -> None:
-        cursor.execute(f'SELECT count(*) FROM "{schema}"."{stream.name}"')
-        seen.append((stream.name, keys, cursor.fetchone()[0]))
+    def counting(when: str) -> Any:
+        def record(self: Any) -> None:
+            counts = []
+            for name in ("movies", "ratings"):
+                self.cursor.execute(f'SELECT count(*) FROM "{self.schema}"."{name}"')
+                counts.append(self.cursor.fetchone()[0])
+            keys = {plan.stream.name: plan.arrays for plan in self.plans}
+            seen.append((when, keys, *counts))
 
-    monkeypatch.setattr(touched, "record_touched", record)
+        return record
+
+    monkeypatch.setattr(touched.TouchedGroups, "before_changes", counting("before"))
+    monkeypatch.setattr(touched.TouchedGroups, "after_changes", counting("after"))
     sink.apply(
         batch(
             changes(MOVIES, deletes=[(1,), (2,)]),
             changes(RATINGS, upserts=[(1, 1, Decimal("1.0"), 1), (3, 3, Decimal("1.0"), 1)]),
         )
     )
-    assert seen == [
-        ("movies", [(1,), (2,)], 3),
-        ("ratings", [(1, 1), (3, 3)], 3),
-        ("movies", [(1,), (2,)], 1),
-        ("ratings", [(1, 1), (3, 3)], 4),
-    ]
+    # Each aggregation reading a table gets only the key columns its groups come from.
+    planned = seen[0][1]
+    assert seen == [("before", planned, 3, 3), ("after", planned, 1, 4)]
+    assert set(planned) == {"movies", "ratings"}
 
 
 def test_every_key_based_write_invalidates_the_incremental_aggregation(

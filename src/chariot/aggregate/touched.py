@@ -21,6 +21,8 @@ snapshot saw (``pg_visible_in_snapshot``) and keeps those committed meanwhile.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chariot.aggregate.declared import Declared, declared_aggregations, qualified, quoted
@@ -56,41 +58,126 @@ _declared_cache: OrderedDict[int, tuple[Project, tuple[Declared, ...]]] = Ordere
 
 def record_touched(cursor: Any, schema: str, stream: Stream, keys: list[Key]) -> None:
     """Record, inside the caller's PostgreSQL transaction, the groups of every aggregation
-    that the sink's current rows with these source keys of ``stream`` belong to. The
-    PostgreSQL sink calls it before it deletes or upserts them, and again after.
+    that the sink's current rows with these source keys of ``stream`` belong to (all of
+    them, whether or not the key alone decides them). Call it before the rows change and
+    again after; ``TouchedGroups`` does the same work with fewer statements."""
+    groups = TouchedGroups(cursor, schema, [(stream, keys)])
+    # Called twice per transaction: the second call must add only what the first did not.
+    groups._recorded.update(plan.aggregation.name for plan in groups.plans)
+    for plan in groups.plans:
+        groups.insert(plan)
 
-    One statement per aggregation reading the table; the keys travel as one array per key
-    column."""
-    readers = [d for d in _declared(stream) if stream.name in d.inputs]
-    if not keys or not readers:
-        return
-    # An aggregation whose other input is not synced yet has no groups (its first run
-    # will be full: the first copy of that table invalidates it).
-    missing = _missing_tables(
-        cursor, schema, {TOUCHED, INVALID, *(t for d in readers for t in d.inputs)}
-    )
-    if missing & {TOUCHED, INVALID}:
-        ensure_tracking_tables(cursor, schema)
-    readers = [d for d in readers if not missing.intersection(d.inputs)]
-    columns, types = _key_columns(stream, schema)
-    arrays = [list(values) for values in zip(*keys, strict=True)]
-    names = [f"c{index}" for index in range(len(columns))]
-    unnested = ", ".join(f"%s::{t}[]" for t in types)
-    touched = qualified(schema, TOUCHED)
-    for aggregation in readers:
-        found = _groups_from_keys(aggregation, stream, schema, columns, names)
-        if found is None:
-            found = _groups_of_rows(aggregation, stream, schema, columns, names)
-        # The second call of a transaction adds only groups the first did not record.
-        cursor.execute(
+
+@dataclass(frozen=True)
+class _Plan:
+    aggregation: Declared
+    stream: Stream
+    found: str  # the LATERAL subquery naming each changed key's groups
+    arrays: list[list[Any]]  # the changed keys (or the key columns the groups need)
+    types: list[str]
+    names: list[str]
+    before: bool  # the groups may differ before the rows change: record them then too
+
+
+class TouchedGroups:
+    """The touched groups of one sink transaction: ``before_changes`` runs before the sink
+    deletes/upserts the rows (the groups the old rows were in), ``after_changes`` after
+    (the groups of the new rows), so a row moving from one group to another touches both.
+
+    A group decided by the key alone (ratings' ``movie_id`` for movie_stats) is the same
+    before and after, so it is recorded once, after; so is one found through a joined table
+    (genres through the movie) unless this transaction changes that table too. Only the
+    key columns a group needs travel to the server, each distinct tuple once."""
+
+    def __init__(
+        self, cursor: Any, schema: str, changed: Sequence[tuple[Stream, list[Key]]]
+    ) -> None:
+        self.cursor = cursor
+        self.schema = schema
+        self._recorded: set[str] = set()  # aggregations this transaction recorded already
+        readers = [
+            (stream, keys, [d for d in _declared(stream) if stream.name in d.inputs])
+            for stream, keys in changed
+        ]
+        readers = [(stream, keys, found) for stream, keys, found in readers if keys and found]
+        self.plans: list[_Plan] = []
+        if not readers:
+            return
+        # An aggregation whose other input is not synced yet has no groups (its first run
+        # will be full: the first copy of that table invalidates it).
+        inputs = {t for _, _, found in readers for d in found for t in d.inputs}
+        missing = _missing_tables(cursor, schema, {TOUCHED, INVALID, *inputs})
+        if missing & {TOUCHED, INVALID}:
+            ensure_tracking_tables(cursor, schema)
+        changing = {stream.name for stream, _ in changed}
+        for stream, keys, found in readers:
+            for aggregation in found:
+                if not missing.intersection(aggregation.inputs):
+                    self.plans.append(_plan(aggregation, stream, keys, schema, changing))
+
+    def before_changes(self) -> None:
+        for plan in self.plans:
+            if plan.before:
+                self.insert(plan)
+
+    def after_changes(self) -> None:
+        for plan in self.plans:
+            self.insert(plan)
+
+    def insert(self, plan: _Plan) -> None:
+        aggregation = plan.aggregation
+        touched = qualified(self.schema, TOUCHED)
+        unnested = ", ".join(f"%s::{t}[]" for t in plan.types)
+        changed = f"changed({', '.join(plan.names)})"
+        # A later statement of the transaction adds only groups an earlier one did not
+        # record (the first one for an aggregation has nothing to look up).
+        fresh = (
+            f"WHERE NOT EXISTS (SELECT 1 FROM {touched} r WHERE r.aggregation = %s "
+            "AND r.group_key = found.k AND r.xact = pg_current_xact_id()) "
+            if aggregation.name in self._recorded
+            else ""
+        )
+        self.cursor.execute(
             f"INSERT INTO {touched} (aggregation, fingerprint, group_key) "
             f"SELECT %s, %s, found.k FROM (SELECT DISTINCT (grouped.g)::text AS k "
-            f"FROM (SELECT DISTINCT * FROM unnest({unnested})) AS changed({', '.join(names)}), "
-            f"{found}) AS found "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {touched} r WHERE r.aggregation = %s "
-            "AND r.group_key = found.k AND r.xact = pg_current_xact_id()) ORDER BY found.k",
-            [aggregation.name, aggregation.fingerprint, *arrays, aggregation.name],
+            f"FROM (SELECT DISTINCT * FROM unnest({unnested})) AS {changed}, "
+            f"{plan.found}) AS found {fresh}ORDER BY found.k",
+            [
+                aggregation.name,
+                aggregation.fingerprint,
+                *plan.arrays,
+                *([aggregation.name] if fresh else []),
+            ],
         )
+        self._recorded.add(aggregation.name)
+
+
+def _plan(
+    aggregation: Declared, stream: Stream, keys: list[Key], schema: str, changing: set[str]
+) -> _Plan:
+    columns, types = _key_columns(stream, schema)
+    names = [f"c{index}" for index in range(len(columns))]
+    found = _groups_from_keys(aggregation, stream, schema, columns, names)
+    if found is None:
+        arrays = [list(values) for values in zip(*keys, strict=True)]
+        found = _groups_of_rows(aggregation, stream, schema, columns, names)
+        return _Plan(aggregation, stream, found, arrays, types, names, before=True)
+    # Only the key columns the groups are read from (as _groups_from_keys reads them),
+    # each distinct tuple once.
+    joined = aggregation.join_table is not None and aggregation.group_joined
+    sources = [own for own, _ in aggregation.join_on] if joined else [aggregation.group_source]
+    used = [columns.index(source) for source in sources]
+    needed = list(dict.fromkeys(tuple(key[i] for i in used) for key in keys))
+    arrays = [[value[n] for value in needed] for n in range(len(used))]
+    return _Plan(
+        aggregation,
+        stream,
+        found,
+        arrays,
+        [types[i] for i in used],
+        [names[i] for i in used],
+        before=joined and aggregation.join_table in changing,
+    )
 
 
 def _groups_from_keys(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chariot.cdc.decode import decode_row
+from chariot.cdc.decode import decode_planned, row_plan
 from chariot.cdc.position import LogPosition
 from chariot.config import MySQLSettings
 from chariot.errors import ConfigError, ConnectionFailed, SourceReadError
@@ -124,6 +124,9 @@ def _open_stream(
     )
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
+    from chariot.cdc.table_maps import CachedTableMapEvent, install
+
+    install()
     address = settings.address()
     if not address.is_mysql or not address.database:
         raise ConfigError(
@@ -158,6 +161,7 @@ def _open_stream(
             WriteRowsEvent,
             UpdateRowsEvent,
             DeleteRowsEvent,
+            CachedTableMapEvent,  # let through to be parsed (once per table definition)
             *([HeartbeatLogEvent] if follow else []),
         ],
     )
@@ -390,16 +394,17 @@ def _decoded_changes(event: Any, columns: Sequence[Column]) -> list[Change]:
     from pymysqlreplication.row_event import DeleteRowsEvent, WriteRowsEvent
 
     table = str(event.table)
+    plan = row_plan(columns)
     changes = []
     for row in event.rows:
         if isinstance(event, WriteRowsEvent):
-            after = decode_row(row["values"], row.get("none_sources", {}), columns)
+            after = decode_planned(row["values"], row.get("none_sources", {}), plan)
             changes.append(Change(table, "insert", None, after))
         elif isinstance(event, DeleteRowsEvent):
-            before = decode_row(row["values"], row.get("none_sources", {}), columns)
+            before = decode_planned(row["values"], row.get("none_sources", {}), plan)
             changes.append(Change(table, "delete", before, None))
         else:
-            before = decode_row(row["before_values"], row.get("before_none_sources", {}), columns)
-            after = decode_row(row["after_values"], row.get("after_none_sources", {}), columns)
+            before = decode_planned(row["before_values"], row.get("before_none_sources", {}), plan)
+            after = decode_planned(row["after_values"], row.get("after_none_sources", {}), plan)
             changes.append(Change(table, "update", before, after))
     return changes

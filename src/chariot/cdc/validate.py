@@ -50,9 +50,26 @@ def reject_reason(stream: Stream, row: Mapping[str, Any]) -> str | None:
     return None
 
 
-@lru_cache(maxsize=512)
-def _checks(stream: Stream) -> tuple[tuple[Rule, Callable[[Any], bool]], ...]:
+Checks = tuple[tuple[Rule, Callable[[Any], bool]], ...]
+# By the stream object itself: hashing a stream (all its columns) per row cost more than
+# the checks.
+_checks_of: dict[int, tuple[Stream, Checks]] = {}
+
+
+def _checks(stream: Stream) -> Checks:
     """Each rule of the stream with its Python test, worked out once per stream."""
+    known = _checks_of.get(id(stream))
+    if known is not None and known[0] is stream:
+        return known[1]
+    checks = _stream_checks(stream)
+    if len(_checks_of) >= 512:
+        _checks_of.clear()
+    _checks_of[id(stream)] = (stream, checks)
+    return checks
+
+
+@lru_cache(maxsize=512)
+def _stream_checks(stream: Stream) -> Checks:
     return tuple((rule, _check(rule)) for rule in rules(stream, "mysql"))
 
 
@@ -99,6 +116,18 @@ def _off_step(column: Column, step: Decimal) -> Callable[[Any], bool]:
     as_double = _double(column)
     scale = _scale(column)
 
+    # With a known scale the answer depends on the number only: kept per distinct value
+    # (a rating column has a handful), up to a bound.
+    known: dict[tuple[type, Any], bool] = {}
+
+    def remembered(value: Any) -> bool:
+        found = known.get((type(value), value))
+        if found is None:
+            found = off_step(value)
+            if len(known) < 4096:
+                known[(type(value), value)] = found
+        return found
+
     def off_step(value: Any) -> bool:
         if isinstance(value, bool):
             value = int(value)
@@ -112,7 +141,7 @@ def _off_step(column: Column, step: Decimal) -> Callable[[Any], bool]:
         ratio = exact.quantize(Decimal(1).scaleb(-digits), ROUND_HALF_UP, context=_WIDE)
         return ratio != ratio.to_integral_value() or not _SIGNED[0] <= ratio <= _SIGNED[1]
 
-    return off_step
+    return remembered if scale is not None else off_step
 
 
 def _decimal_places(value: int | Decimal) -> int:

@@ -297,15 +297,14 @@ class PostgresSink(ChangeSink):
         """Deletes in reverse table order, upserts in order; the aggregation's touched
         groups recorded before the rows change (the groups they leave) and after (the
         groups they join)."""
-        keys = [changes.changed_keys for _, changes in changed]
-        for (table, _), touched_keys in zip(changed, keys, strict=True):
-            _touched().record_touched(cursor, self.schema, table.stream, touched_keys)
+        keys = [(table.stream, changes.changed_keys) for table, changes in changed]
+        touched = _touched().TouchedGroups(cursor, self.schema, keys)
+        touched.before_changes()
         for table, changes in reversed(changed):
             self._delete(cursor, table, [*changes.deletes, *(r.key for r in changes.rejects)])
         for table, changes in changed:
             self._apply_upserts(cursor, table, changes)
-        for (table, _), touched_keys in zip(changed, keys, strict=True):
-            _touched().record_touched(cursor, self.schema, table.stream, touched_keys)
+        touched.after_changes()
         if changed:
             cursor.execute(self._touch_checkpoints, ([table.name for table, _ in changed],))
 

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from chariot.cdc.changes import ChangeBatch, TableChanges
 from chariot.cdc.fold import Folder, StreamIndex, chunk_position, merge, pending_changes
@@ -50,6 +50,10 @@ _END = None
 # An applier with nothing but empty transactions (other tables' traffic) stores its
 # position at most this often: the position moves on without a transaction per event.
 _IDLE_POSITION_SECONDS = 1.0
+# How long whole transactions with changes wait for more to join their sink transaction
+# (bounded by size too: a full batch goes at once). A few ms of lag for fewer commits.
+_GATHER_SECONDS = 0.01
+_GATHERED = object()  # the applier's own signal: the wait is over, flush
 
 # Foreign-key actions the log lacks: (changes, sink) -> the changes they made.
 ForeignKeys = Callable[[ChangeBatch, ChangeSink], list[Any]]
@@ -204,6 +208,7 @@ class _Applier:
         self.cap = sink.max_changes_per_transaction
         self.committed = 0
         self._last_flush = time.monotonic()
+        self._gather_until: float | None = None  # flush what is pending by then
 
     @property
     def accepting(self) -> bool:
@@ -223,11 +228,15 @@ class _Applier:
         started = time.perf_counter()
         pending: list[SourceTransaction] = []
         try:
-            while (transaction := self.queue.get()) is not _END:
+            while (transaction := self._next(pending)) is not _END:
                 if self.failure is not None:
                     continue  # keep draining: the reader never waits on a failed sink
                 try:
-                    pending = self._take(transaction, pending)
+                    if transaction is _GATHERED:
+                        self._flush(pending)
+                        pending = []
+                    else:
+                        pending = self._take(cast(SourceTransaction, transaction), pending)
                 except BaseException as error:
                     self._fail(error)
             if self.failure is None and pending:
@@ -237,6 +246,18 @@ class _Applier:
         finally:
             self.result.seconds = round(time.perf_counter() - started, 3)
             self.finished.set()
+
+    def _next(self, pending: list[SourceTransaction]) -> SourceTransaction | None | object:
+        """The next queued transaction; ``_GATHERED`` once whole transactions with changes
+        have waited ``_GATHER_SECONDS`` for more to share their sink transaction."""
+        if not pending:
+            self._gather_until = None
+        if self._gather_until is None:
+            return self.queue.get()
+        try:
+            return self.queue.get(timeout=max(self._gather_until - time.monotonic(), 0.0))
+        except queue.Empty:
+            return _GATHERED
 
     def _take(
         self, transaction: SourceTransaction, pending: list[SourceTransaction]
@@ -262,12 +283,17 @@ class _Applier:
         if self.queue.empty():
             has_changes = any(t.changes for t in pending)
             idle_long = time.monotonic() - self._last_flush >= _IDLE_POSITION_SECONDS
-            if has_changes or idle_long or self.phase.stop.is_set():
+            if idle_long or self.phase.stop.is_set():
                 self._flush(pending)
                 return []
+            if has_changes and self._gather_until is None:
+                # Wait a moment for more whole transactions: one sink transaction for
+                # several costs its fixed part once (the reader is often just behind).
+                self._gather_until = time.monotonic() + _GATHER_SECONDS
         return pending
 
     def _flush(self, transactions: list[SourceTransaction]) -> None:
+        self._gather_until = None
         folder = Folder(self.streams, self.phase.validate)
         for transaction in transactions:
             folder.add(pending_changes(transaction, self.positions, self.streams))
