@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.sync_bench import _neo4j_lock, _wipe  # noqa: E402
+from bench.common import create_database, drop, drop_schema, neo4j_lock, wipe  # noqa: E402
 from chariot.audit import AuditOptions, run_audit  # noqa: E402
 from chariot.config import Settings, load_settings  # noqa: E402
 from chariot.connections import mysql_connect, neo4j_session, postgres_connection  # noqa: E402
@@ -57,18 +57,18 @@ def main() -> None:
             "run": base.run.model_copy(update={"mode": "cdc"}),
         }
     )
-    _create_database(settings)
+    create_database(settings)
     report: list[dict[str, Any]] = []
     try:
         # Neo4j is shared through a lock: taken only when a case writes to it.
         graph = options.lag_seconds or any("neo4j" in CASES[case] for case in options.cases)
-        with _neo4j_lock(settings) if graph else contextlib.nullcontext():
+        with neo4j_lock(settings) if graph else contextlib.nullcontext():
             for case in options.cases:
                 report.append(_throughput(settings, case, options))
             if options.lag_seconds:
                 report.append(_lag(settings, options))
     finally:
-        _drop(settings)
+        drop(settings)
     _print(report)
     if options.json:
         Path(options.json).write_text(json.dumps(report, indent=2, default=str))
@@ -95,34 +95,10 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _create_database(settings: Settings) -> None:
-    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{NAME}` CHARACTER SET utf8mb4")
-    finally:
-        connection.close()
-
-
-def _drop(settings: Settings) -> None:
-    connection = mysql_connect(settings.mysql.model_copy(update={"database": ""}))
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{NAME}`")
-    finally:
-        connection.close()
-    _drop_schema(settings)
-
-
-def _drop_schema(settings: Settings) -> None:
-    with postgres_connection(settings.postgres, autocommit=True) as connection:
-        connection.execute(f'DROP SCHEMA IF EXISTS "{NAME}" CASCADE')
-
-
 def _reset_sinks(settings: Settings, sinks: list[str]) -> None:
-    _drop_schema(settings)
+    drop_schema(settings)
     if "neo4j" in sinks:
-        _wipe(settings)
+        wipe(settings)
 
 
 def _fresh_source_and_sinks(settings: Settings, ratings: int, sinks: list[str]) -> None:

@@ -23,8 +23,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from chariot.cdc.position import LogPosition, current_position
 from chariot.config import MySQLSettings
 from chariot.connections import mysql_connect
+from chariot.streams import Column, Stream
 from tests.servers import Servers, unavailable
 
 _OVERRIDES = ("HOST", "PORT", "USER", "PASSWORD")
@@ -110,3 +112,23 @@ def start_follower(settings: Any, env: dict[str, str], log: Path) -> subprocess.
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+
+
+# A small table the reader tests write to: an int key and a nullable label.
+ITEMS = Stream(
+    "items",
+    "items",
+    (
+        Column("id", "id", "int", source_type="int", postgres="integer"),
+        Column("label", "label", "text", nullable=True, source_type="varchar(20)", postgres="text"),
+    ),
+    key=("id",),
+)
+
+
+def log_position(settings: MySQLSettings) -> LogPosition:
+    connection = mysql_connect(settings)
+    try:
+        return current_position(connection)
+    finally:
+        connection.close()

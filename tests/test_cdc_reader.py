@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from chariot.cdc.position import LogPosition, current_position
+from chariot.cdc.position import LogPosition
 from chariot.cdc.reader import (
     Change,
     SchemaChanged,
@@ -17,34 +17,14 @@ from chariot.cdc.reader import (
     schema_change_table,
 )
 from chariot.config import MySQLSettings
-from chariot.connections import mysql_connect
 from chariot.errors import SourceReadError
-from chariot.streams import Column, Stream
-from tests.cdc_support import execute
+from tests.cdc_support import ITEMS, execute, log_position
 
 pytestmark = pytest.mark.integration
 
-ITEMS = Stream(
-    "items",
-    "items",
-    (
-        Column("id", "id", "int", source_type="int", postgres="integer"),
-        Column("label", "label", "text", nullable=True, source_type="varchar(20)", postgres="text"),
-    ),
-    key=("id",),
-)
-
-
-def _position(settings: MySQLSettings) -> LogPosition:
-    connection = mysql_connect(settings)
-    try:
-        return current_position(connection)
-    finally:
-        connection.close()
-
 
 def _read(settings: MySQLSettings, start: LogPosition) -> list[SourceTransaction]:
-    return list(read_transactions(settings, [ITEMS], start, stop_at=_position(settings)))
+    return list(read_transactions(settings, [ITEMS], start, stop_at=log_position(settings)))
 
 
 def _kinds(transactions: list[SourceTransaction]) -> list[list[tuple[str, object, object]]]:
@@ -60,7 +40,7 @@ def test_transactions_come_whole_in_commit_order(binlog_mysql: MySQLSettings) ->
         "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))",
         "CREATE TABLE other (id int PRIMARY KEY)",
     )
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     execute(
         binlog_mysql,
         "INSERT INTO items VALUES (1, 'one'), (2, 'two')",
@@ -90,7 +70,7 @@ def test_resuming_from_a_stored_position_yields_exactly_the_later_ones(
     binlog_mysql: MySQLSettings,
 ) -> None:
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     execute(
         binlog_mysql,
         "INSERT INTO items VALUES (1, 'a')",
@@ -110,9 +90,9 @@ def test_resuming_from_a_stored_position_yields_exactly_the_later_ones(
 
 def test_stop_at_ends_the_read_there(binlog_mysql: MySQLSettings) -> None:
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     execute(binlog_mysql, "INSERT INTO items VALUES (1, 'a')")
-    middle = _position(binlog_mysql)
+    middle = log_position(binlog_mysql)
     execute(binlog_mysql, "INSERT INTO items VALUES (2, 'b')")
     read = list(read_transactions(binlog_mysql, [ITEMS], start, stop_at=middle))
     assert [t.changes for t in read] == [[Change("items", "insert", None, {"id": 1, "label": "a"})]]
@@ -123,7 +103,7 @@ def test_stop_at_ends_the_read_there(binlog_mysql: MySQLSettings) -> None:
 def test_a_column_the_log_lacks_is_a_clear_error(binlog_mysql: MySQLSettings) -> None:
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
     execute(binlog_mysql, "ALTER TABLE items DROP COLUMN label")
-    start = _position(binlog_mysql)  # the project file is stale from the start
+    start = log_position(binlog_mysql)  # the project file is stale from the start
     execute(binlog_mysql, "INSERT INTO items VALUES (1)")
     with pytest.raises(SourceReadError) as raised:
         _read(binlog_mysql, start)
@@ -134,7 +114,7 @@ def test_a_column_the_log_lacks_is_a_clear_error(binlog_mysql: MySQLSettings) ->
 def test_a_large_transaction_comes_whole(binlog_mysql: MySQLSettings) -> None:
     """Many rows in one transaction span several row events: still one transaction."""
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     values = ", ".join(f"({n}, 'label {n}')" for n in range(3000))
     execute(binlog_mysql, "BEGIN", f"INSERT INTO items VALUES {values}", "COMMIT")
     (transaction,) = _read(binlog_mysql, start)
@@ -146,7 +126,7 @@ def test_the_same_table_in_another_database_is_not_read(
 ) -> None:
     other = f"{binlog_mysql.database}_other"
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     try:
         execute(
             binlog_server,
@@ -164,7 +144,7 @@ def test_following_waits_for_the_next_transaction(binlog_mysql: MySQLSettings) -
     """With follow=True the reader blocks at the end of the log until a commit arrives (the
     writer may commit before or after the reader connects: either way it must be read)."""
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     writer = threading.Thread(
         target=execute, args=(binlog_mysql, "INSERT INTO items VALUES (7, 'later')")
     )
@@ -183,7 +163,7 @@ def test_one_phase_xa_is_a_transaction_and_two_phase_xa_is_refused(
 ) -> None:
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
     one, two = (f"{binlog_mysql.database}_{n}" for n in ("one", "two"))  # XIDs are server-wide
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     execute(
         binlog_mysql,
         f"XA START '{one}'",
@@ -221,14 +201,14 @@ def test_a_schema_change_stops_reading_before_it(
     binlog_mysql: MySQLSettings, statement: str
 ) -> None:
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     execute(binlog_mysql, "INSERT INTO items VALUES (1, 'a')")
-    before = _position(binlog_mysql)
+    before = log_position(binlog_mysql)
     execute(binlog_mysql, "CREATE TABLE unrelated (id int)", statement)
     seen: list[SourceTransaction] = []
     with pytest.raises(SchemaChanged) as raised:
         seen.extend(
-            read_transactions(binlog_mysql, [ITEMS], start, stop_at=_position(binlog_mysql))
+            read_transactions(binlog_mysql, [ITEMS], start, stop_at=log_position(binlog_mysql))
         )
     assert _kinds(seen) == [[("insert", None, (1, "a"))]]  # everything before it, then stop
     error = raised.value
@@ -247,14 +227,14 @@ def test_a_schema_change_stops_reading_before_it(
 def test_an_added_nullable_column_does_not_stop_reading(binlog_mysql: MySQLSettings) -> None:
     """The project names its columns: a new nullable one changes nothing it reads."""
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     execute(
         binlog_mysql,
         "INSERT INTO items VALUES (1, 'a')",
         "ALTER TABLE items ADD COLUMN note decimal(5,2) NULL",
         "INSERT INTO items VALUES (2, 'b', 1.5)",
     )
-    seen = list(read_transactions(binlog_mysql, [ITEMS], start, stop_at=_position(binlog_mysql)))
+    seen = list(read_transactions(binlog_mysql, [ITEMS], start, stop_at=log_position(binlog_mysql)))
     assert _kinds(seen) == [[("insert", None, (1, "a"))], [("insert", None, (2, "b"))]]
 
 
@@ -279,7 +259,7 @@ def test_a_schema_change_elsewhere_does_not_stop_reading(
 ) -> None:
     other = f"{binlog_mysql.database}_x"
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     try:
         execute(
             binlog_server,

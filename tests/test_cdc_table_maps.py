@@ -7,36 +7,16 @@ from __future__ import annotations
 import pytest
 
 from chariot.cdc import table_maps
-from chariot.cdc.position import LogPosition, current_position
+from chariot.cdc.position import LogPosition
 from chariot.cdc.reader import read_transactions
 from chariot.config import MySQLSettings
-from chariot.connections import mysql_connect
-from chariot.streams import Column, Stream
-from tests.cdc_support import execute
+from tests.cdc_support import ITEMS, execute, log_position
 
 pytestmark = pytest.mark.integration
 
-ITEMS = Stream(
-    "items",
-    "items",
-    (
-        Column("id", "id", "int", source_type="int", postgres="integer"),
-        Column("label", "label", "text", nullable=True, source_type="varchar(20)", postgres="text"),
-    ),
-    key=("id",),
-)
-
-
-def _position(settings: MySQLSettings) -> LogPosition:
-    connection = mysql_connect(settings)
-    try:
-        return current_position(connection)
-    finally:
-        connection.close()
-
 
 def _rows(settings: MySQLSettings, start: LogPosition) -> list[tuple[str, object, object]]:
-    seen = read_transactions(settings, [ITEMS], start, stop_at=_position(settings))
+    seen = read_transactions(settings, [ITEMS], start, stop_at=log_position(settings))
     return [
         (change.kind, (change.before or {}).get("label"), (change.after or {}).get("label"))
         for transaction in seen
@@ -46,7 +26,7 @@ def _rows(settings: MySQLSettings, start: LogPosition) -> list[tuple[str, object
 
 def test_one_parse_per_table_definition(binlog_mysql: MySQLSettings) -> None:
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     execute(
         binlog_mysql,
         *(f"INSERT INTO items VALUES ({n}, 'v{n}')" for n in range(30)),
@@ -69,7 +49,7 @@ def test_a_changed_definition_is_parsed_afresh(binlog_mysql: MySQLSettings) -> N
     """Same table id or not, different bytes: the added column is seen and the project's
     columns decode from the right positions (the label moved from 2nd to 3rd here)."""
     execute(binlog_mysql, "CREATE TABLE items (id int PRIMARY KEY, label varchar(20))")
-    start = _position(binlog_mysql)
+    start = log_position(binlog_mysql)
     execute(
         binlog_mysql,
         "INSERT INTO items VALUES (1, 'a')",
