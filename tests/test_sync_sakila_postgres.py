@@ -380,10 +380,8 @@ ODDITY_ROWS = [
 ]
 
 
-def test_awkward_values_load_or_are_rejects_with_their_reason(
-    sql_settings: Settings, tmp_path: Path
-) -> None:
-    connection = mysql_connect(sql_settings.mysql, autocommit=True)
+def _load_oddities(settings: Settings) -> None:
+    connection = mysql_connect(settings.mysql, autocommit=True)
     try:
         with connection.cursor() as cursor:
             cursor.execute("SET SESSION sql_mode = ''")  # zero dates, as old servers allowed
@@ -393,6 +391,12 @@ def test_awkward_values_load_or_are_rejects_with_their_reason(
             )
     finally:
         connection.close()
+
+
+def test_awkward_values_load_or_are_rejects_with_their_reason(
+    sql_settings: Settings, tmp_path: Path
+) -> None:
+    _load_oddities(sql_settings)
     project, result = init_and_sync(sql_settings, tmp_path)
     assert result.ok, result.failures
     columns = project.tables["oddities"].columns
@@ -470,16 +474,7 @@ def test_both_drivers_read_the_same_values_and_rejects(
     rows, value for value and type for type, the same rejects, the same marks."""
     from chariot.sources.sql import SqlSource
 
-    connection = mysql_connect(sql_settings.mysql, autocommit=True)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SET SESSION sql_mode = ''")  # zero dates, as old servers allowed
-            cursor.execute(ODDITIES)
-            cursor.executemany(
-                f"INSERT INTO oddities VALUES ({', '.join(['%s'] * 12)})", ODDITY_ROWS
-            )
-    finally:
-        connection.close()
+    _load_oddities(sql_settings)
     path = tmp_path / "chariot.toml"
     init_project(sql_settings, path=path)
     (stream,) = [s for s in project_streams(load_project(path)) if s.name == "oddities"]
