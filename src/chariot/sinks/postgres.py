@@ -421,16 +421,11 @@ class PostgresSink(ChangeSink):
         return self._upsert_storable(table, rows)
 
     def _copy_new(self, table: PgTable, rows: list[tuple[Any, ...]]) -> None:
-        connection = self.connection
         direct = table.direct_targets is not None
-        if not direct and table.name not in self._staged:
-            connection.execute(table.create_staging)
-            self._staged.add(table.name)
-        staged = table.staged_rows(rows)  # before COPY starts: a Python transform may fail
-        with connection.cursor() as cursor:
-            with cursor.copy(table.copy_new_rows) as copy:
-                for row in staged:
-                    copy.write_row(row)
+        if not direct:
+            self._ensure_staging(table)
+        with self.connection.cursor() as cursor:
+            _copy_rows(cursor, table.copy_new_rows, table.staged_rows(rows))
             if not direct:
                 cursor.execute(table.insert_from_staging)
             self._forget_loaded_rejects(cursor, table, rows)
@@ -458,17 +453,16 @@ class PostgresSink(ChangeSink):
             )
 
     def _upsert(self, table: PgTable, rows: list[tuple[Any, ...]]) -> None:
-        connection = self.connection
-        if table.name not in self._staged:
-            connection.execute(table.create_staging)
-            self._staged.add(table.name)
-        staged = table.staged_rows(rows)  # before COPY starts: a Python transform may fail
-        with connection.cursor() as cursor:
-            with cursor.copy(table.copy_into_staging) as copy:
-                for row in staged:
-                    copy.write_row(row)
+        self._ensure_staging(table)
+        with self.connection.cursor() as cursor:
+            _copy_rows(cursor, table.copy_into_staging, table.staged_rows(rows))
             cursor.execute(table.upsert_from_staging)
             self._forget_loaded_rejects(cursor, table, rows)
+
+    def _ensure_staging(self, table: PgTable) -> None:
+        if table.name not in self._staged:
+            self.connection.execute(table.create_staging)
+            self._staged.add(table.name)
 
     def _forget_loaded_rejects(
         self, cursor: psycopg.Cursor[Any], table: PgTable, rows: list[tuple[Any, ...]]
@@ -558,3 +552,10 @@ def _touched() -> Any:
     from chariot.aggregate import touched
 
     return touched
+
+
+def _copy_rows(cursor: psycopg.Cursor[Any], statement: sql.Composed, staged: Any) -> None:
+    """COPY the staged rows (computed before COPY starts: a Python transform may fail)."""
+    with cursor.copy(statement) as copy:
+        for row in staged:
+            copy.write_row(row)
