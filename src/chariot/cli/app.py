@@ -20,6 +20,7 @@ from chariot.cli import seed as seed_command
 from chariot.cli import status as status_command
 from chariot.cli import sync as sync_command
 from chariot.cli.common import GlobalOptions, fail
+from chariot.cli.lean_imports import skip_neo4j_dataframe_support
 from chariot.exit_codes import ExitCode
 from chariot.logs import configure_logging
 
@@ -160,6 +161,7 @@ def main() -> None:
     # SIGTERM (a scheduler stopping the job) ends a command like Ctrl-C: one line, exit 130,
     # and every command resumes where it stopped.
     signal.signal(signal.SIGTERM, _interrupt)
+    skip_neo4j_dataframe_support()
     if "--json" in sys.argv[1:]:
         sys.exit(_main_with_json_usage_errors())
     app()

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from chariot.config import Settings
 from chariot.project.model import Project
 from chariot.project.references import Problem, check_references
 from chariot.project.reflect import SourceSchema, reflect_schema
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +47,26 @@ def source_problems(
     return [problem for name in names for problem in _table(project, name, schema)]
 
 
-def require_source_matches(project: Project, settings: Settings, tables: list[str]) -> None:
+def require_source_matches(
+    project: Project, settings: Settings, tables: list[str], *, engine: Engine | None = None
+) -> None:
     """Before a sync reads ``tables``: a table or column the source lacks, or a key that is
     not unique there, is a ``ConfigError`` (exit 2) naming the file and key path, raised
     before anything is written. A column whose type differs is only logged: the reader
-    still converts what it gets, and the audit compares the result."""
+    still converts what it gets, and the audit compares the result. ``engine``: the
+    reader's own (one engine per command: creating one costs a connection and the
+    dialect's start-up queries); default, one made and disposed of here."""
     from chariot.connections import source_engine
     from chariot.project.loading import problems_error
 
-    engine = source_engine(settings.mysql)
+    own = engine is None
+    used = source_engine(settings.mysql) if engine is None else engine
     try:
         wanted = [project.source_table(name) for name in tables]
-        schema = reflect_schema(engine, settings.mysql.display_url(), wanted)
+        schema = reflect_schema(used, settings.mysql.display_url(), wanted)
     finally:
-        engine.dispose()
+        if own:
+            used.dispose()
     problems = source_problems(project, schema, tables)
     for problem in problems:
         if problem.path.endswith(ADVISORY):

@@ -66,8 +66,6 @@ def sync(
         raise ConfigError("no sink selected", hint="pass --sink or set CHARIOT_RUN__SINKS")
     sink_classes = {name: load_sink(name) for name in sink_names}
     project = selected[0].project if selected else None
-    if project is not None and source_name == "mysql":
-        require_source_matches(project, settings, [stream.name for stream in selected])
     started = time.perf_counter()
     result = SyncResult(
         source=settings.mysql.display_url(),
@@ -77,6 +75,9 @@ def sync(
         batch_size=settings.run.batch_size,
     )
     with load_source(source_name)(settings) as source:
+        if project is not None and source_name == "mysql":
+            names = [stream.name for stream in selected]
+            require_source_matches(project, settings, names, engine=getattr(source, "engine", None))
         writers = [_writer(cls(settings), settings) for cls in sink_classes.values()]
         purpose = "full refresh" if full_refresh else "sync"
         if follow:

@@ -43,6 +43,7 @@ class Neo4jSink(ChangeSink):
         self.max_changes_per_transaction = settings.neo4j.max_changes_per_transaction
         self._driver: Driver | None = None
         self._constraints_ready: set[str] = set()
+        self._existing_constraints: set[str] | None = None  # names, read once per sink
         self._lease: GraphLease | None = None
         self._mappings: dict[tuple[str, str, str], graph.GraphMapping] = {}
         self._resolved: dict[str, Stream] = {}  # streams built by hand -> the project's
@@ -364,10 +365,25 @@ class Neo4jSink(ChangeSink):
         ]
         if not missing:
             return
-        for statement in missing:
+        # One read instead of a schema statement per constraint on every run (each is a
+        # round trip and a schema transaction even when it does nothing).
+        if self._existing_constraints is None:
+            self._existing_constraints = self._constraint_names()
+        existing = self._existing_constraints
+        to_create = [
+            statement for statement in missing if _constraint_name(statement) not in existing
+        ]
+        for statement in to_create:
             self._auto_commit(statement, what="neo4j sink: creating constraints")
-        self._auto_commit("CALL db.awaitIndexes(300)", what="neo4j sink: waiting for indexes")
+        if to_create:
+            self._auto_commit("CALL db.awaitIndexes(300)", what="neo4j sink: waiting for indexes")
         self._constraints_ready.update(missing)
+
+    def _constraint_names(self) -> set[str]:
+        def read(tx: ManagedTransaction) -> set[str]:
+            return {record["name"] for record in tx.run("SHOW CONSTRAINTS YIELD name")}
+
+        return self._transact(read, what="neo4j sink: reading constraints")
 
     def _transact(self, work: Callable[[ManagedTransaction], T], *, what: str) -> T:
         """``work`` in one explicit transaction, committed once, retried when transient."""
@@ -393,6 +409,11 @@ class Neo4jSink(ChangeSink):
                 session.run(statement).consume()
 
         with_retries(attempt, attempts=self.settings.run.max_attempts, what=what)
+
+
+def _constraint_name(statement: str) -> str:
+    """``CREATE CONSTRAINT <name> IF NOT EXISTS ...`` -> ``<name>``."""
+    return statement.split()[2]
 
 
 def _write_rows(tx: ManagedTransaction, mapping: graph.GraphMapping, prepared: Prepared) -> None:

@@ -1,0 +1,45 @@
+"""The CLI keeps the Neo4j driver from importing pandas/NumPy/pyarrow (start-up time)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+PROBE = """
+import sys
+from chariot.cli.lean_imports import skip_neo4j_dataframe_support
+skip_neo4j_dataframe_support()
+import neo4j, neo4j.exceptions, neo4j.time
+from neo4j._codec.packstream.v1 import Packer  # the driver's value encoder loads
+loaded = sorted(name for name in ("numpy", "pandas", "pyarrow") if name in sys.modules)
+import pandas  # still importable by Chariot's own code afterwards
+print(",".join(loaded) or "none", hasattr(neo4j, "GraphDatabase"), pandas.__name__)
+"""
+
+
+def test_the_driver_loads_without_pandas_numpy_or_pyarrow() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.split() == ["none", "True", "pandas"]
+
+
+def test_without_the_stub_the_driver_imports_them() -> None:
+    """The probe can fail: the plain driver does load pandas when it is installed."""
+    plain = PROBE.replace("skip_neo4j_dataframe_support()\n", "")
+    done = subprocess.run(
+        [sys.executable, "-c", plain], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert "pandas" in done.stdout.split()[0]
+
+
+def test_a_no_op_once_the_driver_is_loaded() -> None:
+    probe = (
+        "import sys, neo4j\n"
+        "from chariot.cli.lean_imports import skip_neo4j_dataframe_support as skip\n"
+        "skip(); print(type(sys.modules['neo4j._optional_deps']).__name__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "module"
