@@ -133,7 +133,7 @@ def _read(settings: Settings, stream: Stream) -> tuple[list[Any], list[Any], lis
     with SqlSource(settings) as source:
         batches = list(source.read(stream, after=None, batch_size=settings.run.batch_size))
     rows = [[(type(value), value) for value in row] for b in batches for row in b.rows]
-    return rows, [r for b in batches for r in b.rejects], [b.last_key for b in batches]
+    return rows, [r for b in batches for r in b.rejects], [(b.last_key, b.rejects) for b in batches]
 
 
 def _stored(settings: Settings, table: str) -> list[tuple[Any, ...]]:

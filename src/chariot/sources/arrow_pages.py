@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 
 # URL options the Arrow reader honours as the row reader does; any other keeps the row reader.
 PORTABLE_OPTIONS = {"charset", "local_infile"}
+# Rows per connectorx call: each call opens its own connections and asks for the result's
+# types first, ~10 ms here, so a call reads several batches (sliced into ``batch_size``
+# rows for the sinks: the checkpoint still moves per batch). 10,000-row calls read 1M
+# ratings in ~1.7-1.9 s, 50,000-row calls in ~1.1-1.7 s (same sitting, load ~4).
+PAGE_ROWS = 50_000
 DECIMAL_MAX_PRECISION = 28  # connectorx's decimal is 96 bits: 28 digits
 DECIMAL_MAX_SCALE = 10  # ... written into decimal128(38, 10)
 
@@ -136,6 +141,7 @@ class ArrowPageReader:
         self.source = source
         self.stream = stream
         self.batch_size = batch_size
+        self.page_rows = max(1, PAGE_ROWS // batch_size) * batch_size  # whole batches
         self.url = url
         self.casts = [(i, _target_type(column)) for i, column in enumerate(stream.columns)]
         self.casts = [(i, target) for i, target in self.casts if target is not None]
@@ -150,13 +156,15 @@ class ArrowPageReader:
             page = self._page(after)
             if page.num_rows == 0:
                 break
-            page_length = page.num_rows
-            last = page.slice(page_length - 1)
-            after = tuple(last.column(name)[0].as_py() for name in self.stream.key)
-            columns, rejects = self._split(page)
-            yield Batch(self.stream, None, after, pending + rejects, columns=columns)
-            pending = []
-            if page_length < self.batch_size:
+            for start in range(0, page.num_rows, self.batch_size):
+                rows = page.slice(start, self.batch_size)
+                # The mark is the key of the last row read, rejects included (as the row path).
+                last = rows.slice(rows.num_rows - 1)
+                after = tuple(last.column(name)[0].as_py() for name in self.stream.key)
+                columns, rejects = self._split(rows)
+                yield Batch(self.stream, None, after, pending + rejects, columns=columns)
+                pending = []
+            if page.num_rows < self.page_rows:
                 return
         if pending:
             yield Batch(self.stream, [], after or (), pending)
@@ -166,7 +174,7 @@ class ArrowPageReader:
 
         reader = self.rows_reader
         query = select(*reader.columns, reader.reason.label("chariot_reject_reason"))
-        query = query.where(reader._after(after)).order_by(*reader.keys).limit(self.batch_size)
+        query = query.where(reader._after(after)).order_by(*reader.keys).limit(self.page_rows)
         compiled = query.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True})
         return str(compiled)
 
