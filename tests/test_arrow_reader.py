@@ -132,7 +132,8 @@ def _settings(settings: Settings, *, arrow: bool, batch_size: int = 5) -> Settin
 def _read(settings: Settings, stream: Stream) -> tuple[list[Any], list[Any], list[Any]]:
     with SqlSource(settings) as source:
         batches = list(source.read(stream, after=None, batch_size=settings.run.batch_size))
-    rows = [[(type(value), value) for value in row] for b in batches for row in b.rows]
+    # repr: a Decimal's scale and a float's every bit count, not only equality.
+    rows = [[(type(value), repr(value)) for value in row] for b in batches for row in b.rows]
     return rows, [r for b in batches for r in b.rejects], [(b.last_key, b.rejects) for b in batches]
 
 
