@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,22 +20,61 @@ class Reject:
     reason: str
 
 
-@dataclass(frozen=True)
 class Batch:
     """Consecutive source rows of one stream, in key order.
 
-    ``rows`` hold the source columns in ``stream.source_columns`` order, as the source
-    driver returned them (int, str, Decimal, None). ``last_key`` is the key of the last row:
+    ``rows`` hold the source columns in ``stream.source_columns`` order, as the value
+    contract has them (int, str, Decimal, None, ...). ``last_key`` is the key of the last row:
     the high-water mark a sink stores, in the same transaction, once it has written the batch.
+
+    A batch read by the Arrow reader (``chariot.sources.arrow_pages``) also carries its rows as
+    ``columns``, a pyarrow Table of the same columns whose Python values are the contract's;
+    ``rows`` are then built from it on first use (once, whichever sink thread asks first), so
+    a sink that takes the columns directly (PostgreSQL's first load) never pays for them.
     """
 
-    stream: Stream
-    rows: list[tuple[Any, ...]]
-    last_key: Key
-    rejects: list[Reject] = field(default_factory=list)  # rows every sink must refuse
+    __slots__ = ("stream", "last_key", "rejects", "columns", "_rows", "_lock")
+
+    def __init__(
+        self,
+        stream: Stream,
+        rows: list[tuple[Any, ...]] | None,
+        last_key: Key,
+        rejects: list[Reject] | None = None,
+        *,
+        columns: Any = None,
+    ) -> None:
+        if rows is None and columns is None:
+            raise ValueError("a batch needs rows or columns")
+        self.stream = stream
+        self.last_key = last_key
+        self.rejects: list[Reject] = rejects if rejects is not None else []  # every sink refuses
+        self.columns = columns
+        self._rows = rows
+        self._lock = threading.Lock()
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        rows = self._rows
+        if rows is None:
+            with self._lock:
+                if self._rows is None:
+                    self._rows = _rows_of(self.columns)
+                rows = self._rows
+        return rows
 
     def __len__(self) -> int:
-        return len(self.rows)
+        if self._rows is None:
+            return int(self.columns.num_rows)
+        return len(self._rows)
+
+    def __repr__(self) -> str:
+        return f"Batch({self.stream.name!r}, {len(self)} rows, last_key={self.last_key!r})"
+
+
+def _rows_of(columns: Any) -> list[tuple[Any, ...]]:
+    """An Arrow table's rows as tuples: one C-level conversion per column, then a transpose."""
+    return list(zip(*(column.to_pylist() for column in columns.columns), strict=True))
 
 
 @dataclass

@@ -85,6 +85,11 @@ class MySQLSettings(_Section):
         description="Read through mysqlclient (C, the chariot[fast] extra) when it is installed"
         " and the source is reached through PyMySQL; False: always PyMySQL.",
     )
+    arrow_reader: bool = Field(
+        True,
+        description="Read each page into Arrow through connectorx (the chariot[fast] extra)"
+        " when it is installed and every column of the table reads exactly; False: row by row.",
+    )
 
     @field_validator("url", mode="before")
     @classmethod

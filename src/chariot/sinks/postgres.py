@@ -158,12 +158,12 @@ class PostgresSink(ChangeSink):
         try:
             with connection.transaction(), connection.cursor() as cursor:
                 _touched().invalidate_incremental(cursor, self.schema, batch.stream)
-                unstorable = self._write_rows(table, batch.rows) if batch.rows else []
+                unstorable = self._write_rows(table, batch) if len(batch) else []
                 rejects += unstorable
                 if rejects:
                     self._record_rejects(table, rejects)
                 if batch.last_key:
-                    written = len(batch.rows) - len(unstorable)
+                    written = len(batch) - len(unstorable)
                     connection.execute(
                         table.save_checkpoint,
                         (batch.stream.name, key_json(batch.last_key), written),
@@ -171,7 +171,7 @@ class PostgresSink(ChangeSink):
         except BaseException:
             self._staged.discard(table.name)  # its creation may have been rolled back
             raise
-        return WriteResult(written=len(batch.rows) - len(unstorable), rejected=rejects)
+        return WriteResult(written=len(batch) - len(unstorable), rejected=rejects)
 
     # -- status ------------------------------------------------------------------------
 
@@ -397,7 +397,7 @@ class PostgresSink(ChangeSink):
             self._control(CHECKPOINTS)
         )
 
-    def _write_rows(self, table: PgTable, rows: list[tuple[Any, ...]]) -> list[Reject]:
+    def _write_rows(self, table: PgTable, batch: Batch) -> list[Reject]:
         """A keyset batch's rows: COPY them in when their keys are proven new
         (``_prove_new``), else upsert. A unique violation ends the proof (the batch goes
         through the upsert after all); a value PostgreSQL cannot store sends the batch to
@@ -407,7 +407,7 @@ class PostgresSink(ChangeSink):
         if table.name in self._new_keys:
             try:
                 with self.connection.transaction():  # a savepoint inside the batch's
-                    self._copy_new(table, rows)
+                    self._copy_new(table, batch)
                 return []
             except psycopg.errors.UniqueViolation:
                 self._new_keys.discard(table.name)
@@ -418,17 +418,23 @@ class PostgresSink(ChangeSink):
                 )
             except psycopg.DataError:
                 self._staged.discard(table.name)
-        return self._upsert_storable(table, rows)
+        return self._upsert_storable(table, batch.rows)
 
-    def _copy_new(self, table: PgTable, rows: list[tuple[Any, ...]]) -> None:
+    def _copy_new(self, table: PgTable, batch: Batch) -> None:
+        """COPY a batch of new keys in: its Arrow columns as CSV when the reader gave them
+        and no output is computed in Python (no Python row is ever built), else its rows."""
         direct = table.direct_targets is not None
         if not direct:
             self._ensure_staging(table)
         with self.connection.cursor() as cursor:
-            _copy_rows(cursor, table.copy_new_rows, table.staged_rows(rows))
+            if batch.columns is not None and not table.in_python:
+                _copy_csv(cursor, table.copy_new_csv, batch.columns)
+            else:
+                _copy_rows(cursor, table.copy_new_rows, table.staged_rows(batch.rows))
             if not direct:
                 cursor.execute(table.insert_from_staging)
-            self._forget_loaded_rejects(cursor, table, rows)
+            if table.stream.name in self._clear_rejects:
+                self._forget_loaded_rejects(cursor, table, batch.rows)
 
     def _upsert_storable(self, table: PgTable, rows: list[tuple[Any, ...]]) -> list[Reject]:
         """Upsert ``rows``; a value PostgreSQL cannot store (a NUL in text, a number out of
@@ -552,6 +558,27 @@ def _touched() -> Any:
     from chariot.aggregate import touched
 
     return touched
+
+
+# COPY data is sent in pieces of this size (one call per piece: the server parses as it goes).
+CSV_PIECE_BYTES = 1 << 20
+
+
+def _copy_csv(cursor: psycopg.Cursor[Any], statement: sql.Composed, columns: Any) -> None:
+    """COPY an Arrow table as CSV written by pyarrow in C (in memory, no header): a NULL is
+    an unquoted empty field and every string is quoted (so '' stays ''), a double is its
+    shortest round-trip text, a decimal its digits at the column's scale, a datetime
+    ``YYYY-MM-DD HH:MM:SS.ffffff``, a bool ``true``/``false``: what PostgreSQL parses to the
+    values the row path's COPY stores (``tests/test_arrow_reader.py`` compares them)."""
+    import pyarrow as pa
+    import pyarrow.csv as csv
+
+    sink = pa.BufferOutputStream()
+    csv.write_csv(columns, sink, csv.WriteOptions(include_header=False))
+    data = memoryview(sink.getvalue())
+    with cursor.copy(statement) as copy:
+        for start in range(0, len(data), CSV_PIECE_BYTES):
+            copy.write(data[start : start + CSV_PIECE_BYTES])
 
 
 def _copy_rows(cursor: psycopg.Cursor[Any], statement: sql.Composed, staged: Any) -> None:

@@ -271,6 +271,13 @@ class PgTable:
         return sql.SQL("COPY {} ({}) FROM STDIN").format(self.qualified, _identifiers(targets))
 
     @cached_property
+    def copy_new_csv(self) -> sql.Composed:
+        """``copy_new_rows`` taking CSV (the Arrow first load: ``postgres._copy_csv``)."""
+        from psycopg import sql
+
+        return self.copy_new_rows + sql.SQL(" (FORMAT csv, ENCODING 'UTF8')")
+
+    @cached_property
     def direct_targets(self) -> tuple[str, ...] | None:
         """The table's column for each staged column, in staging order, when each output is
         exactly one staged column's value (a rename) and each staged column feeds exactly

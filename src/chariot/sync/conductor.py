@@ -370,7 +370,7 @@ class _TableRun:
     def _read_into(self, active: list[SinkWriter], start: Key | None) -> None:
         batch_size = self.settings.run.batch_size
         for batch in self.source.read(self.stream, after=start, batch_size=batch_size):
-            self.result.rows_read += len(batch.rows) + len(batch.rejects)
+            self.result.rows_read += len(batch) + len(batch.rejects)
             self.result.rows_rejected += len(batch.rejects)
             accepting = [writer for writer in active if writer.accepting]
             if not accepting:
