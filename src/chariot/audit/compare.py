@@ -119,7 +119,11 @@ class Comparison:
         if source.count == 0 and sink.count > self.range_rows:
             findings.extra_ranges.append((segment, sink.count))
             return
-        small = max(source.count, sink.count) <= self.leaf_rows
+        rows = max(source.count, sink.count)
+        # Halving a range whose checksum is not a sum reads both halves: up to
+        # ``spread_rows``, reading the rows' digests once costs no more, and far less when
+        # the differences are spread (a sink behind the log differs in every segment).
+        small = rows <= self.leaf_rows or not self.additive and rows <= self.spread_rows
         if small or not (self.source.bisectable and self.sink.bisectable) or depth >= MAX_DEPTH:
             self._leaf(segment, findings)
             return
