@@ -83,6 +83,8 @@ class SourceSide(HashingSide):
         self.bisectable = not self.python_mode
         self._connection: pymysql.connections.Connection | None = None
         self.scan_ordered: bool | None = None  # see ``_integer_primary_key``
+        self._rows_connection: Any = None  # mysqlclient, for reads of many rows
+        self._rows_fast: bool | None = None
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -109,10 +111,45 @@ class SourceSide(HashingSide):
                 hint=_mysql_hint(error),
             ) from error
 
+    def many_rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """``query`` for a read of many small rows (every row's key and digest): through
+        mysqlclient when the ``chariot[fast]`` extra is installed, rows parsed in C
+        (measured: 986k (key, digest) rows in 3.2-4.1 s against PyMySQL's 6.1-6.8 s;
+        a sink behind the log differs in every segment and has every row read so)."""
+        connection = self._fast_rows()
+        if connection is None:
+            return self.query(sql, params)
+        import MySQLdb
+
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, tuple(params))
+                return list(cursor.fetchall())
+        except MySQLdb.MySQLError as error:
+            raise AuditError(
+                f"source table {self.stream.source_table}: {_mysql_message(error)}",
+                hint=_mysql_hint(error),
+            ) from error
+
+    def _fast_rows(self) -> Any:
+        if self._rows_fast is None:
+            self._rows_fast = False
+            from chariot.sources.sql import fast_driver_url
+
+            url = fast_driver_url(self.settings.mysql)
+            if url is not None:
+                self._rows_connection = _mysqlclient(url)
+                self._rows_fast = self._rows_connection is not None
+        return self._rows_connection
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        if self._rows_connection is not None:
+            self._rows_connection.close()
+            self._rows_connection = None
+            self._rows_fast = None
 
     def where(self, segment: Segment) -> tuple[str, list[Any]]:
         values, param = positional()
@@ -219,7 +256,7 @@ class SourceSide(HashingSide):
         where, params = self.where(segment)
         width = len(self.key_columns)
         parts = ", ".join(self._digest_parts())
-        rows = self.query(
+        rows = self.many_rows(
             f"SELECT {', '.join(self.key_columns)}, {parts} FROM {self.table} WHERE {where}", params
         )
         return [(tuple(row[:width]), self._combine(row[width:])) for row in rows]
@@ -301,6 +338,29 @@ class SourceSide(HashingSide):
                 f"SELECT {columns} FROM {self.table} WHERE {where} ORDER BY {order}", params
             )
         ]
+
+
+def _mysqlclient(url: str) -> Any:
+    """A mysqlclient connection to the source as ``url`` names it (the same options the
+    sync's fast reader gets), autocommit, session as every source connection; None when it
+    cannot be opened (PyMySQL, which opened the same server, is used then)."""
+    import MySQLdb
+    from sqlalchemy.engine import make_url
+
+    from chariot.connections import SOURCE_SESSION_SETUP
+
+    parsed = make_url(url)
+    args, options = parsed.get_dialect()().create_connect_args(parsed)
+    options = {
+        **options,
+        "autocommit": True,
+        "init_command": SOURCE_SESSION_SETUP,
+        "connect_timeout": 10,
+    }
+    try:
+        return MySQLdb.connect(*args, **options)
+    except MySQLdb.MySQLError:
+        return None
 
 
 def _integer_primary_key(side: SourceSide, stream: Stream) -> bool:
