@@ -1,10 +1,11 @@
 """Segment checksums, bisection of the segments that differ, and row-level classification.
 
-For each segment both sides return (count, sum of 60-bit MD5 digests). Equal: the segment
-agrees. Different: the segment is halved at a key from the side with more rows, and the
-halves are checksummed again, until a range is small enough (``leaf_rows``) to compare
-row digests key by key. A range where one side is empty is kept as a whole range instead
-of being listed key by key (a never-synced sink would otherwise put every key in memory).
+For each segment both sides return (count, checksum: the sum of 60-bit MD5 digests, or the
+MD5 of the rows' texts in key order). Equal: the segment agrees. Different: the segment is
+halved at a key from the side with more rows, and the halves are checksummed again, until
+a range is small enough (``leaf_rows``) to compare row digests key by key. A range where
+one side is empty is kept as a whole range instead of being listed key by key (a
+never-synced sink would otherwise put every key in memory).
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ class Comparison:
     leaf_rows: int = 1024
     range_rows: int = 2_000  # one side empty over more rows than this: keep it as a range
     spread_rows: int = 64_000  # differences in both halves of at most this many: read digests
+    # Checksums are sums (the upper half's is the rest); False for ordered forms, whose
+    # halves are both read.
+    additive: bool = True
     # The source side's reads run on this helper thread while the sink's run on the caller's:
     # the two databases work at the same time. Each side is still used by one thread only.
     _helper: ThreadPoolExecutor = field(
@@ -115,7 +119,11 @@ class Comparison:
         if source.count == 0 and sink.count > self.range_rows:
             findings.extra_ranges.append((segment, sink.count))
             return
-        small = max(source.count, sink.count) <= self.leaf_rows
+        rows = max(source.count, sink.count)
+        # Halving a range whose checksum is not a sum reads both halves: up to
+        # ``spread_rows``, reading the rows' digests once costs no more, and far less when
+        # the differences are spread (a sink behind the log differs in every segment).
+        small = rows <= self.leaf_rows or not self.additive and rows <= self.spread_rows
         if small or not (self.source.bisectable and self.sink.bisectable) or depth >= MAX_DEPTH:
             self._leaf(segment, findings)
             return
@@ -130,7 +138,10 @@ class Comparison:
         # checksum is the rest, so each level reads half as much as the one above.
         lower, upper = segment.split(middle)
         lower_source, lower_sink = self._both(lambda side: side.checksum(lower))
-        upper_source, upper_sink = source - lower_source, sink - lower_sink
+        if self.additive:
+            upper_source, upper_sink = source - lower_source, sink - lower_sink
+        else:
+            upper_source, upper_sink = self._both(lambda side: side.checksum(upper))
         if (
             lower_source != lower_sink
             and upper_source != upper_sink

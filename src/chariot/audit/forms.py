@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chariot.audit.canonical import Canonical, Field, SourceValue
+from chariot.audit.canonical import NUMBER_CHARS, Canonical, Field, SourceValue
 from chariot.audit.values import Kind
 from chariot.project.column_types import parse_source_type
-from chariot.project.model import Split
+from chariot.project.model import Python, Split
 from chariot.project.outputs import OutputColumn, key_output
 from chariot.streams import Stream
 
@@ -106,6 +106,7 @@ def postgres_field(stream: Stream, column: OutputColumn) -> Field:
         source=source_value(stream, column),
         scale=decimal_scale(stream, column),
         delimiter=delimiter,
+        max_chars=max_chars(stream, column, kind),
     )
 
 
@@ -113,6 +114,25 @@ def list_delimiter(column: OutputColumn) -> str:
     """A split's delimiter; a SET's members are joined by commas (which they cannot hold)."""
     splits = [step for step in column.steps if isinstance(step, Split)]
     return splits[-1].delimiter if splits else ","
+
+
+def max_chars(stream: Stream, column: OutputColumn, kind: Kind) -> int | None:
+    """The most characters of the field's canonical text, from the source type (None: no
+    short bound is known): whether segments can have ordered checksums."""
+    if any(isinstance(step, Python) for step in column.steps):
+        return None  # a function may return anything
+    if kind not in ("text", "joined"):
+        return NUMBER_CHARS
+    try:
+        source = parse_source_type(stream.column(column.origin).source_type)
+    except (KeyError, ValueError):
+        return None
+    if source.name in ("enum", "set"):
+        members = source.members
+        return NUMBER_CHARS + sum(len(m) + 1 for m in members)
+    if source.name in ("char", "varchar") and source.size:
+        return NUMBER_CHARS + source.size  # the length prefix, then the text
+    return None
 
 
 def decimal_scale(stream: Stream, column: OutputColumn) -> int:

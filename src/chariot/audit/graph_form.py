@@ -28,6 +28,7 @@ from chariot.audit.forms import (
     decimal_scale,
     key_names,
     list_delimiter,
+    max_chars,
     mysql_expression,
     outputs_of,
     source_value,
@@ -284,6 +285,7 @@ def graph_field(stream: Stream, column: OutputColumn, cypher: str, name: str = "
         source=_as_stored(source_value(stream, column), kind),
         scale=decimal_scale(stream, column),
         delimiter=list_delimiter(column),
+        max_chars=max_chars(stream, column, kind),
     )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from chariot.audit.canonical import Canonical, postgres_digest
+from chariot.audit.canonical import Canonical, ordered_total, postgres_digest, postgres_ordered
 from chariot.audit.segments import Segment, keys_condition, positional, range_condition
 from chariot.audit.sides import Checksum, Digests, HashingSide
 from chariot.batch import Key
@@ -94,6 +94,15 @@ class PostgresSide(HashingSide):
         if not self.in_sql:
             return super().checksum(segment)
         where, params = self.where(segment)
+        if self.canonical.ordered:
+            # The rows' texts in key order (the key index), hashed once per segment.
+            text, hashed = postgres_ordered(self.canonical)
+            count, hexed = self.query(
+                f"SELECT count(*), {hashed} FROM (SELECT {text} AS t FROM {self.table} "
+                f"WHERE {where} ORDER BY {self.order}) AS rows",
+                params,
+            )[0]
+            return Checksum(int(count), ordered_total(hexed))
         count, total = self.query(
             f"SELECT count(*), coalesce(sum({postgres_digest(self.canonical)}), 0) "
             f"FROM {self.table} WHERE {where}",
