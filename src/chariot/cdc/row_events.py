@@ -36,6 +36,7 @@ _OUT_OF_DATETIME2 = "out of datetime2 range"
 _EPOCH = dt.datetime(1970, 1, 1)
 _DECIMAL_BYTES = (0, 1, 1, 2, 2, 3, 3, 4, 4, 4)  # bytes of a group of 0-9 leftover digits
 _PLAN = "_chariot_row_plan"  # where a table keeps its plan (False: the library's parse)
+_KNOWN_DECIMALS = 4096  # distinct values of one DECIMAL column kept parsed
 _counts = {"planned": 0}  # events parsed by a plan (for tests and profiles)
 
 
@@ -83,9 +84,21 @@ def _decimal(precision: int, decimals: int) -> Reader:
     head = _DECIMAL_BYTES[whole_left]
     tail = _DECIMAL_BYTES[fraction_left]
     size = head + 4 * (whole_groups + fraction_groups) + tail
+    # Values repeat (ratings hold ten): each distinct encoding is parsed once (a Decimal
+    # is immutable, so sharing one is safe).
+    known: dict[bytes, Decimal] = {}
 
     def read(data: bytes, at: int) -> tuple[Any, int, str]:
-        raw = bytearray(data[at : at + size])
+        encoded = data[at : at + size]
+        value = known.get(encoded)
+        if value is None:
+            value = parse(encoded)
+            if len(known) < _KNOWN_DECIMALS:
+                known[encoded] = value
+        return value, at + size, ""
+
+    def parse(encoded: bytes) -> Decimal:
+        raw = bytearray(encoded)
         positive = raw[0] & 0x80
         raw[0] ^= 0x80
         mask = 0 if positive else -1
@@ -104,7 +117,7 @@ def _decimal(precision: int, decimals: int) -> Reader:
         if tail:
             value = int.from_bytes(raw[pos : pos + tail], "big", signed=True) ^ mask
             text += f"{value:0{fraction_left}d}"
-        return Decimal(text), at + size, ""
+        return Decimal(text)
 
     return read
 
