@@ -3,10 +3,12 @@
     python bench/cdc_bench.py                        # 200,000 ratings, 60,000 changes
     python bench/cdc_bench.py --changes 150000 --cases postgres,neo4j,both
     python bench/cdc_bench.py --lag-seconds 60 --rate 1000
+    python bench/cdc_bench.py --new-rows --cases neo4j --lag-seconds 0   # inserts only
 
 Throughput: the synthetic MovieLens-shaped source is synced (change capture), then a
 1:1:1 mix of inserts, updates and deletes of ratings is committed in transactions of
-``--transaction-size`` rows while nothing is syncing; one ``sync()`` then applies them,
+``--transaction-size`` rows while nothing is syncing (with ``--new-rows``: inserts of new
+ratings only, the case of an append-mostly source); one ``sync()`` then applies them,
 and its log phase is timed per sink (changes read from the log / seconds).
 
 Lag: a follower (``sync(follow=True)`` in a thread) runs while a generator commits a
@@ -80,6 +82,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--changes", type=int, default=60_000, help="1:1:1 ins/upd/del")
     parser.add_argument("--transaction-size", type=int, default=100, help="rows of each kind")
     parser.add_argument(
+        "--new-rows", action="store_true", help="inserts of new ratings only, no update/delete"
+    )
+    parser.add_argument(
         "--single-row-statements",
         action="store_true",
         help="one INSERT/UPDATE/DELETE per row (a row event each) instead of multi-row ones",
@@ -115,11 +120,18 @@ def _throughput(settings: Settings, case: str, options: argparse.Namespace) -> d
     sinks = CASES[case]
     _fresh_source_and_sinks(settings, options.ratings, sinks)
     multi_row = not options.single_row_statements
-    made = _commit_mix(settings, options.changes, options.transaction_size, multi_row=multi_row)
+    made = _commit_mix(
+        settings,
+        options.changes,
+        options.transaction_size,
+        multi_row=multi_row,
+        new_rows=options.new_rows,
+    )
     result = sync(settings, sinks=sinks)
     shape = "multi-row statements" if multi_row else "one statement per row"
+    mix = "new rows" if options.new_rows else "1:1:1 mix"
     figures: dict[str, Any] = {
-        "case": f"apply {case} ({shape})",
+        "case": f"apply {case} ({mix}, {shape})",
         "changes": made,
         "run_seconds": result.seconds,
         "failures": [f.line() for f in result.failures],
@@ -136,11 +148,13 @@ def _throughput(settings: Settings, case: str, options: argparse.Namespace) -> d
     return figures
 
 
-def _commit_mix(settings: Settings, changes: int, size: int, *, multi_row: bool = True) -> int:
+def _commit_mix(
+    settings: Settings, changes: int, size: int, *, multi_row: bool = True, new_rows: bool = False
+) -> int:
     """``changes`` row changes, a third each inserts, updates and deletes, in transactions
     of ``size`` rows of each kind: three multi-row statements per transaction (one row
     event of ``size`` rows each), or with ``multi_row`` False one statement per row (one
-    row event per row: the binary-log reader's worst case)."""
+    row event per row: the binary-log reader's worst case). ``new_rows``: inserts only."""
     rng = random.Random(7)
     connection = mysql_connect(settings.mysql)
     made = 0
@@ -152,8 +166,10 @@ def _commit_mix(settings: Settings, changes: int, size: int, *, multi_row: bool 
             existing = [tuple(row) for row in cursor.fetchall()]
             cursor.execute("SELECT MAX(userId) FROM ratings")
             next_user = int(cursor.fetchone()[0]) + 1
-            per_kind = changes // 3
+            per_kind = changes if new_rows else changes // 3
             updates, deletes = existing[:per_kind], existing[per_kind : 2 * per_kind]
+            if new_rows:
+                updates, deletes = [], []
             for start in range(0, per_kind, size):
                 inserts = [
                     (next_user + (start + i) // 50, 1 + (start + i) % 50, 3.5, 1_600_000_000)

@@ -41,11 +41,13 @@ _DDL = (
     " seq bigserial PRIMARY KEY, aggregation text NOT NULL, fingerprint text NOT NULL,"
     " group_key text NOT NULL, xact xid8 NOT NULL DEFAULT pg_current_xact_id(),"
     " recorded_at timestamptz NOT NULL DEFAULT now())",
+    # With the transaction id: a later statement of a sync transaction looks up only the
+    # groups this transaction recorded, however many earlier syncs recorded the same group.
     "CREATE INDEX IF NOT EXISTS "
     + TOUCHED
-    + "_group_idx ON {s}."
+    + "_group_xact_idx ON {s}."
     + TOUCHED
-    + " (aggregation, group_key)",
+    + " (aggregation, group_key, xact)",
     "CREATE TABLE IF NOT EXISTS {s}." + INVALID + " ("
     " seq bigserial PRIMARY KEY, table_name text NOT NULL,"
     " xact xid8 NOT NULL DEFAULT pg_current_xact_id(),"

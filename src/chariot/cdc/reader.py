@@ -124,9 +124,10 @@ def _open_stream(
     )
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
-    from chariot.cdc.table_maps import CachedTableMapEvent, install
+    from chariot.cdc import row_events, table_maps
 
-    install()
+    table_maps.install()
+    row_events.install()
     address = settings.address()
     if not address.is_mysql or not address.database:
         raise ConfigError(
@@ -143,6 +144,7 @@ def _open_stream(
     }
     return BinLogStreamReader(
         connection_settings=connection,
+        pymysql_wrapper=_connect,
         server_id=server_id or _default_server_id(),
         log_file=start.file,
         log_pos=start.offset,
@@ -161,10 +163,21 @@ def _open_stream(
             WriteRowsEvent,
             UpdateRowsEvent,
             DeleteRowsEvent,
-            CachedTableMapEvent,  # let through to be parsed (once per table definition)
+            *row_events.PLANNED_EVENTS,  # the library builds these once installed
+            table_maps.CachedTableMapEvent,  # let through to be parsed (once per definition)
             *([HeartbeatLogEvent] if follow else []),
         ],
     )
+
+
+def _connect(**options: Any) -> Any:
+    """The library's connections, opened as Chariot opens its own (``open_pymysql``: PyMySQL's
+    own loads the system's CA store for each one, ~0.1 s); its deprecated ``db`` renamed."""
+    from chariot.connections import open_pymysql
+
+    if "db" in options:
+        options["database"] = options.pop("db")
+    return open_pymysql(options)
 
 
 def _default_server_id() -> int:

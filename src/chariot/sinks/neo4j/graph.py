@@ -78,6 +78,13 @@ MATCH (r:ChariotReject {table: $table, key: key})
 DELETE r
 """
 
+# Whether a table has any recorded reject (read in the transaction that would clear them;
+# ``key IS NOT NULL`` lets the planner seek the (table, key) constraint's index).
+ANY_REJECTS = (
+    "RETURN EXISTS { MATCH (r:ChariotReject) WHERE r.table = $table AND r.key IS NOT NULL }"
+    " AS recorded"
+)
+
 # Where change capture has reached, per table (``LogPosition.render()`` text), and when the
 # last transaction it covers committed in the source.
 WRITE_LOG_POSITIONS = """
@@ -117,6 +124,9 @@ class GraphMapping:
     convert: Callable[[Sequence[str], Sequence[Any]], list[Any]]
     # Output column -> the name of its list parameter in ``write``.
     column_parameters: dict[str, str]
+    # ``write`` after ``node_merges`` for tables of free relationships only (change
+    # capture's upserts: ``Statements.write_matched``); None: ``write`` it is.
+    write_matched: str | None = None
 
 
 def graph_mapping(stream: Stream) -> GraphMapping:
@@ -147,4 +157,5 @@ def graph_mapping(stream: Stream) -> GraphMapping:
         graph_keys=parameters.graph_keys,
         convert=parameters.output_values,
         column_parameters=dict(statements.param),
+        write_matched=statements.write_matched(),
     )

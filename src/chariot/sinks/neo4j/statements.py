@@ -110,7 +110,7 @@ class Statements:
 
     # -- write -------------------------------------------------------------------------------
 
-    def write(self, *, new: bool = False) -> str | None:
+    def write(self, *, new: bool = False, matched: bool = False) -> str | None:
         if self.plan.is_empty():
             return None
         lines = ["UNWIND range(0, $rows - 1) AS i"]
@@ -122,8 +122,22 @@ class Statements:
             merged = f"(:{quoted(feed.label.name)} {{{quoted(feed.label.key[0])}: k}})"
             lines += ["WITH *", f"CALL (i) {{ UNWIND $f{index}[i] AS k MERGE {merged} }}"]
         for index, link in enumerate(self.plan.links):
-            lines += self._link(index, link, new=new)
+            lines += self._link(index, link, new=new, matched=matched)
         return "\n".join(lines)
+
+    def write_matched(self) -> str | None:
+        """``write`` for a table that makes only relationships between two nodes neither
+        of which is the row's, each end one key: the ends are MERGEd first, once per
+        distinct key (``node_merges``), then each row MATCHes them and MERGEs its
+        relationship. Right whatever the graph holds (no row node: nothing stale to drop);
+        for change capture, where rows are not proven new. None for other tables."""
+        if not self.plan.links or self.plan.nodes:
+            return None
+        if not all(self.fed_by_links(feed.label, feed.column) for feed in self.plan.feeds):
+            return None
+        if not all(self.premerged(link) for link in self.plan.links):
+            return None
+        return self.write(matched=True)
 
     def write_new(self) -> str | None:
         """``write`` for rows proven new; None when it would be the same statement."""
@@ -200,10 +214,12 @@ class Statements:
         ]
         return " SET " + ", ".join(settings) if settings else ""
 
-    def _link(self, index: int, link: Link, *, new: bool = False) -> list[str]:
+    def _link(
+        self, index: int, link: Link, *, new: bool = False, matched: bool = False
+    ) -> list[str]:
         own = link.own_end
         if own is None:
-            return self._free_link(index, link, new=new)
+            return self._free_link(index, link, new=new, matched=matched)
         row_end, other = (link.start, link.end) if own == "start" else (link.end, link.start)
         row = f"n{row_end.row_node}"
 
@@ -257,16 +273,18 @@ class Statements:
             return f"NOT {found[0]} IN $e{index}[i]"
         return f"NOT [{', '.join(found)}] IN $s{index}[i]"
 
-    def _free_link(self, index: int, link: Link, *, new: bool = False) -> list[str]:
+    def _free_link(
+        self, index: int, link: Link, *, new: bool = False, matched: bool = False
+    ) -> list[str]:
         """A relationship between two nodes neither of which is the row's (ratings)."""
         start, end = quoted(link.start.label.name), quoted(link.end.label.name)
         identity = self._identity(link)
         if self.inline(link, link.start) and self.inline(link, link.end):
             start_keys = key_map(link.start.label.key, [self.column(c) for c in link.start.columns])
             end_keys = key_map(link.end.label.key, [self.column(c) for c in link.end.columns])
-            if new:
+            if new or matched:
                 # Both ends were MERGEd just before (``node_merges``): MATCH seeks them.
-                make = "CREATE" if self.determined(link) else "MERGE"
+                make = "CREATE" if self.determined(link) and not matched else "MERGE"
                 return [
                     f"MATCH (a{index}:{start} {start_keys})",
                     f"MATCH (b{index}:{end} {end_keys})",
@@ -360,9 +378,13 @@ class Statements:
         identity_map = " " + key_map(link.identity, identity) if link.identity else ""
         start_node = f"a:{quoted(link.start.label.name)} {key_map(link.start.label.key, start)}"
         end_node = f"b:{quoted(link.end.label.name)} {key_map(link.end.label.key, end)}"
+        # Each end MATCHed on its own: one index seek each. In one pattern the planner
+        # scanned the start label's whole index per key (5,000 ratings deleted: 3M rows).
         lines = [
             "UNWIND $keys AS key",
-            f"MATCH {_pattern(link, start_node, end_node, 'r', identity_map)}",
+            f"MATCH ({start_node})",
+            f"MATCH ({end_node})",
+            f"MATCH {_pattern(link, 'a', 'b', 'r', identity_map)}",
             "DELETE r",
             "WITH a, b",
         ]
