@@ -771,14 +771,18 @@ def load_staged(sink: Neo4jSink, stream: Stream, rows: list[Row], size: int) -> 
 def test_staged_batches_build_the_same_graph(
     sink: Neo4jSink, neo4j_settings: Neo4jSettings
 ) -> None:
+    def data() -> list[str]:  # the graph without Chariot's bookkeeping (leases differ)
+        nodes, relationships = snapshot(neo4j_settings)
+        return [node for node in nodes if "Chariot" not in node] + relationships
+
     for name, rows in SMALL.items():
-        load_staged(sink, STREAMS[name], rows, size=7)
-    staged = snapshot(neo4j_settings)
+        load_staged(sink, STREAMS[name], rows, size=1)
+    staged = data()
     assert rated(neo4j_settings) == len(SMALL["ratings"])
     wipe_graph(neo4j_settings)
     with Neo4jSink(make_settings(neo4j_settings)) as plain:
         load_small(plain)
-    assert snapshot(neo4j_settings) == staged
+    assert data() == staged
 
 
 @pytest.mark.integration
@@ -789,12 +793,12 @@ def test_a_staged_batch_is_written_only_by_write(
     batch written without (or after another) staging is converted on the spot."""
     rows = SMALL["ratings"]
     sink.prepare(RATINGS)
-    first, second = batch(RATINGS, rows[:5]), batch(RATINGS, rows[5:10])
+    first, second = batch(RATINGS, rows[:1]), batch(RATINGS, rows[1:2])
     sink.stage(second)
-    sink.stage(batch(RATINGS, rows[10:15]))  # staged, then dropped: never written
+    sink.stage(batch(RATINGS, rows[2:3]))  # staged, then dropped: never written
     sink.write(first)
     sink.write(second)
-    assert rated(neo4j_settings) == 10
+    assert rated(neo4j_settings) == 2
     assert scalar(
         neo4j_settings, "MATCH (c:ChariotCheckpoint {table: 'ratings'}) RETURN c.highWaterMark"
-    ) == encode_key(rows[9][:2])
+    ) == encode_key(rows[1][:2])
