@@ -28,6 +28,7 @@ from chariot.sinks.neo4j.graph import graph_mapping
 from chariot.sinks.neo4j.retry import with_retries
 from chariot.sinks.neo4j.sink import decode_key, encode_key
 from chariot.streams import Stream
+from tests.conftest import wipe_graph
 from tests.movielens_rules import split_genres, title_year
 
 Row = tuple[Any, ...]
@@ -751,3 +752,53 @@ def test_a_new_rows_write_creates_only_what_the_row_determines() -> None:
     # A repeated genre is one key: one relationship even when CREATEd.
     prepared = movies.parameters([(9, "Twice (2000)", "Drama|Drama")])
     assert prepared.parameters["e0"] == [["Drama"]]
+
+
+# -- batches converted ahead (``stage``) ---------------------------------------------------
+
+
+def load_staged(sink: Neo4jSink, stream: Stream, rows: list[Row], size: int) -> None:
+    """As the sync's writer does: the next batch is staged before the current one is written."""
+    sink.prepare(stream)
+    batches = [batch(stream, rows[start : start + size]) for start in range(0, len(rows), size)]
+    for index, current in enumerate(batches):
+        if index + 1 < len(batches):
+            sink.stage(batches[index + 1])
+        sink.write(current)
+
+
+@pytest.mark.integration
+def test_staged_batches_build_the_same_graph(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    def data() -> list[str]:  # the graph without Chariot's bookkeeping (leases differ)
+        nodes, relationships = snapshot(neo4j_settings)
+        return [node for node in nodes if "Chariot" not in node] + relationships
+
+    for name, rows in SMALL.items():
+        load_staged(sink, STREAMS[name], rows, size=1)
+    staged = data()
+    assert rated(neo4j_settings) == len(SMALL["ratings"])
+    wipe_graph(neo4j_settings)
+    with Neo4jSink(make_settings(neo4j_settings)) as plain:
+        load_small(plain)
+    assert data() == staged
+
+
+@pytest.mark.integration
+def test_a_staged_batch_is_written_only_by_write(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    """Staging converts, nothing more: a staged batch never written leaves no trace, and a
+    batch written without (or after another) staging is converted on the spot."""
+    rows = SMALL["ratings"]
+    sink.prepare(RATINGS)
+    first, second = batch(RATINGS, rows[:1]), batch(RATINGS, rows[1:2])
+    sink.stage(second)
+    sink.stage(batch(RATINGS, rows[2:3]))  # staged, then dropped: never written
+    sink.write(first)
+    sink.write(second)
+    assert rated(neo4j_settings) == 2
+    assert scalar(
+        neo4j_settings, "MATCH (c:ChariotCheckpoint {table: 'ratings'}) RETURN c.highWaterMark"
+    ) == encode_key(rows[1][:2])

@@ -54,6 +54,10 @@ class Sink(ABC):
         reason, in the same transaction, and returned in ``WriteResult.rejected``.
         """
 
+    def stage(self, batch: Batch) -> None:  # noqa: B027 - optional hook
+        """A hint that ``batch`` is the next ``write``: a sink may start the work that
+        touches no database (converting its rows) while the current batch is written."""
+
     # -- optional abilities, used by status and audit; plugins may leave the defaults --
 
     def stored_checkpoints(self) -> dict[str, Key]:

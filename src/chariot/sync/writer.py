@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
 
 from chariot.batch import Batch
 from chariot.errors import ChariotError
@@ -70,7 +71,7 @@ class SinkWriter:
         started = time.perf_counter()
         self._report(progress, result, expected, "running")
         try:
-            while (batch := self.queue.get()) is not _END:
+            for batch in self._batches():
                 if self.failure is not None or self.stop.is_set():
                     continue  # keep draining so the reader never waits on us
                 try:
@@ -85,6 +86,21 @@ class SinkWriter:
             if self.failure is None:
                 self._report(progress, result, expected, "done")
             self.finished.set()
+
+    def _batches(self) -> Iterator[Batch]:
+        """The queued batches up to the end marker. Before one is handed out, the next is
+        taken too if the reader has queued it already, and staged: the sink can convert
+        its rows while the current batch's transaction runs in the database."""
+        item = self.queue.get()
+        while item is not _END:
+            try:
+                upcoming, queued = self.queue.get_nowait(), True
+            except queue.Empty:
+                upcoming, queued = None, False
+            if upcoming is not None and self.failure is None and not self.stop.is_set():
+                self.sink.stage(upcoming)
+            yield item
+            item = upcoming if queued else self.queue.get()
 
     def _write(self, batch: Batch, result: SinkTableResult) -> None:
         for attempt in range(1, self.max_attempts + 1):

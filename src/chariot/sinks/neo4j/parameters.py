@@ -101,13 +101,13 @@ class BatchParameters:
         return {c.name: [c.compute(row[c.position]) for row in rows] for c in self.columns}
 
     def _link_lists(self, index: int, link: Link, values: Values, count: int) -> dict[str, Any]:
-        identity = [values[link.properties[p]] for p in link.identity]
-        identities = [[column[i] for column in identity] for i in range(count)]
         own = link.own_end
         if own is not None:
             other = link.end if own == "start" else link.start
             if self.statements.inline(link, other):
                 return {}
+            identity = [values[link.properties[p]] for p in link.identity]
+            identities = [[column[i] for column in identity] for i in range(count)]
             keys = [
                 [] if None in identities[i] else key
                 for i, key in enumerate(self._end_keys(other, values, count))
@@ -120,7 +120,9 @@ class BatchParameters:
                 ]
             return lists
         if self.statements.inline(link, link.start) and self.statements.inline(link, link.end):
-            return {}
+            return {}  # the row's own columns: no per-row lists to build
+        identity = [values[link.properties[p]] for p in link.identity]
+        identities = [[column[i] for column in identity] for i in range(count)]
         starts = [
             [] if None in identities[i] else key
             for i, key in enumerate(self._end_keys(link.start, values, count))

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -47,6 +49,8 @@ class Neo4jSink(ChangeSink):
         self._lease: GraphLease | None = None
         self._mappings: dict[tuple[str, str, str], graph.GraphMapping] = {}
         self._resolved: dict[str, Stream] = {}  # streams built by hand -> the project's
+        self._stager: ThreadPoolExecutor | None = None
+        self._staged: list[tuple[Batch, Future[_Converted]]] = []  # see ``stage``
 
     # -- the sink contract -----------------------------------------------------------------
 
@@ -103,15 +107,21 @@ class Neo4jSink(ChangeSink):
 
         return self._transact(read, what=self._what(stream, "reading the checkpoint"))
 
+    def stage(self, batch: Batch) -> None:
+        # Only the conversion runs ahead, in its own thread (the driver waiting on the
+        # socket for the current batch lets it run): nothing is written before ``write``.
+        if self._stager is None:
+            self._stager = ThreadPoolExecutor(1, thread_name_prefix="chariot-neo4j-stage")
+        future = self._stager.submit(_converted, self._mapping(batch.stream), batch)
+        self._staged = [*self._staged[-1:], (batch, future)]  # this one and the one before
+
     def write(self, batch: Batch) -> WriteResult:
         mapping = self._mapping(batch.stream)
-        prepared = mapping.parameters(batch.rows)
-        refused = _refused(batch.stream, batch.rows, prepared)
-        all_rejects = [*batch.rejects, *refused]
+        converted = self._unstaged(batch) or _converted(mapping, batch)
+        prepared, all_rejects = converted.prepared, converted.rejects
         rejects = [[r.table, encode_key(r.key), r.reason] for r in all_rejects]
         mark = encode_key(batch.last_key) if batch.last_key else None
-
-        first = _first_key(batch)
+        first = converted.first
 
         def work(tx: ManagedTransaction) -> None:
             self._check_lease(tx, mapping)
@@ -131,6 +141,14 @@ class Neo4jSink(ChangeSink):
 
         self._transact(work, what=self._what(batch.stream, "write"))
         return WriteResult(written=prepared.rows, rejected=all_rejects)
+
+    def _unstaged(self, batch: Batch) -> _Converted | None:
+        """``batch`` as ``stage`` converted it, if it did (the stage's error, if any)."""
+        for index, (staged, future) in enumerate(self._staged):
+            if staged is batch:
+                del self._staged[: index + 1]
+                return future.result()
+        return None
 
     # -- change capture ---------------------------------------------------------------------
 
@@ -275,6 +293,10 @@ class Neo4jSink(ChangeSink):
         return f"neo4j {self.settings.neo4j.display_url()}"
 
     def close(self) -> None:
+        self._staged = []
+        if self._stager is not None:
+            self._stager.shutdown(wait=True)
+            self._stager = None
         if self._lease is not None:
             self._lease.release()
             self._lease = None
@@ -414,6 +436,22 @@ class Neo4jSink(ChangeSink):
 def _constraint_name(statement: str) -> str:
     """``CREATE CONSTRAINT <name> IF NOT EXISTS ...`` -> ``<name>``."""
     return statement.split()[2]
+
+
+@dataclass(frozen=True)
+class _Converted:
+    """A batch as ``write`` sends it: the statements' parameters, every reject, the first key."""
+
+    prepared: Prepared
+    rejects: list[Reject]
+    first: Key | None
+
+
+def _converted(mapping: graph.GraphMapping, batch: Batch) -> _Converted:
+    rows = batch.rows
+    prepared = mapping.parameters(rows)
+    refused = _refused(batch.stream, rows, prepared)
+    return _Converted(prepared, [*batch.rejects, *refused], _first_key(batch))
 
 
 def _write_rows(tx: ManagedTransaction, mapping: graph.GraphMapping, prepared: Prepared) -> None:
