@@ -67,6 +67,8 @@ class PostgresSink(ChangeSink):
         # Tables whose next batch's keys are proven new (``_prove_new``): COPY, no upsert.
         self._new_keys: set[str] = set()
         self._keyed: set[str] = set()  # tables known (this session) to have their primary key
+        # Tables this session dropped the key of (a first load): the last key it COPYed in.
+        self._keyless_last: dict[str, tuple[int, ...] | None] = {}
 
     # -- connection --------------------------------------------------------------------
 
@@ -89,6 +91,7 @@ class PostgresSink(ChangeSink):
         self._rejects_known.clear()
         self._new_keys.clear()  # the lease lapsed with the session: someone may have written
         self._keyed.clear()
+        self._keyless_last.clear()
 
     def close(self) -> None:
         self._drop_connection()
@@ -115,7 +118,7 @@ class PostgresSink(ChangeSink):
             self._clear_rejects.add(stream.name)
         self._ensure_key(table)  # a first load that ended before its key was built
         self._prove_new(table)
-        if first_copy and table.name in self._new_keys:
+        if first_copy and table.name in self._new_keys and table.integer_key:
             self._drop_key(table)
 
     def _prove_new(self, table: PgTable) -> None:
@@ -174,6 +177,20 @@ class PostgresSink(ChangeSink):
             if row is not None:
                 connection.execute(table.drop_key(str(row[0])))
         self._keyed.discard(table.name)
+        self._keyless_last[table.name] = None  # the table is empty (``_prove_new``)
+
+    def _extends_keyless_load(self, table: PgTable, batch: Batch) -> bool:
+        """Whether a batch may be COPYed into the table while it has no key: its keys (all
+        integers) strictly increase and its first is strictly above the last key this session
+        COPYed in since the table was empty, so no key can be there twice. Anything else (a
+        replay, an older batch, a batch of rejects only) builds the key and is upserted."""
+        if table.name not in self._new_keys or table.name not in self._keyless_last:
+            return False
+        span = _increasing_int_keys(batch)
+        if span is None:
+            return False
+        last = self._keyless_last[table.name]
+        return last is None or span[0] > last
 
     def _ensure_key(self, table: PgTable) -> None:
         """Build the table's primary key if a first load dropped it. Outside any transaction
@@ -184,6 +201,7 @@ class PostgresSink(ChangeSink):
 
         if table.name in self._keyed:
             return
+        self._keyless_last.pop(table.name, None)
         connection = self.connection
         if connection.info.transaction_status != TransactionStatus.IDLE:
             raise AssertionError("the key is built outside a batch's transaction")
@@ -211,14 +229,22 @@ class PostgresSink(ChangeSink):
     def write(self, batch: Batch) -> WriteResult:
         table = layout_for(batch.stream, self.schema)
         self._lock_table(table)  # again after a reconnection: the lock went with the session
+        keyless = table.name in self._keyless_last  # this session dropped it (first load)
+        if keyless and not self._extends_keyless_load(table, batch):
+            self._new_keys.discard(table.name)  # a replay or an older batch: the key first
         if table.name not in self._new_keys:
             self._ensure_key(table)  # an upsert needs it (ON CONFLICT)
         try:
-            return self._write(table, batch)
+            result = self._write(table, batch)
         except _NeedsKey:  # rolled back: written again through the upsert, key first
             self._new_keys.discard(table.name)
             self._ensure_key(table)
             return self._write(table, batch)
+        if table.name in self._keyless_last:  # committed key-less: later ones must go above
+            span = _increasing_int_keys(batch)
+            assert span is not None  # checked by ``_extends_keyless_load``
+            self._keyless_last[table.name] = span[1]
+        return result
 
     def _write(self, table: PgTable, batch: Batch) -> WriteResult:
         connection = self.connection
@@ -303,6 +329,7 @@ class PostgresSink(ChangeSink):
         table = layout_for(stream, self.schema)
         self._lock_table(table)
         self._new_keys.discard(table.name)
+        self._ensure_key(table)
         with self.connection.transaction(), self.connection.cursor() as cursor:
             _touched().invalidate_incremental(cursor, self.schema, stream)
             deleted = self._delete(cursor, table, keys)
@@ -612,6 +639,48 @@ class PostgresSink(ChangeSink):
         from psycopg import sql
 
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
+
+
+def _increasing_int_keys(batch: Batch) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The first and last keys of a batch whose keys are all integers and strictly increase
+    row after row (compared as Python tuples of ints); None for any other batch (no rows, a
+    key of another type, keys out of order)."""
+    if len(batch) == 0:
+        return None
+    positions = batch.stream.key_positions
+    if batch.columns is not None and batch._rows is None:  # Arrow: never build the rows
+        return _increasing_arrow_keys(batch.columns, positions)
+    keys = [tuple(row[p] for p in positions) for row in batch.rows]
+    if not all(type(value) is int for key in (keys[0], keys[-1]) for value in key):
+        return None
+    if any(type(value) is not int for key in keys for value in key):
+        return None
+    if not all(a < b for a, b in zip(keys, keys[1:], strict=False)):
+        return None
+    return keys[0], keys[-1]
+
+
+def _increasing_arrow_keys(
+    columns: Any, positions: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = [columns.column(p) for p in positions]
+    if not all(pa.types.is_integer(key.type) for key in keys) or any(k.null_count for k in keys):
+        return None
+    if columns.num_rows > 1:
+        # Row i < row i+1, lexicographically: decided by the first column that differs.
+        before = [key.slice(0, columns.num_rows - 1) for key in keys]
+        after = [key.slice(1) for key in keys]
+        less = pc.less(before[-1], after[-1])
+        for a, b in zip(reversed(before[:-1]), reversed(after[:-1]), strict=True):
+            less = pc.or_(pc.less(a, b), pc.and_(pc.equal(a, b), less))
+        if not pc.all(less).as_py():
+            return None
+    first = tuple(int(key[0].as_py()) for key in keys)
+    last = tuple(int(key[-1].as_py()) for key in keys)
+    return first, last
 
 
 class _NeedsKey(Exception):
