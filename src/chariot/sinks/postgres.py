@@ -179,18 +179,19 @@ class PostgresSink(ChangeSink):
         self._keyed.discard(table.name)
         self._keyless_last[table.name] = None  # the table is empty (``_prove_new``)
 
-    def _extends_keyless_load(self, table: PgTable, batch: Batch) -> bool:
+    def _extends_keyless_load(self, table: PgTable, batch: Batch) -> tuple[int, ...] | None:
         """Whether a batch may be COPYed into the table while it has no key: its keys (all
         integers) strictly increase and its first is strictly above the last key this session
         COPYed in since the table was empty, so no key can be there twice. Anything else (a
-        replay, an older batch, a batch of rejects only) builds the key and is upserted."""
+        replay, an older batch, a batch of rejects only) builds the key and is upserted.
+        Returns the batch's last key if it may, else None."""
         if table.name not in self._new_keys or table.name not in self._keyless_last:
-            return False
+            return None
         span = _increasing_int_keys(batch)
         if span is None:
-            return False
+            return None
         last = self._keyless_last[table.name]
-        return last is None or span[0] > last
+        return span[1] if last is None or span[0] > last else None
 
     def _ensure_key(self, table: PgTable) -> None:
         """Build the table's primary key if a first load dropped it. Outside any transaction
@@ -229,8 +230,10 @@ class PostgresSink(ChangeSink):
     def write(self, batch: Batch) -> WriteResult:
         table = layout_for(batch.stream, self.schema)
         self._lock_table(table)  # again after a reconnection: the lock went with the session
-        keyless = table.name in self._keyless_last  # this session dropped it (first load)
-        if keyless and not self._extends_keyless_load(table, batch):
+        keyless_last = None
+        if table.name in self._keyless_last:  # this session dropped the key (a first load)
+            keyless_last = self._extends_keyless_load(table, batch)
+        if table.name in self._keyless_last and keyless_last is None:
             self._new_keys.discard(table.name)  # a replay or an older batch: the key first
         if table.name not in self._new_keys:
             self._ensure_key(table)  # an upsert needs it (ON CONFLICT)
@@ -241,9 +244,8 @@ class PostgresSink(ChangeSink):
             self._ensure_key(table)
             return self._write(table, batch)
         if table.name in self._keyless_last:  # committed key-less: later ones must go above
-            span = _increasing_int_keys(batch)
-            assert span is not None  # checked by ``_extends_keyless_load``
-            self._keyless_last[table.name] = span[1]
+            assert keyless_last is not None  # else the key was built before the write
+            self._keyless_last[table.name] = keyless_last
         return result
 
     def _write(self, table: PgTable, batch: Batch) -> WriteResult:
