@@ -718,10 +718,6 @@ def _server_versions(settings: Settings) -> dict[str, str]:
     return versions
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _compile_bytecode() -> None:
     """Byte-compile Chariot as ``pip install`` does for an installed wheel. An editable
     checkout run with PYTHONDONTWRITEBYTECODE (set on some machines, CI among them) would
@@ -732,3 +728,7 @@ def _compile_bytecode() -> None:
     import chariot
 
     compileall.compile_dir(str(Path(chariot.__file__).parent), quiet=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -56,6 +56,7 @@ def test_layout_is_the_documented_contract(
 ) -> None:
     for stream in MOVIELENS_STREAMS:
         sink.prepare(stream)
+        sink.table_complete(stream)  # a first load builds the key when the copy is done
     assert _columns(postgres_settings, "movies") == [
         ("movie_id", "integer", True, ""),
         ("title", "text", True, ""),
@@ -285,20 +286,42 @@ def test_status_abilities_on_an_empty_schema(sink: PostgresSink) -> None:
 def test_a_first_load_copies_into_the_empty_table_and_a_key_present_goes_to_the_upsert(
     sink: PostgresSink, postgres_settings: PostgresSettings
 ) -> None:
-    """The first-load path (COPY straight into the keyed table) holds only while the keys
-    are proven new; a key that is there after all (written behind the sink's back) fails
-    the COPY, and the batch is upserted instead: neither doubled nor lost."""
+    """The first-load path (COPY straight into the keyed table: a text key keeps its key)
+    holds only while the keys are proven new; a key that is there after all (written behind
+    the sink's back) fails the COPY, and the batch is upserted instead: neither doubled nor
+    lost."""
+    sink.prepare(TAGS)
+    assert "tags" in sink._new_keys  # empty under the lease: keys proven new
+    sink.write(Batch(TAGS, [(1, 1, "a", 10)], (1, 1, "a")))
+    assert "tags" in sink._new_keys
+    with postgres_connection(postgres_settings, autocommit=True) as other:
+        other.execute(f"INSERT INTO \"{postgres_settings.schema_name}\".tags VALUES (1, 2, 'b', 1)")
+    batch = Batch(TAGS, [(1, 2, "b", 11), (1, 3, "c", 12)], (1, 3, "c"))
+    assert sink.write(batch).written == 2
+    assert "tags" not in sink._new_keys  # from here on, upserts
+    assert postgres_rows(postgres_settings, "tags") == [
+        (1, 1, "a", 10),
+        (1, 2, "b", 11),
+        (1, 3, "c", 12),
+    ]
+    assert sink.checkpoint(TAGS) == (1, 3, "c")
+
+
+def test_a_wrong_proof_without_the_key_ends_in_one_row_per_key_the_later_write_kept(
+    sink: PostgresSink, postgres_settings: PostgresSettings
+) -> None:
+    """An integer key is dropped for the first load: a row written behind the sink's back
+    (the writer lease forbids it) is not caught by the COPY, but building the key keeps one
+    row per key, the later write, as an upsert would have."""
     sink.prepare(RATINGS)
-    assert "ratings" in sink._new_keys  # empty under the lease: keys proven new
     sink.write(Batch(RATINGS, [(1, 1, Decimal("4.0"), 10)], (1, 1)))
-    assert "ratings" in sink._new_keys
     with postgres_connection(postgres_settings, autocommit=True) as other:
         other.execute(
             f'INSERT INTO "{postgres_settings.schema_name}".ratings VALUES (1, 2, 1.0, 1)'
         )
     batch = Batch(RATINGS, [(1, 2, Decimal("3.5"), 11), (1, 3, Decimal("2.0"), 12)], (1, 3))
     assert sink.write(batch).written == 2
-    assert "ratings" not in sink._new_keys  # from here on, upserts
+    sink.table_complete(RATINGS)
     assert postgres_rows(postgres_settings, "ratings") == [
         (1, 1, Decimal("4.0"), 10),
         (1, 2, Decimal("3.5"), 11),

@@ -66,6 +66,9 @@ class PostgresSink(ChangeSink):
         self._rejects_known: set[str] = set()  # tables whose rejects were looked for (apply)
         # Tables whose next batch's keys are proven new (``_prove_new``): COPY, no upsert.
         self._new_keys: set[str] = set()
+        self._keyed: set[str] = set()  # tables known (this session) to have their primary key
+        # Tables this session dropped the key of (a first load): the last key it COPYed in.
+        self._keyless_last: dict[str, tuple[int, ...] | None] = {}
 
     # -- connection --------------------------------------------------------------------
 
@@ -87,6 +90,8 @@ class PostgresSink(ChangeSink):
         self._locked.clear()
         self._rejects_known.clear()
         self._new_keys.clear()  # the lease lapsed with the session: someone may have written
+        self._keyed.clear()
+        self._keyless_last.clear()
 
     def close(self) -> None:
         self._drop_connection()
@@ -106,11 +111,15 @@ class PostgresSink(ChangeSink):
                 for statement in table.empty_statements():
                     connection.execute(statement)
                 _touched().invalidate_incremental(cursor, self.schema, stream)
-            if full_refresh or self._first_copy(table):
+            first_copy = full_refresh or self._first_copy(table)
+            if first_copy:
                 connection.execute(table.mark_loading, (table.name, self.lease_owner.describe()))
         if self._has_rejects(table):
             self._clear_rejects.add(stream.name)
+        self._ensure_key(table)  # a first load that ended before its key was built
         self._prove_new(table)
+        if first_copy and table.name in self._new_keys and table.integer_key:
+            self._drop_key(table)
 
     def _prove_new(self, table: PgTable) -> None:
         """Whether this table run may COPY its batches straight in (the first-load path)
@@ -129,9 +138,11 @@ class PostgresSink(ChangeSink):
         disable it (a loaded row must clear its old reject, which the staging path does);
         rejects of this load do not (their keys never come again in this read).
 
-        Even a wrong proof cannot double or lose a row: the table keeps its primary key, so
-        a key already present makes the COPY fail (unique violation), and that batch is
-        written again through the upsert, in the same transaction as its checkpoint."""
+        Even a wrong proof cannot double or lose a row: a table with a checkpoint keeps its
+        primary key, so a key already present makes the COPY fail (unique violation), and
+        that batch is written again through the upsert, in the same transaction as its
+        checkpoint; a first load copies without the key and builds it at the end
+        (``_drop_key`` says why that is safe)."""
         self._new_keys.discard(table.name)
         if table.name in self._clear_rejects:
             return
@@ -141,7 +152,73 @@ class PostgresSink(ChangeSink):
 
     def table_complete(self, stream: Stream) -> None:
         table = layout_for(stream, self.schema)
+        self._ensure_key(table)
         self.connection.execute(table.clear_loading, (table.name,))
+
+    # -- the key of a first load ---------------------------------------------------------
+
+    def _drop_key(self, table: PgTable) -> None:
+        """A first load (the table empty, no checkpoint yet, keys proven new) COPYs into the
+        table without its primary key and builds it once at the end (``table_complete``):
+        measured on 1M ratings, COPY into the keyed table 3.3-5.6 s, into the table without
+        it 1.5-1.9 s plus 0.6-0.9 s to build it.
+
+        Exactly-once holds without the key: every batch still commits with its checkpoint,
+        and only this run's COPYs write the table until the key is back, in strictly
+        increasing key order from the first row (no checkpoint: the reader starts at the
+        beginning), each batch once (a retry after a lost connection is no longer proven
+        new). Anything else that writes the table builds the key first (``_ensure_key``:
+        an upsert, change capture, a repair, a batch PostgreSQL refuses a value of), and so
+        does the next run after a kill: the table then holds exactly the rows up to its
+        checkpoint, and the load goes on through the keyed path."""
+        connection = self.connection
+        with connection.transaction():
+            row = connection.execute(table.key_constraint).fetchone()
+            if row is not None:
+                connection.execute(table.drop_key(str(row[0])))
+        self._keyed.discard(table.name)
+        self._keyless_last[table.name] = None  # the table is empty (``_prove_new``)
+
+    def _extends_keyless_load(self, table: PgTable, batch: Batch) -> tuple[int, ...] | None:
+        """Whether a batch may be COPYed into the table while it has no key: its keys (all
+        integers) strictly increase and its first is strictly above the last key this session
+        COPYed in since the table was empty, so no key can be there twice. Anything else (a
+        replay, an older batch, a batch of rejects only) builds the key and is upserted.
+        Returns the batch's last key if it may, else None."""
+        if table.name not in self._new_keys or table.name not in self._keyless_last:
+            return None
+        span = _increasing_int_keys(batch)
+        if span is None:
+            return None
+        last = self._keyless_last[table.name]
+        return span[1] if last is None or span[0] > last else None
+
+    def _ensure_key(self, table: PgTable) -> None:
+        """Build the table's primary key if a first load dropped it. Outside any transaction
+        (what it learns is kept for the session). Rows sharing a key (a first load cannot
+        write any; this is the safety net the key was) keep the one written last."""
+        import psycopg
+        from psycopg.pq import TransactionStatus
+
+        if table.name in self._keyed:
+            return
+        self._keyless_last.pop(table.name, None)
+        connection = self.connection
+        if connection.info.transaction_status != TransactionStatus.IDLE:
+            raise AssertionError("the key is built outside a batch's transaction")
+        with connection.transaction():
+            if connection.execute(table.key_constraint).fetchone() is None:
+                try:
+                    with connection.transaction():
+                        connection.execute(table.add_key)
+                except psycopg.errors.UniqueViolation:
+                    log.warning(
+                        "rows sharing a key after a first load: keeping the last written",
+                        extra={"sink": self.name, "table": table.name},
+                    )
+                    connection.execute(table.delete_duplicate_keys)
+                    connection.execute(table.add_key)
+        self._keyed.add(table.name)
 
     def _first_copy(self, table: PgTable) -> bool:
         row = self.connection.execute(table.has_checkpoint, (table.name,)).fetchone()
@@ -153,6 +230,25 @@ class PostgresSink(ChangeSink):
     def write(self, batch: Batch) -> WriteResult:
         table = layout_for(batch.stream, self.schema)
         self._lock_table(table)  # again after a reconnection: the lock went with the session
+        keyless_last = None
+        if table.name in self._keyless_last:  # this session dropped the key (a first load)
+            keyless_last = self._extends_keyless_load(table, batch)
+        if table.name in self._keyless_last and keyless_last is None:
+            self._new_keys.discard(table.name)  # a replay or an older batch: the key first
+        if table.name not in self._new_keys:
+            self._ensure_key(table)  # an upsert needs it (ON CONFLICT)
+        try:
+            result = self._write(table, batch)
+        except _NeedsKey:  # rolled back: written again through the upsert, key first
+            self._new_keys.discard(table.name)
+            self._ensure_key(table)
+            return self._write(table, batch)
+        if table.name in self._keyless_last:  # committed key-less: later ones must go above
+            assert keyless_last is not None  # else the key was built before the write
+            self._keyless_last[table.name] = keyless_last
+        return result
+
+    def _write(self, table: PgTable, batch: Batch) -> WriteResult:
         connection = self.connection
         rejects = list(batch.rejects)
         try:
@@ -215,6 +311,7 @@ class PostgresSink(ChangeSink):
         table = layout_for(stream, self.schema)
         self._lock_table(table)
         self._new_keys.discard(table.name)
+        self._ensure_key(table)
         try:
             with self.connection.transaction(), self.connection.cursor() as cursor:
                 _touched().invalidate_incremental(cursor, self.schema, stream)
@@ -234,6 +331,7 @@ class PostgresSink(ChangeSink):
         table = layout_for(stream, self.schema)
         self._lock_table(table)
         self._new_keys.discard(table.name)
+        self._ensure_key(table)
         with self.connection.transaction(), self.connection.cursor() as cursor:
             _touched().invalidate_incremental(cursor, self.schema, stream)
             deleted = self._delete(cursor, table, keys)
@@ -270,6 +368,7 @@ class PostgresSink(ChangeSink):
         for table, _ in changed:
             self._lock_table(table)
             self._new_keys.discard(table.name)  # the log writes rows a keyset pass may reach
+            self._ensure_key(table)
         for name in batch.positioned:
             self._lock(name)
         self._learn_rejects([table for table, _ in changed])
@@ -418,6 +517,8 @@ class PostgresSink(ChangeSink):
                 )
             except psycopg.DataError:
                 self._staged.discard(table.name)
+                if table.name not in self._keyed:
+                    raise _NeedsKey() from None  # the upsert's bisection needs the key
         return self._upsert_storable(table, batch.rows)
 
     def _copy_new(self, table: PgTable, batch: Batch) -> None:
@@ -540,6 +641,52 @@ class PostgresSink(ChangeSink):
         from psycopg import sql
 
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(name))
+
+
+def _increasing_int_keys(batch: Batch) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The first and last keys of a batch whose keys are all integers and strictly increase
+    row after row (compared as Python tuples of ints); None for any other batch (no rows, a
+    key of another type, keys out of order)."""
+    if len(batch) == 0:
+        return None
+    positions = batch.stream.key_positions
+    if batch.columns is not None and batch._rows is None:  # Arrow: never build the rows
+        return _increasing_arrow_keys(batch.columns, positions)
+    keys = [tuple(row[p] for p in positions) for row in batch.rows]
+    if not all(type(value) is int for key in (keys[0], keys[-1]) for value in key):
+        return None
+    if any(type(value) is not int for key in keys for value in key):
+        return None
+    if not all(a < b for a, b in zip(keys, keys[1:], strict=False)):
+        return None
+    return keys[0], keys[-1]
+
+
+def _increasing_arrow_keys(
+    columns: Any, positions: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = [columns.column(p) for p in positions]
+    if not all(pa.types.is_integer(key.type) for key in keys) or any(k.null_count for k in keys):
+        return None
+    if columns.num_rows > 1:
+        # Row i < row i+1, lexicographically: decided by the first column that differs.
+        before = [key.slice(0, columns.num_rows - 1) for key in keys]
+        after = [key.slice(1) for key in keys]
+        less = pc.less(before[-1], after[-1])
+        for a, b in zip(reversed(before[:-1]), reversed(after[:-1]), strict=True):
+            less = pc.or_(pc.less(a, b), pc.and_(pc.equal(a, b), less))
+        if not pc.all(less).as_py():
+            return None
+    first = tuple(int(key[0].as_py()) for key in keys)
+    last = tuple(int(key[-1].as_py()) for key in keys)
+    return first, last
+
+
+class _NeedsKey(Exception):
+    """A first-load batch must be upserted (PostgreSQL refused a value) before the key exists."""
 
 
 def _first_line(error: BaseException) -> str:

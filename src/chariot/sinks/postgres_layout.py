@@ -316,6 +316,64 @@ class PgTable:
             self.staging,
         )
 
+    # -- the key, built after a first load (``PostgresSink._drop_key``) ---------------------
+
+    @cached_property
+    def _regclass(self) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL("{}::regclass").format(
+            sql.Literal(f"{_quote(self.schema)}.{_quote(self.name)}")
+        )
+
+    @cached_property
+    def key_constraint(self) -> sql.Composed:
+        """The name of the table's primary key constraint (no row: none)."""
+        from psycopg import sql
+
+        return sql.SQL(
+            "SELECT conname FROM pg_constraint WHERE conrelid = {} AND contype = 'p'"
+        ).format(self._regclass)
+
+    def drop_key(self, constraint: str) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+            self.qualified, sql.Identifier(constraint)
+        )
+
+    @cached_property
+    def add_key(self) -> sql.Composed:
+        from psycopg import sql
+
+        return sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+            self.qualified, _identifiers(self.keys)
+        )
+
+    @cached_property
+    def integer_key(self) -> bool:
+        """Every key column an integer: the only keys a first load copies without the key
+        (their order is the same in Python, MySQL and PostgreSQL)."""
+        types = {
+            output.name: output.postgres.strip().lower() for output in stream_outputs(self.stream)
+        }
+        return all(types.get(key) in ("smallint", "integer", "bigint") for key in self.keys)
+
+    @cached_property
+    def delete_duplicate_keys(self) -> sql.Composed:
+        """Of rows sharing a key, keep the one written last, as an upsert would: the later
+        transaction (the smaller ``age(xmin)``, which wraparound does not fool), then, within
+        one, the later row (a COPY into a table without deletes appends)."""
+        from psycopg import sql
+
+        same = sql.SQL(" AND ").join(
+            sql.SQL("a.{0} = b.{0}").format(sql.Identifier(key)) for key in self.keys
+        )
+        return sql.SQL(
+            "DELETE FROM {0} a USING {0} b WHERE {1} AND (age(a.xmin) > age(b.xmin)"
+            " OR (age(a.xmin) = age(b.xmin) AND a.ctid < b.ctid))"
+        ).format(self.qualified, same)
+
     @cached_property
     def is_empty(self) -> sql.Composed:
         from psycopg import sql
