@@ -164,15 +164,7 @@ class ListSide(Side):
 def test_bisection_finds_exactly_the_changed_keys(
     source_rows: dict[int, int], changed: list[int], added: list[int], removed: list[int]
 ) -> None:
-    source = {(k,): v for k, v in source_rows.items()}
-    sink = dict(source)
-    for key in changed:
-        if (key,) in sink:
-            sink[(key,)] += 1
-    for key in added:
-        sink[(key,)] = digest(str(key))
-    for key in removed:
-        sink.pop((key,), None)
+    source, sink = _source_and_sink(source_rows, changed, added, removed)
     for spread_rows in (0, 10_000):  # always halving; and reading both halves when both differ
         findings = _compare_lists(source, sink, spread_rows=spread_rows)
         assert set(findings.missing) == source.keys() - sink.keys()
@@ -276,15 +268,7 @@ class OrderedListSide(ListSide):
 def test_bisection_with_ordered_checksums_reads_both_halves_and_finds_exactly_the_changes(
     source_rows: dict[int, int], changed: list[int], added: list[int], removed: list[int]
 ) -> None:
-    source = {(k,): v for k, v in source_rows.items()}
-    sink = dict(source)
-    for key in changed:
-        if (key,) in sink:
-            sink[(key,)] += 1
-    for key in added:
-        sink[(key,)] = digest(str(key))
-    for key in removed:
-        sink.pop((key,), None)
+    source, sink = _source_and_sink(source_rows, changed, added, removed)
     for spread_rows in (0, 10_000):
         comparison = Comparison(
             OrderedListSide(source),
@@ -330,3 +314,20 @@ def _tags_with(tag_type: str) -> Canonical:
         replace(c, source_type=tag_type) if c.name == "tag" else c for c in stream.columns
     )
     return postgres_canonical(replace(stream, columns=columns))
+
+
+def _source_and_sink(
+    source_rows: dict[int, int], changed: list[int], added: list[int], removed: list[int]
+) -> tuple[dict[tuple[int], int], dict[tuple[int], int]]:
+    """The source's rows, and a sink's copy with ``changed`` keys altered, ``added`` keys
+    that the source lacks and ``removed`` keys gone."""
+    source = {(k,): v for k, v in source_rows.items()}
+    sink = dict(source)
+    for key in changed:
+        if (key,) in sink:
+            sink[(key,)] += 1
+    for key in added:
+        sink[(key,)] = digest(str(key))
+    for key in removed:
+        sink.pop((key,), None)
+    return source, sink

@@ -331,31 +331,29 @@ def planned_events() -> int:
     return _counts["planned"]
 
 
-class PlannedWriteRowsEvent(WriteRowsEvent):  # type: ignore[misc]
+class _PlannedRows:
+    """Rows parsed by the table's plan, or by the library when the table has none."""
+
+    images = 1  # row images per row: an update carries two (before, after)
+
     def _fetch_rows(self) -> None:
-        rows = _planned_rows(self, 1)
+        rows = _planned_rows(self, self.images)
         if rows is None:
-            super()._fetch_rows()
+            super()._fetch_rows()  # type: ignore[misc]
         else:
             self._RowsEvent__rows = rows
 
 
-class PlannedDeleteRowsEvent(DeleteRowsEvent):  # type: ignore[misc]
-    def _fetch_rows(self) -> None:
-        rows = _planned_rows(self, 1)
-        if rows is None:
-            super()._fetch_rows()
-        else:
-            self._RowsEvent__rows = rows
+class PlannedWriteRowsEvent(_PlannedRows, WriteRowsEvent):  # type: ignore[misc]
+    pass
 
 
-class PlannedUpdateRowsEvent(UpdateRowsEvent):  # type: ignore[misc]
-    def _fetch_rows(self) -> None:
-        rows = _planned_rows(self, 2)
-        if rows is None:
-            super()._fetch_rows()
-        else:
-            self._RowsEvent__rows = rows
+class PlannedDeleteRowsEvent(_PlannedRows, DeleteRowsEvent):  # type: ignore[misc]
+    pass
+
+
+class PlannedUpdateRowsEvent(_PlannedRows, UpdateRowsEvent):  # type: ignore[misc]
+    images = 2
 
 
 PLANNED_EVENTS = (PlannedWriteRowsEvent, PlannedUpdateRowsEvent, PlannedDeleteRowsEvent)

@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 from chariot.cdc.decode import ZERO_DATE
-from chariot.project.column_types import UnknownSourceType, parse_source_type
+from chariot.project.column_types import parsed_source_type
 from chariot.streams import Column, Stream
 from chariot.validation import Rule, rules
 
@@ -169,12 +169,7 @@ def _double(column: Column) -> Callable[[float], float]:
 
 
 def _source_type(column: Column) -> Any:
-    if not column.source_type:
-        return None
-    try:
-        return parse_source_type(column.source_type)
-    except UnknownSourceType:
-        return None
+    return parsed_source_type(column.source_type)
 
 
 def _has_nul(value: Any) -> bool:

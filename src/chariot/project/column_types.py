@@ -219,6 +219,16 @@ _TYPE_TEXT = re.compile(
 )
 
 
+def parsed_source_type(text: str | None) -> SourceType | None:
+    """``parse_source_type`` for a column whose type may be missing or not a type: None."""
+    if not text:
+        return None
+    try:
+        return parse_source_type(text)
+    except UnknownSourceType:
+        return None
+
+
 def parse_source_type(text: str) -> SourceType:
     """``"decimal(4,2) unsigned"`` -> ``SourceType("decimal", True, precision=4, scale=2)``.
 

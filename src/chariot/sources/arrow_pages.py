@@ -39,7 +39,7 @@ from urllib.parse import quote
 from chariot.batch import Batch, Key, Reject
 from chariot.config import MySQLSettings
 from chariot.errors import SourceReadError
-from chariot.project.column_types import INTEGERS, TEXTS, UnknownSourceType, parse_source_type
+from chariot.project.column_types import INTEGERS, TEXTS, parsed_source_type
 from chariot.redaction import redact
 from chariot.streams import Column, Stream
 
@@ -95,12 +95,7 @@ def arrow_unsupported(stream: Stream) -> str | None:
 
 
 def _parsed(column: Column) -> Any:
-    if not column.source_type:
-        return None
-    try:
-        return parse_source_type(column.source_type)
-    except UnknownSourceType:
-        return None
+    return parsed_source_type(column.source_type)
 
 
 def _column_unsupported(column: Column) -> str | None:
