@@ -62,6 +62,14 @@ PLANNED = [
     ("year", ["0", "1901", "2155"]),
 ]
 
+LIBRARY_KINDS = ("WriteRowsEvent", "UpdateRowsEvent", "DeleteRowsEvent")
+
+
+def _library_kind(event: Any) -> str:
+    """The library's event class a (planned) row event is."""
+    return next(kind.__name__ for kind in type(event).__mro__ if kind.__name__ in LIBRARY_KINDS)
+
+
 _DATE = next(index for index, (kind, _) in enumerate(PLANNED) if kind == "date")
 
 
@@ -72,7 +80,7 @@ def _rows(settings: MySQLSettings, start: LogPosition, end: LogPosition) -> list
     try:
         for event in stream:
             if hasattr(event, "rows"):
-                found.append((type(event).__mro__[1].__name__, event.rows))
+                found.append((_library_kind(event), event.rows))
             if LogPosition(stream.log_file, int(stream.log_pos)).reached(end):
                 break
     finally:
