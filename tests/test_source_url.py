@@ -174,15 +174,34 @@ def test_the_fast_driver_replaces_pymysql_only_where_it_connects_alike(
     from chariot.sources import sql
 
     monkeypatch.setattr(sql, "mysqlclient_installed", lambda: True)
-    fields = MySQLSettings(host="db", database="shop")
+    fields = MySQLSettings(host="127.0.0.1", database="shop")
     url = sql.fast_driver_url(fields)
     assert url == "mysql+mysqldb://" + fields.sqlalchemy_url().removeprefix("mysql+pymysql://")
-    assert sql.fast_driver_url(MySQLSettings(host="db", database="shop", fast_driver=False)) is None
+    assert sql.fast_driver_url(MySQLSettings(host="localhost", database="shop")) is not None
+    off = MySQLSettings(host="127.0.0.1", database="shop", fast_driver=False)
+    assert sql.fast_driver_url(off) is None
+    # mysqlclient would connect without the TLS PyMySQL negotiates: not across a network
+    assert sql.fast_driver_url(MySQLSettings(host="db.example.com", database="shop")) is None
+    assert sql.fast_driver_url(MySQLSettings(url="mysql+pymysql://u:p@10.0.0.5/shop")) is None
     for other in (
-        "mysql+pymysql://u:p@db/shop?ssl_ca=/ca.pem",  # PyMySQL's own options: stay on it
+        "mysql+pymysql://u:p@127.0.0.1/shop?ssl_ca=/ca.pem",  # PyMySQL's own options: stay
         "sqlite:///shop.db",
-        "postgresql+psycopg://u:p@db/shop",
+        "postgresql+psycopg://u:p@127.0.0.1/shop",
     ):
         assert sql.fast_driver_url(MySQLSettings(url=other)) is None
     monkeypatch.setattr(sql, "mysqlclient_installed", lambda: False)
     assert sql.fast_driver_url(fields) is None
+
+
+def test_the_arrow_reader_reads_only_a_source_on_this_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chariot.sources import arrow_pages
+
+    monkeypatch.setattr(arrow_pages, "arrow_installed", lambda: True)
+    local = arrow_pages.arrow_url(MySQLSettings(host="127.0.0.1", database="shop"))
+    assert local is not None and local.startswith("mysql://")
+    # connectorx connects without TLS: a remote source stays on PyMySQL
+    assert arrow_pages.arrow_url(MySQLSettings(host="db.example.com", database="shop")) is None
+    off = MySQLSettings(host="127.0.0.1", database="shop", arrow_reader=False)
+    assert arrow_pages.arrow_url(off) is None

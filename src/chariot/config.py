@@ -83,12 +83,14 @@ class MySQLSettings(_Section):
     fast_driver: bool = Field(
         True,
         description="Read through mysqlclient (C, the chariot[fast] extra) when it is installed"
-        " and the source is reached through PyMySQL; False: always PyMySQL.",
+        " and the source is reached through PyMySQL on this machine (loopback: mysqlclient"
+        " does not use TLS); False: always PyMySQL.",
     )
     arrow_reader: bool = Field(
         True,
         description="Read each page into Arrow through connectorx (the chariot[fast] extra)"
-        " when it is installed and every column of the table reads exactly; False: row by row.",
+        " when it is installed, the source is on this machine (loopback: connectorx does not"
+        " use TLS) and every column of the table reads exactly; False: row by row.",
     )
 
     @field_validator("url", mode="before")

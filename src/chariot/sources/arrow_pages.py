@@ -67,8 +67,11 @@ def arrow_installed() -> bool:
 
 def arrow_url(settings: MySQLSettings) -> str | None:
     """The connectorx URL of the source, or None when the Arrow reader is off, not installed,
-    or the source is not a plain MySQL/MariaDB URL (other drivers, TLS options)."""
-    if not settings.arrow_reader or not arrow_installed():
+    the source is not on this machine (``sql.on_this_machine``: connectorx does not use TLS),
+    or not a plain MySQL/MariaDB URL (other drivers, TLS options)."""
+    from chariot.sources.sql import on_this_machine
+
+    if not settings.arrow_reader or not arrow_installed() or not on_this_machine(settings):
         return None
     address = settings.address()
     if not address.is_mysql or set(address.query) - PORTABLE_OPTIONS:

@@ -308,12 +308,23 @@ def fast_driver_url(settings: MySQLSettings) -> str | None:
     of 10,000-50,000). PyMySQL stays the default that always works: None (the configured
     URL) without mysqlclient, with ``fast_driver`` False, for another driver or for a URL
     with options of PyMySQL's own."""
-    if not settings.fast_driver or not mysqlclient_installed():
+    if not settings.fast_driver or not mysqlclient_installed() or not on_this_machine(settings):
         return None
     url = settings.sqlalchemy_url()
     if not url.startswith(PYMYSQL_PREFIX) or set(settings.address().query) - PORTABLE_OPTIONS:
         return None  # another driver, or PyMySQL options mysqlclient may not know (ssl_*)
     return MYSQLCLIENT_PREFIX + url.removeprefix(PYMYSQL_PREFIX)
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def on_this_machine(settings: MySQLSettings) -> bool:
+    """Whether the source is reached over loopback. The fast readers (mysqlclient,
+    connectorx) connect without TLS, where PyMySQL negotiates it whenever the server offers
+    it: across a network they would send the rows in clear text, so they are only used where
+    nothing crosses one (a remote source is read through PyMySQL)."""
+    return (settings.address().host or "localhost").lower() in LOOPBACK_HOSTS
 
 
 def mysqlclient_installed() -> bool:
