@@ -101,15 +101,7 @@ class SourceSide(HashingSide):
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         import pymysql
 
-        try:
-            with self.connection.cursor() as cursor:
-                cursor.execute(sql, tuple(params))
-                return list(cursor.fetchall())
-        except pymysql.MySQLError as error:
-            raise AuditError(
-                f"source table {self.stream.source_table}: {_mysql_message(error)}",
-                hint=_mysql_hint(error),
-            ) from error
+        return self._fetch(self.connection, pymysql.MySQLError, sql, params)
 
     def many_rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """``query`` for a read of many small rows (every row's key and digest): through
@@ -121,11 +113,17 @@ class SourceSide(HashingSide):
             return self.query(sql, params)
         import MySQLdb
 
+        return self._fetch(connection, MySQLdb.MySQLError, sql, params)
+
+    def _fetch(
+        self, connection: Any, errors: type[Exception], sql: str, params: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        """Every row of ``sql`` through either driver; its errors as one ``AuditError``."""
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql, tuple(params))
                 return list(cursor.fetchall())
-        except MySQLdb.MySQLError as error:
+        except errors as error:
             raise AuditError(
                 f"source table {self.stream.source_table}: {_mysql_message(error)}",
                 hint=_mysql_hint(error),
