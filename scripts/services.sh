@@ -29,6 +29,9 @@ eval "$("$ROOT/scripts/env.sh" MYSQL POSTGRES NEO4J)"
 NEO4J_VERSION="${NEO4J_VERSION:-5.26.30}"
 NEO4J_HEAP="${NEO4J_HEAP:-1g}"
 NEO4J_PAGECACHE="${NEO4J_PAGECACHE:-512m}"
+# A dev/test server keeps little history: Neo4j's default retention ("2 days") let a day of
+# test and bench runs fill 36 GB with transaction logs here. Pruned at each checkpoint.
+NEO4J_TX_LOG_RETENTION="${NEO4J_TX_LOG_RETENTION:-1G size}"
 NEO4J_START_TIMEOUT="${NEO4J_START_TIMEOUT:-240}"
 
 MY_PORT="${CHARIOT_MYSQL__PORT:-3306}"
@@ -446,6 +449,7 @@ dbms.usage_report.enabled=false
 server.memory.heap.initial_size=$NEO4J_HEAP
 server.memory.heap.max_size=$NEO4J_HEAP
 server.memory.pagecache.size=$NEO4J_PAGECACHE
+db.tx_log.rotation.retention_policy=$NEO4J_TX_LOG_RETENTION
 EOF
 }
 
