@@ -62,7 +62,8 @@ from bench.measure import Measured, ProcessPeak, TreeSampler, run_measured  # no
 from chariot.config import Settings, load_settings  # noqa: E402
 from chariot.connections import mysql_connect, neo4j_session, postgres_connection  # noqa: E402
 
-NAME = "chariot_bench_scale"
+# The source database and sink schemas; a second name lets two runs share the servers.
+NAME = os.environ.get("CHARIOT_BENCH_NAME", "chariot_bench_scale")
 PGLOADER_SCHEMA = f"{NAME}_pgloader"
 TABLES = ("movies", "links", "ratings", "tags")
 SCENARIOS = {"1m": 1_000_000, "5m": 5_000_000, "25m": 25_000_000}
