@@ -49,7 +49,7 @@ def batches(count: int) -> list[Batch]:
 
 def run_writer(queued: list[Batch]) -> list[tuple[str, Key]]:
     sink = RecordingSink()
-    writer = SinkWriter(sink, queue_batches=len(queued) + 1, max_attempts=1)
+    writer = SinkWriter(sink, queue_batches=len(queued) + 1, max_attempts=1, batch_rows=10_000)
     writer.start_table(SinkTableResult(table="ratings", sink=sink.name))
     for item in queued:
         writer.offer(item)

@@ -72,6 +72,46 @@ class Batch:
         return f"Batch({self.stream.name!r}, {len(self)} rows, last_key={self.last_key!r})"
 
 
+def split_batch(batch: Batch, rows: int) -> list[Batch]:
+    """``batch`` as consecutive pieces of at most ``rows`` rows, for a sink whose
+    transactions are best smaller than the reader's batch. Each piece's ``last_key`` is the
+    key of its own last row: the rows come in key order, so a prefix's last key is a valid
+    checkpoint (everything up to it is in that piece or an earlier one). The last piece
+    keeps the batch's ``last_key`` (which may be a reject's, after the last row) and carries
+    every reject, so a reject is recorded under a checkpoint that covers its key.
+
+    Only a batch whose key values are all integers is split: a key the reader converted
+    (a TIMESTAMP, a SET) might not be written back as the reader would resume from it."""
+    count = len(batch)
+    if count <= rows:
+        return [batch]
+    positions = batch.stream.key_positions
+    pieces: list[Batch] = []
+    for start in range(0, count, rows):
+        end = min(start + rows, count)
+        final = end == count
+        if batch.columns is not None:
+            columns = batch.columns.slice(start, end - start)
+            part: list[tuple[Any, ...]] | None = None
+            last = tuple(columns.column(p)[end - start - 1].as_py() for p in positions)
+        else:
+            columns = None
+            part = batch.rows[start:end]
+            last = tuple(part[-1][p] for p in positions)
+        if not all(type(value) is int for value in last):
+            return [batch]
+        pieces.append(
+            Batch(
+                batch.stream,
+                part,
+                batch.last_key if final else last,
+                batch.rejects if final else [],
+                columns=columns,
+            )
+        )
+    return pieces
+
+
 def _rows_of(columns: Any) -> list[tuple[Any, ...]]:
     """An Arrow table's rows as tuples: one C-level conversion per column, then a transpose."""
     return list(zip(*(column.to_pylist() for column in columns.columns), strict=True))

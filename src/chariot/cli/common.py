@@ -105,7 +105,10 @@ def settings_from(ctx: typer.Context, **run_overrides: Any) -> Settings:
         # Validate the merged values so an option like --batch-size 0 fails exactly like the
         # environment variable would: one line naming the setting.
         try:
-            run = type(settings.run).model_validate({**settings.run.model_dump(), **overrides})
+            # Only what was set, so that a setting left at its default stays unset (a sink's
+            # own batch size defers to a run batch size that was given: ``sink_batch_size``).
+            given = settings.run.model_dump(exclude_unset=True)
+            run = type(settings.run).model_validate({**given, **overrides})
         except ValidationError as error:
             first = error.errors()[0]
             option = "--" + str(first["loc"][0]).replace("_", "-")

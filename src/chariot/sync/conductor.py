@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from chariot.batch import Key
-from chariot.config import Settings
+from chariot.config import Settings, sink_batch_size
 from chariot.errors import Busy, ChariotError, ConfigError, DataError, SourceReadError
 from chariot.plugins import load_sink, load_source
 from chariot.progress import ProgressCallback
@@ -182,7 +182,10 @@ def _forget_logs(writers: list[SinkWriter], streams: list[Stream]) -> None:
 
 def _writer(sink: Sink, settings: Settings) -> SinkWriter:
     return SinkWriter(
-        sink, queue_batches=settings.run.queue_batches, max_attempts=settings.run.max_attempts
+        sink,
+        queue_batches=settings.run.queue_batches,
+        max_attempts=settings.run.max_attempts,
+        batch_rows=sink_batch_size(settings, sink.name),
     )
 
 
@@ -368,7 +371,7 @@ class _TableRun:
                     writer.stop.clear()
 
     def _read_into(self, active: list[SinkWriter], start: Key | None) -> None:
-        batch_size = self.settings.run.batch_size
+        batch_size = reader_batch_rows(self.stream, [writer.batch_rows for writer in active])
         for batch in self.source.read(self.stream, after=start, batch_size=batch_size):
             self.result.rows_read += len(batch) + len(batch.rejects)
             self.result.rows_rejected += len(batch.rejects)
@@ -415,6 +418,20 @@ class _TableRun:
             )
         writer.failure = describe_error(error)
         _failed(part, error)
+
+
+def reader_batch_rows(stream: Stream, sink_rows: list[int]) -> int:
+    """Rows per batch read: the largest any sink takes when the key is all integers (a sink
+    that takes fewer splits each batch, ``batch.split_batch``), else the smallest."""
+    from chariot.project.column_types import INTEGERS, parsed_source_type
+
+    def integer(name: str) -> bool:
+        source = parsed_source_type(stream.column(name).source_type)
+        return source is not None and source.name in INTEGERS
+
+    if all(integer(name) for name in stream.key):
+        return max(sink_rows)
+    return min(sink_rows)
 
 
 def _failed(part: SinkTableResult, error: BaseException) -> None:

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from chariot.batch import Batch
+from chariot.batch import Batch, split_batch
 from chariot.errors import ChariotError
 from chariot.progress import ProgressCallback, State, notify
 from chariot.redaction import redact
@@ -28,8 +28,12 @@ _END = None  # the reader's "no more batches" marker
 
 
 class SinkWriter:
-    def __init__(self, sink: Sink, *, queue_batches: int, max_attempts: int) -> None:
+    def __init__(
+        self, sink: Sink, *, queue_batches: int, max_attempts: int, batch_rows: int
+    ) -> None:
         self.sink = sink
+        # Rows per sink transaction: a larger batch from the reader is written in pieces.
+        self.batch_rows = batch_rows
         self.max_attempts = max_attempts
         self.queue: queue.Queue[Batch | None] = queue.Queue(maxsize=queue_batches)
         self.finished = threading.Event()
@@ -50,13 +54,15 @@ class SinkWriter:
         self.queue = queue.Queue(maxsize=self.queue.maxsize)
 
     def offer(self, batch: Batch | None) -> None:
-        """Hand a batch (or the end marker) over; returns early if the thread is gone."""
-        while not self.finished.is_set():
-            try:
-                self.queue.put(batch, timeout=0.2)
-                return
-            except queue.Full:
-                continue
+        """Hand a batch (or the end marker) over, in pieces of at most ``batch_rows`` rows
+        (``split_batch``); returns early if the thread is gone."""
+        for piece in [None] if batch is None else split_batch(batch, self.batch_rows):
+            while not self.finished.is_set():
+                try:
+                    self.queue.put(piece, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
 
     @property
     def accepting(self) -> bool:
