@@ -223,3 +223,61 @@ def test_a_text_key_reads_row_by_row() -> None:
     )
     (stream,) = project_streams(parse_project(text))
     assert arrow_unsupported(stream) == "key column k is not an integer"
+
+
+SCREENED = """format = 1
+[tables.screened]
+key = ["id"]
+[tables.screened.columns]
+id = { type = "int", postgres = "integer", neo4j = "integer" }
+r = { type = "decimal(2,1)", postgres = "numeric(2,1)", min = 0.5, max = 5.0, step = 0.5 }
+q = { type = "decimal(10,3)", postgres = "numeric(10,3)", step = 0.25, nullable = true }
+n = { type = "int", postgres = "integer", min = 0, max = 1e9, step = 100000, nullable = true }
+s = { type = "smallint unsigned", postgres = "integer", neo4j = "integer" }
+vc = { type = "varchar(20)", postgres = "text", neo4j = "string", nullable = true }
+"""
+SCREENED_ROWS = [  # id, r, q, n, s, vc: (the reason the row path gives, if any)
+    (1, "0.5", "0.250", 0, 1, "fine"),
+    (2, "5.0", "-1.750", 1_000_000_000, 65535, None),
+    (3, "0.4", None, None, 2, "x"),  # rating below the range
+    (4, "5.5", None, None, 3, "x"),  # above it
+    (5, "1.3", None, None, 4, "x"),  # off the step
+    (6, None, None, None, 5, "x"),  # NULL in a required column
+    (7, "2.0", "0.100", None, 6, "x"),  # q off its step of 0.25
+    (8, "2.0", None, 100_001, 7, "x"),  # MySQL rounds 1.00001 to 1.0000: a multiple, loads
+    (9, "2.0", None, 150_000, 8, "x"),  # n off its step
+    (10, "2.0", None, -1, 9, "x"),  # n below its range
+    (11, "2.0", None, None, 10, "nul\x00inside"),  # a NUL character
+    (12, "2.0", None, None, None, "x"),  # NULL in another required column
+]
+
+
+def test_rules_screened_in_arrow_reject_what_the_servers_case_rejects(
+    sql_settings: Settings,
+) -> None:
+    (stream,) = project_streams(parse_project(SCREENED))
+    assert arrow_unsupported(stream) is None
+    mysql_execute(
+        sql_settings.mysql,
+        "CREATE TABLE screened (id int PRIMARY KEY, r decimal(2,1), q decimal(10,3), n int, "
+        "s smallint unsigned, vc varchar(20)) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+        *(("INSERT INTO screened VALUES (%s, %s, %s, %s, %s, %s)", row) for row in SCREENED_ROWS),
+    )
+    arrow = _settings(sql_settings, arrow=True, batch_size=4)
+    with SqlSource(arrow) as source:
+        reader = source._arrow_reader(stream, 4)
+        assert reader is not None and reader.screens is not None
+        assert "CASE" not in reader.statement(None)  # the server computes no reason
+    by_arrow = _read(arrow, stream)
+    assert by_arrow == _read(_settings(sql_settings, arrow=False, batch_size=4), stream)
+    assert [reject.key for reject in by_arrow[1]] == [
+        (3,),
+        (4,),
+        (5,),
+        (6,),
+        (7,),
+        (9,),
+        (10,),
+        (11,),
+        (12,),
+    ]

@@ -41,6 +41,7 @@ from chariot.config import MySQLSettings
 from chariot.errors import SourceReadError
 from chariot.project.column_types import INTEGERS, TEXTS, parsed_source_type
 from chariot.redaction import redact
+from chariot.sources.arrow_rules import arrow_screens, screened_rejects
 from chariot.streams import Column, Stream
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ PORTABLE_OPTIONS = {"charset", "local_infile"}
 # rows for the sinks: the checkpoint still moves per batch). Measured on 1M ratings at load
 # ~10 (2 cores): 50,000-row calls 3.4-4.9 s, 200,000-row calls 2.0-4.4 s. A page is also
 # bounded in bytes (the rows of the page before tell their width), so that wide rows keep
-# the process small (the first page is one batch: the width is not known before).
+# the process small. Pages start at one batch (the width is not known before) and double:
+# the reader stays only a few batches ahead of the slowest writer at first.
 PAGE_ROWS = 200_000
 PAGE_BYTES = 64 << 20
 DECIMAL_MAX_PRECISION = 28  # connectorx's decimal is 96 bits: 28 digits
@@ -146,6 +148,8 @@ class ArrowPageReader:
         self.url = url
         self.casts = [(i, _target_type(column)) for i, column in enumerate(stream.columns)]
         self.casts = [(i, target) for i, target in self.casts if target is not None]
+        # The reject rules screened in Arrow (``arrow_rules``), else the server's CASE.
+        self.screens = arrow_screens(stream, self.rows_reader.dialect)
         # Compiled for no driver: named parameters (no doubled '%'), every value inline.
         dialect_class: Any = type(source.engine.dialect)
         self.dialect = dialect_class(paramstyle="named")
@@ -168,7 +172,8 @@ class ArrowPageReader:
             if page.num_rows < self.page_rows:
                 return
             width = max(page.nbytes // page.num_rows, 1)  # bytes per row, as Arrow holds them
-            self.page_rows = self._whole_batches(min(PAGE_ROWS, PAGE_BYTES // width))
+            grown = min(2 * self.page_rows, PAGE_ROWS, PAGE_BYTES // width)
+            self.page_rows = self._whole_batches(grown)
         if pending:
             yield Batch(self.stream, [], after or (), pending)
 
@@ -179,7 +184,10 @@ class ArrowPageReader:
         from sqlalchemy import select
 
         reader = self.rows_reader
-        query = select(*reader.columns, reader.reason.label("chariot_reject_reason"))
+        if self.screens is not None:
+            query = select(*reader.columns)
+        else:
+            query = select(*reader.columns, reader.reason.label("chariot_reject_reason"))
         query = query.where(reader._after(after)).order_by(*reader.keys).limit(self.page_rows)
         compiled = query.compile(dialect=self.dialect, compile_kwargs={"literal_binds": True})
         return str(compiled)
@@ -210,9 +218,10 @@ class ArrowPageReader:
 
     def _split(self, page: Any) -> tuple[Any, list[Reject]]:
         """The page's loadable rows (reason NULL) as the contract's columns, and the rejects."""
-        import pyarrow as pa
         import pyarrow.compute as pc
 
+        if self.screens is not None:  # no reason column: the rules are screened here
+            return screened_rejects(self.stream, self._cast(page), self.screens)
         reasons = page.column(page.num_columns - 1)
         page = page.remove_column(page.num_columns - 1)
         rejects: list[Reject] = []
@@ -225,11 +234,18 @@ class ArrowPageReader:
                 for key, text in zip(keys, texts, strict=True)
             ]
             page = page.filter(pc.is_null(reasons))
-        names = list(self.stream.source_columns)
+        return self._cast(page), rejects  # after the rejects are gone, as the row path
+
+    def _cast(self, page: Any) -> Any:
+        """The page's columns as the value contract's types, named as the stream's. With
+        screened rules this comes first: such a stream has no rule a cast could trip on
+        (no zero date, no boolean), and a decimal is exact in its own type."""
+        import pyarrow as pa
+
         arrays = list(page.columns)
-        for position, target in self.casts:  # after the rejects are gone, as the row path
+        for position, target in self.casts:
             arrays[position] = arrays[position].cast(target)
-        return pa.table(arrays, names=names), rejects
+        return pa.table(arrays, names=list(self.stream.source_columns))
 
 
 def _first_line(error: BaseException) -> str:
