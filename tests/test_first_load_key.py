@@ -230,3 +230,43 @@ def test_a_kill_during_the_key_build_leaves_the_table_as_it_was(
     _sync(sql_settings, tmp_path)
     assert _primary_key(sql_settings, "ratings") is not None
     assert len(postgres_rows(sql_settings.postgres, "ratings")) == RATINGS_ROWS
+
+
+def test_a_first_load_written_in_pieces_stops_at_a_piece_with_exactly_its_rows(
+    sql_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reader's batches of 10,000 rows go into PostgreSQL in pieces of 3,000, each with
+    the last key of its own rows as the checkpoint: a run that fails on the third piece
+    leaves exactly the first two pieces' rows, and the next run completes the table."""
+    from chariot.seed import seed_synthetic
+    from chariot.sync import conductor, sync
+
+    seed_synthetic(sql_settings.mysql, RATINGS_ROWS, seed=5)
+    source = source_rows(sql_settings.mysql, RATINGS)
+    shaped = {tuple(row[:2]): tuple(row) for row in expected_postgres("ratings", source)}
+    expected = [shaped[tuple(row[:2])] for row in source]
+    run = sql_settings.run.model_copy(update={"batch_size": 10_000, "mode": "keyset"})
+    pieces = sql_settings.postgres.model_copy(update={"batch_size": 3_000})
+    settings = sql_settings.model_copy(update={"run": run, "postgres": pieces})
+    monkeypatch.setattr(conductor, "reader_batch_rows", lambda stream, sizes: 10_000)
+    written: list[int] = []
+    write = PostgresSink.write
+
+    def failing_third(sink: PostgresSink, batch: Batch) -> Any:
+        written.append(len(batch))
+        if len(written) == 3:
+            raise RuntimeError("the third piece fails")
+        return write(sink, batch)
+
+    monkeypatch.setattr(PostgresSink, "write", failing_third)
+    failed = sync(settings, sinks=["postgres"], tables=["ratings"])
+    assert not failed.ok and written == [3_000, 3_000, 3_000]
+    assert _primary_key(sql_settings, "ratings") is None  # a first load, key-less so far
+    assert checkpoints(sql_settings.postgres)["ratings"] == list(source[6_000 - 1][:2])
+    stored = postgres_rows(sql_settings.postgres, "ratings")
+    assert len(stored) == 6_000 and sorted(stored) == sorted(expected[:6_000])
+
+    monkeypatch.setattr(PostgresSink, "write", write)
+    assert sync(settings, sinks=["postgres"], tables=["ratings"]).ok
+    assert _primary_key(sql_settings, "ratings") is not None
+    assert sorted(postgres_rows(sql_settings.postgres, "ratings")) == sorted(expected)
