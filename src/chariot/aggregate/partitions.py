@@ -135,16 +135,24 @@ class JobControl:
         key's count on a small table, from a page sample of a large one; one partition for a
         key that is not cut in ranges."""
         kind, key = declared.name, declared.group_expression
+        estimated = self.estimated_rows(declared.table)
+        percent = planning.sample_percent(estimated, self.sample_above)
         if not declared.ranged:
-            source = f"{declared.from_clause(self.schema)} WHERE {key} IS NOT NULL"
+            # rows_planned only orders the claims: a large table's estimate will do (counting
+            # a joined, exploded input costs about as much as aggregating it)
+            rows, source = (
+                "count(*)",
+                f"{declared.from_clause(self.schema)} WHERE {key} IS NOT NULL",
+            )
+            if percent < 100 and estimated is not None:
+                rows, source = str(round(estimated)), ""
             self.execute(
                 f"INSERT INTO {self.partitions} (run_id, partition_id, kind, rows_planned) "
                 f"SELECT %s, (SELECT coalesce(max(partition_id) + 1, 0) FROM {self.partitions} "
-                f"WHERE run_id = %s), %s, count(*) {source}",
+                f"WHERE run_id = %s), %s, {rows} {source}",
                 (run_id, run_id, kind),
             )
             return
-        percent = planning.sample_percent(self.estimated_rows(declared.table), self.sample_above)
         sample = None if percent >= 100 else percent
         counted = self.execute(
             f"SELECT {key}, count(*) {declared.from_clause(self.schema, sample=sample)} "
