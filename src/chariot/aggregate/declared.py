@@ -108,10 +108,13 @@ class Declared:
         text = self.table if self.join_table is None else f"{self.table} x {self.join_table}"
         return text + (f", one per {self.group_source} element" if self.exploded else "")
 
-    def from_clause(self, schema: str) -> str:
+    def from_clause(self, schema: str, *, sample: float | None = None) -> str:
         """The rows aggregated, with ``g`` their group key: ``FROM ... WHERE g IS NOT NULL``
-        is left to the caller (``group_expression``)."""
+        is left to the caller (``group_expression``). ``sample``: read only that percent of
+        the table's pages (partition planning)."""
         clause = f"FROM {qualified(schema, self.table)} t"
+        if sample is not None:
+            clause += f" TABLESAMPLE SYSTEM ({float(sample)!r}) REPEATABLE (0)"
         if self.join_table is not None:
             on = " AND ".join(f"t.{quoted(a)} = j.{quoted(b)}" for a, b in self.join_on)
             clause += f" JOIN {qualified(schema, self.join_table)} j ON {on}"

@@ -15,8 +15,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -58,16 +59,38 @@ def run_round(
     tick: Tick,
     snapshot: str | None = None,
     declared: Sequence[Declared] = (),
+    pool: ProcessPoolExecutor | None = None,
 ) -> Round:
     """One round of workers computing the ``declared`` aggregations; each reads the sink
     through ``snapshot`` (exported by the command), so every partition of the run sees the
-    same state of the tables."""
+    same state of the tables. ``pool``: processes already started (``warm_pool``)."""
     worker = partial(run_worker, snapshot=snapshot, declared=tuple(declared))
     if executor == "inline":
         return _inline(worker, settings, run_id, tick)
     if executor == "process":
-        return _process_pool(worker, settings, run_id, workers, tick)
+        return _process_pool(worker, settings, run_id, workers, tick, pool)
     return _dask(worker, settings, run_id, workers, scheduler, tick)
+
+
+@contextmanager
+def warm_pool(executor: str, workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Start the local worker processes now, so that they start Python and import while
+    the command takes its snapshot and plans the run (seconds on a busy machine); None
+    for the other executors. Shut down (idle workers just exit) when the block ends."""
+    if executor != "process":
+        yield None
+        return
+    pool = _new_pool(workers)
+    try:
+        for _ in range(workers):  # one task per process: the pool spawns them on demand
+            pool.submit(_ready)
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ready() -> None:
+    """A warm-up task: unpickling it imports the worker's modules."""
 
 
 Worker = Callable[..., WorkerReport]
@@ -78,23 +101,32 @@ def _inline(worker: Worker, settings: Settings, run_id: int, tick: Tick) -> Roun
 
 
 def _process_pool(
-    worker: Worker, settings: Settings, run_id: int, workers: int, tick: Tick
+    worker: Worker,
+    settings: Settings,
+    run_id: int,
+    workers: int,
+    tick: Tick,
+    warm: ProcessPoolExecutor | None = None,
 ) -> Round:
-    # spawn, not fork: the caller may have threads (progress display) whose locks a fork
-    # would copy in a held state.
-    context = multiprocessing.get_context("spawn")
     result = Round()
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=die_with_parent,
-        initargs=(os.getpid(),),
-    ) as pool:
+    with ExitStack() as owned:
+        pool = warm if warm is not None else owned.enter_context(_new_pool(workers))
         futures = [
             pool.submit(worker, settings, run_id, parent_pid=os.getpid()) for _ in range(workers)
         ]
         _collect(futures, result, tick)
     return result
+
+
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: the caller may have threads (progress display) whose locks a fork
+    # would copy in a held state.
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
+    )
 
 
 def die_with_parent(parent_pid: int) -> None:

@@ -2,7 +2,8 @@
 
 A run has partitions of every declared aggregation (``kind`` = its name). An integer group
 key is cut into half-open key ranges ``(key_after, key_through]`` (NULL = unbounded) sized by
-ROW COUNT (~``partition_rows`` rows each), so every group's rows are in one partition
+ROW COUNT (~``partition_rows`` rows each; estimated from a sample on a large table:
+planning.py), so every group's rows are in one partition
 (medians need them all); a group with more rows than ``partition_rows`` is alone. The
 ranges tile the whole key space, so a row can never fall between two partitions. Any other
 group key is one unbounded partition (see declared.py).
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chariot.aggregate import schema
+from chariot.aggregate import planning, schema
 from chariot.aggregate.declared import Declared
 from chariot.lease import is_dead_local_process
 
@@ -50,9 +51,16 @@ class JobControl:
     """The SQL of runs and partitions over one psycopg connection (the caller commits)."""
 
     def __init__(
-        self, connection: Any, schema_name: str, declared: Sequence[Declared] = ()
+        self,
+        connection: Any,
+        schema_name: str,
+        declared: Sequence[Declared] = (),
+        *,
+        sample_above: int | None = None,
     ) -> None:
         self.connection = connection
+        # plan partitions from a sample above this many rows (default: planning's)
+        self.sample_above = planning.SAMPLE_ABOVE_ROWS if sample_above is None else sample_above
         self.schema = schema_name
         self.declared = tuple(declared)  # what create_run plans and abandon cleans up
         self.runs = schema.qualified(schema_name, schema.RUNS)
@@ -123,52 +131,67 @@ class JobControl:
         return run_id
 
     def _plan(self, run_id: int, declared: Declared, partition_rows: int) -> None:
-        """Cut the key space at cumulative row counts: bucket = rows before this key // size
-        (one bucket for a key that is not cut in ranges)."""
+        """Cut the key space at (estimated) cumulative row counts (planning.py): from every
+        key's count on a small table, from a page sample of a large one; one partition for a
+        key that is not cut in ranges."""
         kind, key = declared.name, declared.group_expression
-        source = f"{declared.from_clause(self.schema)} WHERE {key} IS NOT NULL"
+        estimated = self.estimated_rows(declared.table)
+        percent = planning.sample_percent(estimated, self.sample_above)
         if not declared.ranged:
+            # rows_planned only orders the claims: a large table's estimate will do (counting
+            # a joined, exploded input costs about as much as aggregating it)
+            rows, source = (
+                "count(*)",
+                f"{declared.from_clause(self.schema)} WHERE {key} IS NOT NULL",
+            )
+            if percent < 100 and estimated is not None:
+                rows, source = str(round(estimated)), ""
             self.execute(
                 f"INSERT INTO {self.partitions} (run_id, partition_id, kind, rows_planned) "
                 f"SELECT %s, (SELECT coalesce(max(partition_id) + 1, 0) FROM {self.partitions} "
-                f"WHERE run_id = %s), %s, count(*) {source}",
+                f"WHERE run_id = %s), %s, {rows} {source}",
                 (run_id, run_id, kind),
             )
             return
-        self.execute(
-            f"""
-            INSERT INTO {self.partitions}
-                (run_id, partition_id, kind, key_after, key_through, rows_planned)
-            WITH counted AS (
-                SELECT {key} AS k, count(*) AS n {source} GROUP BY {key}
-            ), bucketed AS (
-                SELECT k, n, ((sum(n) OVER (ORDER BY k))::bigint - n) / %(rows)s AS bucket
-                FROM counted
-            ), buckets AS (
-                SELECT bucket, max(k) AS last_key, sum(n)::bigint AS n FROM bucketed GROUP BY bucket
-            )
-            SELECT %(run)s,
-                   (SELECT coalesce(max(partition_id) + 1, 0) FROM {self.partitions}
-                    WHERE run_id = %(run)s) + row_number() OVER (ORDER BY bucket) - 1,
-                   %(kind)s,
-                   lag(last_key) OVER (ORDER BY bucket),
-                   CASE WHEN bucket = max(bucket) OVER () THEN NULL ELSE last_key END,
-                   n
-            FROM buckets
-            """,
-            {"run": run_id, "kind": kind, "rows": partition_rows},
+        sample = None if percent >= 100 else percent
+        counted = self.execute(
+            f"SELECT {key}, count(*) {declared.from_clause(self.schema, sample=sample)} "
+            f"WHERE {key} IS NOT NULL GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        ranges = planning.cut_ranges(
+            [int(row[0]) for row in counted],
+            [int(row[1]) for row in counted],
+            partition_rows,
+            scale=100.0 / percent,
         )
-        planned = self.execute(
-            f"SELECT count(*) FROM {self.partitions} WHERE run_id = %s AND kind = %s",
-            (run_id, kind),
-        ).fetchone()[0]
-        if planned == 0:  # no ratings yet: one unbounded partition still covers the key space
-            self.execute(
-                f"INSERT INTO {self.partitions} (run_id, partition_id, kind, rows_planned) "
-                f"VALUES (%s, (SELECT coalesce(max(partition_id) + 1, 0) FROM {self.partitions} "
-                "WHERE run_id = %s), %s, 0)",
-                (run_id, run_id, kind),
-            )
+        self.execute(
+            f"INSERT INTO {self.partitions} "
+            "(run_id, partition_id, kind, key_after, key_through, rows_planned) "
+            f"SELECT %(run)s, (SELECT coalesce(max(partition_id) + 1, 0) FROM {self.partitions} "
+            "WHERE run_id = %(run)s) + u.n - 1, %(kind)s, u.key_after, u.key_through, u.rows "
+            "FROM unnest(%(after)s::bigint[], %(through)s::bigint[], %(rows)s::bigint[]) "
+            "WITH ORDINALITY AS u(key_after, key_through, rows, n)",
+            {
+                "run": run_id,
+                "kind": kind,
+                "after": [r.key_after for r in ranges],
+                "through": [r.key_through for r in ranges],
+                "rows": [r.rows for r in ranges],
+            },
+        )
+
+    def estimated_rows(self, table_name: str) -> float | None:
+        """The planner's estimate of a table's rows (its last ANALYZE's rows per page times
+        its pages now); None when it was never analysed."""
+        row = self.execute(
+            "SELECT c.reltuples, c.relpages, "
+            "pg_relation_size(c.oid) / current_setting('block_size')::bigint "
+            "FROM pg_class c WHERE c.oid = to_regclass(%s)",
+            (schema.qualified(self.schema, table_name),),
+        ).fetchone()
+        if row is None or row[0] < 0 or not row[1]:
+            return None
+        return float(row[0]) / float(row[1]) * float(row[2])
 
     def reset_failed(self, run_id: int) -> int:
         """A new invocation gives partitions that failed for good a fresh set of attempts."""

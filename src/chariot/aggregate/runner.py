@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -30,6 +31,7 @@ from chariot.aggregate.executors import (
     check_executor,
     choose_executor,
     run_round,
+    warm_pool,
 )
 from chariot.aggregate.graph import labelled, write_graph
 from chariot.aggregate.partitions import JobControl, OpenRun
@@ -208,7 +210,10 @@ def _run(
             )
             _count_summaries(connection, settings, declared, result)
         else:
-            with exported_snapshot(settings, declared) as snapshot:
+            with ExitStack() as stack:
+                # a full run's workers start now: they import while this process plans
+                pool = stack.enter_context(warm_pool(chosen, workers)) if full else None
+                snapshot = stack.enter_context(exported_snapshot(settings, declared))
                 refuse_half_loaded(snapshot.connection, schema_name, inputs)
                 chosen_plan = incremental.plan(snapshot, schema_name, declared, full=full)
                 if chosen_plan.incremental:
@@ -216,7 +221,9 @@ def _run(
                         connection, settings, snapshot, declared, chosen_plan, graph
                     )
                 else:
-                    rounds = _Rounds(chosen, workers, scheduler, snapshot.id, declared)
+                    if pool is None:
+                        pool = stack.enter_context(warm_pool(chosen, workers))
+                    rounds = _Rounds(chosen, workers, scheduler, snapshot.id, declared, pool)
                     result = _compute(jobs, settings, snapshot, rounds, restart, graph, progress)
                     result.full_because = chosen_plan.reason
     if chosen_plan is not None and result.mode == "incremental":
@@ -311,6 +318,7 @@ class _Rounds:
     scheduler: str | None
     snapshot: str
     declared: tuple[Declared, ...]
+    pool: ProcessPoolExecutor | None = None  # the first round's processes, already started
 
 
 def _compute(
@@ -489,12 +497,14 @@ def _drive(
                 + "; ".join(result.worker_crashes[-3:]),
                 hint="re-run `chariot aggregate` to resume; see `chariot status`",
             )
-        _absorb(result, _round(rounds_of, settings, run_id, tick))
+        _absorb(result, _round(rounds_of, settings, run_id, tick, first=rounds == 0))
         rounds += 1
     _check_failures(jobs, result, counts, settings.run.partition_attempts)
 
 
-def _round(rounds: _Rounds, settings: Settings, run_id: int, tick: Callable[[], Any]) -> Round:
+def _round(
+    rounds: _Rounds, settings: Settings, run_id: int, tick: Callable[[], Any], *, first: bool
+) -> Round:
     try:
         return run_round(
             rounds.executor,
@@ -505,6 +515,7 @@ def _round(rounds: _Rounds, settings: Settings, run_id: int, tick: Callable[[], 
             tick,
             snapshot=rounds.snapshot,
             declared=rounds.declared,
+            pool=rounds.pool if first else None,  # a later round: its workers died
         )
     except ChariotError:
         raise
