@@ -1,0 +1,128 @@
+"""The graph's integer row hashes (the "arith" flavor): MySQL and Cypher hash alike, and a
+changed value always changes the hash, whatever the change (a multiple of the hash's
+prime modulus too)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chariot.audit.canonical import Canonical
+from chariot.audit.forms import canonical_for
+from chariot.audit.neo4j import GraphSide
+from chariot.audit.segments import Segment
+from chariot.audit.source import SourceSide
+from chariot.config import Settings
+from tests.audit_support import audit, cypher, differences, example_keys, mysql, result
+
+pytestmark = pytest.mark.integration
+
+PRIME = 2_147_483_647  # the modulus both row hashes used: a change by it went unseen
+INT64 = st.integers(-(2**63), 2**63 - 1)
+INT32 = st.integers(-(2**31), 2**31 - 1)
+RATINGS = st.sampled_from([Decimal(n) / 2 for n in range(1, 11)])  # what the rules load
+RATING_ROWS = st.tuples(INT32, INT32, RATINGS, INT64)
+
+
+def test_a_timestamp_moved_by_the_hash_prime_is_named_by_the_audit(
+    settings: Settings, movielens_dir: Path
+) -> None:
+    from chariot.seed import seed_movielens
+    from chariot.sync import sync
+
+    seed_movielens(settings.mysql, movielens_dir)
+    loaded = sync(settings, sinks=["neo4j"], tables=["movies", "ratings"], mode="keyset")
+    assert not loaded.failures, loaded.failures
+    options: dict[str, Any] = {"tables": ("ratings",), "sinks": ("neo4j",), "summaries": False}
+    assert audit(settings, **options).clean
+
+    # One timestamp moved up by the prime, one down by twice the prime: equal modulo it.
+    moved = {(1, 1): PRIME, (5, 1): -2 * PRIME}
+    for (user, movie), by in moved.items():
+        cypher(
+            settings,
+            "MATCH (:User {userId: $user})-[r:RATED]->(:Movie {movieId: $movie}) "
+            "SET r.timestamp = r.timestamp + $by",
+            user=user,
+            movie=movie,
+            by=by,
+        )
+    found = audit(settings, **options)
+    assert differences(found) == {("ratings", "neo4j"): (0, 0, 2)}
+    differing = result(found, "ratings", "neo4j")
+    assert sorted(example_keys(differing, "differing")) == [[1, 1], [5, 1]]
+    assert [e.changed for e in differing.examples] == [["timestamp"], ["timestamp"]]
+
+
+@pytest.fixture
+def rating_tables(settings: Settings) -> Settings:
+    from chariot.seed import create_source_tables
+
+    create_source_tables(settings.mysql)
+    return settings
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(RATING_ROWS, st.integers(-4, 4).filter(bool), st.integers(1, 2))
+def test_a_value_moved_by_a_multiple_of_the_prime_changes_the_row_hash(
+    rating_tables: Settings, row: tuple[int, int, Decimal, int], times: int, power: int
+) -> None:
+    """In MySQL and in Cypher: a timestamp moved by k * P or k * P^2 (still a bigint)."""
+    user, movie, rating, stamp = row
+    moved = stamp + times * PRIME**power
+    if not -(2**63) <= moved < 2**63:
+        moved = stamp - times * PRIME**power
+    if not -(2**63) <= moved < 2**63:
+        return
+    before = _row_hashes(rating_tables, (user, movie, rating, stamp))
+    after = _row_hashes(rating_tables, (user, movie, rating, moved))
+    assert before[0] != after[0], "MySQL"
+    assert before[1] != after[1], "Cypher"
+
+
+def _row_hashes(settings: Settings, row: tuple[int, int, Decimal, int]) -> tuple[int, int]:
+    """The row's hash at the source (MySQL) and in the graph (Cypher), one row each."""
+    _store(settings, [row])
+    canonical = _ratings_form()
+    at_source = _digests(SourceSide(settings, canonical))
+    in_graph = _digests(GraphSide(settings, canonical))
+    key = (row[0], row[1])
+    assert set(at_source) == set(in_graph) == {key}
+    return at_source[key], in_graph[key]
+
+
+def _store(settings: Settings, rows: list[tuple[int, int, Decimal, int]]) -> None:
+    """Exactly these ratings in the source table and in the graph."""
+    mysql(settings.mysql, "DELETE FROM ratings")
+    for row in rows:
+        mysql(settings.mysql, "INSERT INTO ratings VALUES (%s, %s, %s, %s)", row)
+    cypher(settings, "MATCH (n) DETACH DELETE n")
+    cypher(
+        settings,
+        "UNWIND $rows AS row MERGE (a:User {userId: row[0]}) MERGE (b:Movie {movieId: row[1]}) "
+        "CREATE (a)-[:RATED {rating: row[2], timestamp: row[3]}]->(b)",
+        rows=[[user, movie, float(rating), stamp] for user, movie, rating, stamp in rows],
+    )
+
+
+def _ratings_form() -> Canonical:
+    from chariot.project.streams import default_streams
+
+    ratings = next(s for s in default_streams() if s.name == "ratings")
+    form = canonical_for(ratings, "neo4j")
+    assert form is not None and form.flavor == "arith"
+    return form
+
+
+def _digests(side: Any) -> dict[tuple[Any, ...], int]:
+    try:
+        return dict(side.digests(Segment(None, None)))
+    finally:
+        side.close()
