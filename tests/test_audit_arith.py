@@ -12,7 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chariot.audit.canonical import Canonical
+from chariot.audit.canonical import (
+    ARITH_PRIMES,
+    Canonical,
+    arith_folds,
+    arith_hashes,
+    arith_total,
+)
 from chariot.audit.forms import canonical_for
 from chariot.audit.neo4j import GraphSide
 from chariot.audit.segments import Segment
@@ -20,15 +26,53 @@ from chariot.audit.source import SourceSide
 from chariot.config import Settings
 from tests.audit_support import audit, cypher, differences, example_keys, mysql, result
 
-pytestmark = pytest.mark.integration
-
 PRIME = 2_147_483_647  # the modulus both row hashes used: a change by it went unseen
-INT64 = st.integers(-(2**63), 2**63 - 1)
+P1, P2 = ARITH_PRIMES
+LOW, HIGH = -(2**63), 2**63 - 1
+# 64-bit values, with the edges and the primes' multiples that random draws never hit.
+EDGES = [LOW, HIGH, LOW + 1, 0, 1, -1, P1, -P1, P2, -P2, P1**2, -(P1**2), P1 * P2, -P1 * P2]
+INT64 = st.one_of(st.integers(LOW, HIGH), st.sampled_from(EDGES))
 INT32 = st.integers(-(2**31), 2**31 - 1)
 RATINGS = st.sampled_from([Decimal(n) / 2 for n in range(1, 11)])  # what the rules load
 RATING_ROWS = st.tuples(INT32, INT32, RATINGS, INT64)
+# Moves that the primes cannot see one at a time: multiples of P1, P2, P1^2, P1 * P2.
+STRUCTURED = st.builds(
+    lambda k, unit: k * unit,
+    st.integers(-4, 4).filter(bool),
+    st.sampled_from([P1, P2, P1**2, P2**2, P1 * P2, P1 * P1 * 2, 1]),
+)
 
 
+# -- the hash in Python ----------------------------------------------------------------------
+
+
+@given(st.lists(INT64, min_size=1, max_size=5), st.data())
+def test_changing_any_one_value_changes_a_fold(values: list[int], data: st.DataObject) -> None:
+    """Whatever the value and the change (within 64 bits), one of the two folds moves."""
+    at = data.draw(st.integers(0, len(values) - 1))
+    by = data.draw(st.one_of(STRUCTURED, st.integers(-(2**64), 2**64).filter(bool)))
+    moved = values[at] + by
+    if not LOW <= moved <= HIGH:
+        moved = values[at] - by
+    if not LOW <= moved <= HIGH:
+        return
+    changed = [*values[:at], moved, *values[at + 1 :]]
+    assert arith_folds(changed) != arith_folds(values)
+    assert arith_hashes(changed) != arith_hashes(values)
+
+
+@given(st.lists(INT64, min_size=1, max_size=5))
+def test_the_hashes_stay_in_range(values: list[int]) -> None:
+    for fold, value, prime in zip(
+        arith_folds(values), arith_hashes(values), ARITH_PRIMES, strict=True
+    ):
+        assert 0 <= fold < prime and 0 <= value < prime
+
+
+# -- MySQL, Cypher and Python agree ----------------------------------------------------------
+
+
+@pytest.mark.integration
 def test_a_timestamp_moved_by_the_hash_prime_is_named_by_the_audit(
     settings: Settings, movielens_dir: Path
 ) -> None:
@@ -67,6 +111,26 @@ def rating_tables(settings: Settings) -> Settings:
     return settings
 
 
+@pytest.mark.integration
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(RATING_ROWS, min_size=1, max_size=12, unique_by=lambda row: row[:2]))
+def test_mysql_cypher_and_python_hash_every_row_alike(
+    rating_tables: Settings, rows: list[tuple[int, int, Decimal, int]]
+) -> None:
+    _store(rating_tables, rows)
+    canonical = _ratings_form()
+    at_source = _digests(SourceSide(rating_tables, canonical))
+    in_graph = _digests(GraphSide(rating_tables, canonical))
+    in_python = {
+        (user, movie): arith_total(*arith_hashes([user, movie, int(rating * 10), stamp]), 0)
+        for user, movie, rating, stamp in rows
+    }
+    assert at_source == in_graph == in_python
+
+
+@pytest.mark.integration
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

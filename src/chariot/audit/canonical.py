@@ -195,41 +195,59 @@ def display_value(field: Field, value: Any) -> Any:
 # -- integer hashing (the "arith" flavor) ----------------------------------------------------
 #
 # Cypher has no hash function, but it has 64-bit integer arithmetic, as has MySQL. Each row's
-# numbers are folded into two polynomial hashes modulo the prime 2^31 - 1 (every product
+# integers are folded into two polynomial hashes, each modulo its own prime (every product
 # stays below 2^62), each then mixed as x * (x + C): a non-linear step, so compensating edits
 # (two ratings swapped between rows) do not cancel in the segment sum. A value of the wrong
-# type in the graph counts in a separate "bad" sum that is 0 at the source. Truncated
-# remainders (MySQL and Cypher agree on negatives) are made non-negative first.
+# type in the graph counts in a separate "bad" sum that is 0 at the source.
+#
+# No change of one value escapes both folds. The first fold takes each value v as its
+# truncated quotient and remainder by its prime P1 (v = q * P1 + r; MySQL DIV/MOD, Cypher's
+# integer / and %, and ``_truncated`` agree, negatives included), the second takes v modulo
+# P2. A change d leaves the second fold alone only if P2 divides d, the first only if P1
+# divides d and d / P1 (give or take one) is a multiple of P1: both is d = k * P1 * P2 with
+# -18k = 0 or +-1 modulo P1 (P2 = P1 - 18), impossible for the 1 <= |k| <= 4 that 64-bit
+# values allow. (With one prime for both, any d = P1 went unseen: a timestamp + 2^31 - 1.)
 
-ARITH_PRIME = 2_147_483_647
+ARITH_PRIMES = (2_147_483_647, 2_147_483_629)  # 2^31 - 1 and 2^31 - 19
 ARITH_BASES = (1_000_003, 65_537)
 ARITH_MIX = 7_919
-
-Mod = Callable[[str], str]  # "x modulo the prime" in one dialect
-
-
-def cypher_mod(expression: str) -> str:
-    return f"({expression}) % {ARITH_PRIME}"
+# Added to every fold step before the modulo, so the operand is never negative (a quotient
+# by a prime is above -2^33) and MySQL's MOD, Cypher's % and Python's % agree.
+ARITH_OFFSET = 1 << 33
 
 
-def mysql_mod(expression: str) -> str:
-    return f"MOD({expression}, {ARITH_PRIME})"  # not %: pymysql formats parameters with %
+@dataclass(frozen=True)
+class Dialect:
+    """Integer remainder and truncating quotient in one language."""
+
+    mod: Callable[[str, int], str]
+    div: Callable[[str, int], str]
 
 
-def arith_fold(values: Sequence[str], base: int, mod: Mod) -> str:
-    """The polynomial hash of integer expressions, each used once."""
+# MySQL: MOD, not %: pymysql formats parameters with %.
+MYSQL = Dialect(mod=lambda x, p: f"MOD({x}, {p})", div=lambda x, p: f"({x}) DIV {p}")
+CYPHER = Dialect(mod=lambda x, p: f"({x}) % {p}", div=lambda x, p: f"({x}) / {p}")
 
-    def nonneg(value: str) -> str:
-        return mod(f"{mod(value)} + {ARITH_PRIME}")
 
-    x = nonneg(values[0])
-    for value in values[1:]:
-        x = mod(f"({x}) * {base} + {nonneg(value)}")
+def _terms(values: Sequence[str], which: int, dialect: Dialect) -> list[str]:
+    prime = ARITH_PRIMES[which]
+    if which == 0:
+        return [t for v in values for t in (dialect.mod(v, prime), dialect.div(v, prime))]
+    return [dialect.mod(v, prime) for v in values]
+
+
+def arith_fold(values: Sequence[str], which: int, dialect: Dialect) -> str:
+    """Fold ``which`` (0 or 1) of integer expressions (each a few times in the text: keep
+    them cheap, e.g. columns or variables)."""
+    prime, base = ARITH_PRIMES[which], ARITH_BASES[which]
+    x = "0"
+    for term in _terms(values, which, dialect):
+        x = dialect.mod(f"({x}) * {base} + {term} + {ARITH_OFFSET}", prime)
     return x
 
 
-def arith_mix(x: str, mod: Mod) -> str:
-    return mod(f"({x}) * (({x}) + {ARITH_MIX})")
+def arith_mix(x: str, which: int, dialect: Dialect) -> str:
+    return dialect.mod(f"({x}) * (({x}) + {ARITH_MIX})", ARITH_PRIMES[which])
 
 
 def mysql_arith(canonical: Canonical) -> tuple[str, str]:
@@ -240,10 +258,36 @@ def mysql_arith(canonical: Canonical) -> tuple[str, str]:
         else f"CAST({f.mysql} AS SIGNED)"
         for f in canonical.fields
     ]
-    first, second = (
-        arith_mix(arith_fold(values, base, mysql_mod), mysql_mod) for base in ARITH_BASES
-    )
+    first, second = (arith_mix(arith_fold(values, i, MYSQL), i, MYSQL) for i in (0, 1))
     return first, second
+
+
+def _truncated(value: int, prime: int) -> tuple[int, int]:
+    """(quotient, remainder) rounding toward zero, as MySQL and Cypher divide."""
+    quotient = abs(value) // prime * (1 if value >= 0 else -1)
+    return quotient, value - quotient * prime
+
+
+def arith_folds(values: Sequence[int]) -> tuple[int, int]:
+    """The two folds in Python, exactly as MySQL and Cypher compute them (integers: a
+    decimal in units of its last place)."""
+    folds = []
+    for which, (prime, base) in enumerate(zip(ARITH_PRIMES, ARITH_BASES, strict=True)):
+        x = 0
+        for value in values:
+            quotient, remainder = _truncated(value, prime)
+            for term in (remainder, quotient) if which == 0 else (remainder,):
+                x = (x * base + term + ARITH_OFFSET) % prime
+        folds.append(x)
+    return folds[0], folds[1]
+
+
+def arith_hashes(values: Sequence[int]) -> tuple[int, int]:
+    """The two row hashes in Python (``mysql_arith`` and the graph side's Cypher)."""
+    return tuple(  # type: ignore[return-value]
+        x * (x + ARITH_MIX) % prime
+        for x, prime in zip(arith_folds(values), ARITH_PRIMES, strict=True)
+    )
 
 
 def cypher_checked(field: Field, variable: str) -> str:

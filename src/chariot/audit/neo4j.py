@@ -17,13 +17,12 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chariot.audit.canonical import (
-    ARITH_BASES,
+    CYPHER,
     Canonical,
     arith_fold,
     arith_mix,
     arith_total,
     cypher_checked,
-    cypher_mod,
 )
 from chariot.audit.segments import Segment, named, range_condition
 from chariot.audit.sides import Checksum, Digests, HashingSide
@@ -116,7 +115,7 @@ class GraphSide(HashingSide):
         checked = [f"v{i}" for i in range(len(fields))]
         values = [f"coalesce({v}, 0)" for v in checked]
         bad = " + ".join(f"(CASE WHEN {v} IS NULL THEN 1 ELSE 0 END)" for v in checked)
-        folds = [arith_fold(values, base, cypher_mod) for base in ARITH_BASES]
+        folds = [arith_fold(values, which, CYPHER) for which in (0, 1)]
         return (
             "WITH "
             + ", ".join(
@@ -128,8 +127,8 @@ class GraphSide(HashingSide):
             + f" WITH {carried}, "
             + ", ".join(f"{cypher_checked(f, f'a{i}')} AS v{i}" for i, f in enumerate(fields))
             + f" WITH {carried}, {bad} AS bad, {folds[0]} AS x1, {folds[1]} AS x2"
-            + f" WITH {carried}, bad, {arith_mix('x1', cypher_mod)} AS h1,"
-            + f" {arith_mix('x2', cypher_mod)} AS h2 "
+            + f" WITH {carried}, bad, {arith_mix('x1', 0, CYPHER)} AS h1,"
+            + f" {arith_mix('x2', 1, CYPHER)} AS h2 "
         )
 
     def segment_values(self, segment: Segment) -> Iterable[Sequence[Any]]:
