@@ -16,12 +16,13 @@ from chariot.audit.canonical import (
     ARITH_PRIMES,
     Canonical,
     arith_folds,
-    arith_hashes,
+    arith_hash,
     arith_total,
 )
 from chariot.audit.forms import canonical_for
 from chariot.audit.neo4j import GraphSide
 from chariot.audit.segments import Segment
+from chariot.audit.sides import Checksum
 from chariot.audit.source import SourceSide
 from chariot.config import Settings
 from tests.audit_support import audit, cypher, differences, example_keys, mysql, result
@@ -58,15 +59,34 @@ def test_changing_any_one_value_changes_a_fold(values: list[int], data: st.DataO
         return
     changed = [*values[:at], moved, *values[at + 1 :]]
     assert arith_folds(changed) != arith_folds(values)
-    assert arith_hashes(changed) != arith_hashes(values)
+    assert arith_hash(changed) != arith_hash(values)
+
+
+NARROW = st.one_of(
+    st.integers(-(2**60) + 1, 2**60 - 1), st.sampled_from([0, P1, -P1, P2, 2**60 - 1])
+)
+
+
+@given(st.lists(st.tuples(NARROW, st.booleans()), min_size=1, max_size=5), st.data())
+def test_changing_one_narrow_value_within_its_range_changes_a_fold(
+    fields: list[tuple[int, bool]], data: st.DataObject
+) -> None:
+    """Values below 2^60 enter the folds as they are: any change within that range moves
+    one (``wide`` marks the others, e.g. BIGINT columns)."""
+    values = [value for value, _ in fields]
+    wide = [is_wide for _, is_wide in fields]
+    at = data.draw(st.integers(0, len(values) - 1))
+    moved = data.draw(NARROW.filter(lambda v: v != values[at]))
+    changed = [*values[:at], moved, *values[at + 1 :]]
+    assert arith_folds(changed, wide) != arith_folds(values, wide)
 
 
 @given(st.lists(INT64, min_size=1, max_size=5))
-def test_the_hashes_stay_in_range(values: list[int]) -> None:
-    for fold, value, prime in zip(
-        arith_folds(values), arith_hashes(values), ARITH_PRIMES, strict=True
-    ):
-        assert 0 <= fold < prime and 0 <= value < prime
+def test_the_row_hash_is_the_product_of_the_folds_below_2_62(values: list[int]) -> None:
+    """Below 2^62: MySQL's BIGINT holds it, and Cypher sums its 31-bit halves."""
+    first, second = arith_folds(values)
+    assert 0 <= first < P1 and 0 <= second < P2
+    assert arith_hash(values) == (first + 1) * (second + 1) < 2**62
 
 
 # -- MySQL, Cypher and Python agree ----------------------------------------------------------
@@ -115,19 +135,26 @@ def rating_tables(settings: Settings) -> Settings:
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.lists(RATING_ROWS, min_size=1, max_size=12, unique_by=lambda row: row[:2]))
+@given(st.lists(RATING_ROWS, min_size=1, max_size=40, unique_by=lambda row: row[:2]))
 def test_mysql_cypher_and_python_hash_every_row_alike(
     rating_tables: Settings, rows: list[tuple[int, int, Decimal, int]]
 ) -> None:
     _store(rating_tables, rows)
     canonical = _ratings_form()
+    wide = [f.wide for f in canonical.fields]
+    assert wide == [False, False, False, True]  # int, int, decimal(2,1), bigint
     at_source = _digests(SourceSide(rating_tables, canonical))
     in_graph = _digests(GraphSide(rating_tables, canonical))
     in_python = {
-        (user, movie): arith_total(*arith_hashes([user, movie, int(rating * 10), stamp]), 0)
+        (user, movie): arith_total(arith_hash([user, movie, int(rating * 10), stamp], wide))
         for user, movie, rating, stamp in rows
     }
     assert at_source == in_graph == in_python
+    # Segment sums too (Cypher sums each hash's halves apart: no 64-bit overflow).
+    whole = Segment(None, None)
+    summed = Checksum(len(rows), sum(in_python.values()))
+    assert _checksum(SourceSide(rating_tables, canonical), whole) == summed
+    assert _checksum(GraphSide(rating_tables, canonical), whole) == summed
 
 
 @pytest.mark.integration
@@ -190,3 +217,30 @@ def _digests(side: Any) -> dict[tuple[Any, ...], int]:
         return dict(side.digests(Segment(None, None)))
     finally:
         side.close()
+
+
+def _checksum(side: Any, segment: Segment) -> Checksum:
+    try:
+        return side.checksum(segment)  # type: ignore[no-any-return]
+    finally:
+        side.close()
+
+
+@pytest.mark.integration
+def test_a_graph_value_out_of_its_columns_range_is_a_difference_not_an_error(
+    rating_tables: Settings,
+) -> None:
+    """Narrow fields enter the folds unreduced: a graph value beyond what the column holds
+    (a huge float rating, a key at 2^63 - 1) is a "bad" value, never an overflow."""
+    rows = [(1, 1, Decimal("4.0"), 10), (2, 1, Decimal("3.5"), 20)]
+    _store(rating_tables, rows)
+    cypher(rating_tables, "MATCH (:User {userId: 1})-[r:RATED]->() SET r.rating = 1.0e30")
+    cypher(rating_tables, "MATCH (u:User {userId: 2}) SET u.userId = $top", top=2**63 - 1)
+    canonical = _ratings_form()
+    at_source = _digests(SourceSide(rating_tables, canonical))
+    in_graph = _digests(GraphSide(rating_tables, canonical))
+    assert set(in_graph) == {(1, 1), (2**63 - 1, 1)}
+    assert in_graph[(1, 1)] != at_source[(1, 1)]
+    assert in_graph[(1, 1)] >> 96 == 1 and in_graph[(2**63 - 1, 1)] >> 96 == 1  # "bad"
+    whole = Segment(None, None)
+    assert _checksum(GraphSide(rating_tables, canonical), whole).total >> 96 == 2
