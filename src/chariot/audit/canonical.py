@@ -62,6 +62,9 @@ class Field:
     delimiter: str = ","  # lists: the text joining their elements
     # The most characters of its SQL text (None: no known bound, e.g. TEXT or JSON).
     max_chars: int | None = NUMBER_CHARS
+    # Integer hashing: whether its values can reach 2^60 (a BIGINT): such a value is folded
+    # as its remainders and its quotient by the first prime, a narrow one as it is.
+    wide: bool = True
 
     @property
     def in_sql(self) -> bool:
@@ -195,68 +198,144 @@ def display_value(field: Field, value: Any) -> Any:
 # -- integer hashing (the "arith" flavor) ----------------------------------------------------
 #
 # Cypher has no hash function, but it has 64-bit integer arithmetic, as has MySQL. Each row's
-# numbers are folded into two polynomial hashes modulo the prime 2^31 - 1 (every product
-# stays below 2^62), each then mixed as x * (x + C): a non-linear step, so compensating edits
-# (two ratings swapped between rows) do not cancel in the segment sum. A value of the wrong
-# type in the graph counts in a separate "bad" sum that is 0 at the source. Truncated
-# remainders (MySQL and Cypher agree on negatives) are made non-negative first.
+# integers are folded into two polynomial hashes, each modulo its own prime, and the row's
+# hash is their product, (x1 + 1) * (x2 + 1): exact (below 2^62), and non-linear, so
+# compensating edits (two ratings swapped between rows) do not cancel in the segment sum.
+# Each fold appears once in the product (a square such as x * (x + C) names x twice, and
+# MySQL computed the whole fold twice: it has no common subexpressions); the + 1 keeps a
+# fold of 0 from hiding the other. A value of the wrong type in the graph counts in a
+# separate "bad" sum that is 0 at the source.
+#
+# No change of one value escapes both folds. The first fold takes each value v modulo its
+# prime P1, the second modulo P2: a change d leaves both alone only if P1 * P2 (~2^62)
+# divides d, impossible for a narrow column (not ``Field.wide``: an INT, a DECIMAL of at
+# most 18 digits, whose values stay below 2^60 and enter the fold as they are). A wide
+# value (BIGINT) enters as its remainder and, in the first fold, its truncated quotient
+# (v = q * P1 + r; MySQL DIV/MOD, Cypher's integer / and %, and ``_truncated`` agree,
+# negatives included): the first fold then stays only if d / P1 (give or take one) is a
+# multiple of P1 too, so both stay only for d = k * P1 * P2 with -18k = 0 or +-1 modulo P1
+# (P2 = P1 - 18), impossible for the 1 <= |k| <= 4 that 64-bit values allow. (With one
+# prime for both, any d = P1 went unseen: a timestamp + 2^31 - 1.)
+# When one fold moves, the product moves; when both do, it stays only by chance.
 
-ARITH_PRIME = 2_147_483_647
+ARITH_PRIMES = (2_147_483_647, 2_147_483_629)  # 2^31 - 1 and 2^31 - 19
 ARITH_BASES = (1_000_003, 65_537)
-ARITH_MIX = 7_919
-
-Mod = Callable[[str], str]  # "x modulo the prime" in one dialect
-
-
-def cypher_mod(expression: str) -> str:
-    return f"({expression}) % {ARITH_PRIME}"
-
-
-def mysql_mod(expression: str) -> str:
-    return f"MOD({expression}, {ARITH_PRIME})"  # not %: pymysql formats parameters with %
+# Added to every fold step before the modulo, so the operand is never negative (every term
+# is above -2^60) and MySQL's MOD, Cypher's % and Python's % agree; it stays below 2^62.
+ARITH_OFFSET = 1 << 61
+NARROW_LIMIT = 1 << 60  # a narrow field's values stay below it (``Field.wide``)
+# Cypher sums 64-bit integers: it sums a row hash's two halves apart (50,000 rows of 62
+# bits would overflow); ``arith_total`` puts them together.
+ARITH_HALF = 1 << 31
+BAD_SHIFT = 96  # a segment's hash sum stays below 2^96, its "bad" count above it
 
 
-def arith_fold(values: Sequence[str], base: int, mod: Mod) -> str:
-    """The polynomial hash of integer expressions, each used once."""
+@dataclass(frozen=True)
+class Dialect:
+    """Integer remainder and truncating quotient in one language."""
 
-    def nonneg(value: str) -> str:
-        return mod(f"{mod(value)} + {ARITH_PRIME}")
+    mod: Callable[[str, int], str]
+    div: Callable[[str, int], str]
 
-    x = nonneg(values[0])
-    for value in values[1:]:
-        x = mod(f"({x}) * {base} + {nonneg(value)}")
+
+# MySQL: MOD, not %: pymysql formats parameters with %.
+MYSQL = Dialect(mod=lambda x, p: f"MOD({x}, {p})", div=lambda x, p: f"({x}) DIV {p}")
+CYPHER = Dialect(mod=lambda x, p: f"({x}) % {p}", div=lambda x, p: f"({x}) / {p}")
+
+
+def _terms(values: Sequence[str], wide: Sequence[bool], which: int, dialect: Dialect) -> list[str]:
+    prime = ARITH_PRIMES[which]
+    terms = []
+    for value, is_wide in zip(values, wide, strict=True):
+        if not is_wide:
+            terms.append(value)
+            continue
+        terms.append(dialect.mod(value, prime))
+        if which == 0:
+            terms.append(dialect.div(value, prime))
+    return terms
+
+
+def arith_fold(values: Sequence[str], wide: Sequence[bool], which: int, dialect: Dialect) -> str:
+    """Fold ``which`` (0 or 1) of integer expressions (each a few times in the text: keep
+    them cheap, e.g. columns or variables)."""
+    prime, base = ARITH_PRIMES[which], ARITH_BASES[which]
+    first, *rest = _terms(values, wide, which, dialect)
+    x = dialect.mod(f"{first} + {ARITH_OFFSET}", prime)
+    for term in rest:
+        x = dialect.mod(f"({x}) * {base} + {term} + {ARITH_OFFSET}", prime)
     return x
 
 
-def arith_mix(x: str, mod: Mod) -> str:
-    return mod(f"({x}) * (({x}) + {ARITH_MIX})")
+def arith_product(first: str, second: str) -> str:
+    """The row hash from its two folds (expressions or variables), each named once."""
+    return f"(({first}) + 1) * (({second}) + 1)"
 
 
-def mysql_arith(canonical: Canonical) -> tuple[str, str]:
-    """The two row hashes in MySQL (the source has no type errors: its columns are typed)."""
+def mysql_arith(canonical: Canonical) -> str:
+    """The row hash in MySQL (the source has no type errors: its columns are typed)."""
     values = [
         f"CAST({f.mysql} * {10**f.scale} AS SIGNED)"
         if f.kind == "decimal"
         else f"CAST({f.mysql} AS SIGNED)"
         for f in canonical.fields
     ]
-    first, second = (
-        arith_mix(arith_fold(values, base, mysql_mod), mysql_mod) for base in ARITH_BASES
-    )
-    return first, second
+    wide = [f.wide for f in canonical.fields]
+    return arith_product(*(arith_fold(values, wide, which, MYSQL) for which in (0, 1)))
+
+
+def _truncated(value: int, prime: int) -> tuple[int, int]:
+    """(quotient, remainder) rounding toward zero, as MySQL and Cypher divide."""
+    quotient = abs(value) // prime * (1 if value >= 0 else -1)
+    return quotient, value - quotient * prime
+
+
+def arith_folds(values: Sequence[int], wide: Sequence[bool] | None = None) -> tuple[int, int]:
+    """The two folds in Python, exactly as MySQL and Cypher compute them (integers: a
+    decimal in units of its last place; ``wide``: each value's ``Field.wide``, default all)."""
+    widths = [True] * len(values) if wide is None else wide
+    folds = []
+    for which, (prime, base) in enumerate(zip(ARITH_PRIMES, ARITH_BASES, strict=True)):
+        terms: list[int] = []
+        for value, is_wide in zip(values, widths, strict=True):
+            quotient, remainder = _truncated(value, prime)
+            if not is_wide:
+                terms.append(value)
+            else:
+                terms += [remainder, quotient] if which == 0 else [remainder]
+        x = (terms[0] + ARITH_OFFSET) % prime
+        for term in terms[1:]:
+            x = (x * base + term + ARITH_OFFSET) % prime
+        folds.append(x)
+    return folds[0], folds[1]
+
+
+def arith_hash(values: Sequence[int], wide: Sequence[bool] | None = None) -> int:
+    """The row hash in Python (``mysql_arith`` and the graph side's Cypher)."""
+    first, second = arith_folds(values, wide)
+    return (first + 1) * (second + 1)
 
 
 def cypher_checked(field: Field, variable: str) -> str:
     """The field as an integer (a decimal: in units of its last place), or null when its
-    type or value is wrong: a decimal's float must be exactly the double of such a unit."""
+    type or value is wrong: a decimal's float must be exactly the double of such a unit, a
+    narrow field's value below 2^60 like every source value (a larger one would overflow
+    the fold: a difference, never an error)."""
+    limit = NARROW_LIMIT if not field.wide else 1 << 63
     if field.kind == "decimal":
         unit = 10**field.scale
         units = f"round({variable} * {unit})"
-        valid = f"{variable} IS :: FLOAT NOT NULL AND toFloat({units}) / {unit}.0 = {variable}"
+        valid = (
+            f"{variable} IS :: FLOAT NOT NULL AND abs({units}) < {limit}.0"
+            f" AND toFloat({units}) / {unit}.0 = {variable}"
+        )
         return f"CASE WHEN {valid} THEN toInteger({units}) END"
-    return f"CASE WHEN {variable} IS :: INTEGER NOT NULL THEN {variable} END"
+    if field.wide:
+        return f"CASE WHEN {variable} IS :: INTEGER NOT NULL THEN {variable} END"
+    bounded = f"{variable} > -{limit} AND {variable} < {limit}"
+    return f"CASE WHEN {variable} IS :: INTEGER NOT NULL AND {bounded} THEN {variable} END"
 
 
-def arith_total(first: int, second: int, bad: int) -> int:
-    """One number per segment (or row): the three sums side by side."""
-    return (int(bad) << 128) | (int(first) << 64) | int(second)
+def arith_total(hashed: int, bad: int = 0) -> int:
+    """One number per segment (or row): the sum of row hashes, the "bad" count above it."""
+    return (int(bad) << BAD_SHIFT) + int(hashed)

@@ -286,7 +286,27 @@ def graph_field(stream: Stream, column: OutputColumn, cypher: str, name: str = "
         scale=decimal_scale(stream, column),
         delimiter=list_delimiter(column),
         max_chars=max_chars(stream, column, kind),
+        wide=not _narrow(stream, column, kind),
     )
+
+
+NARROW_INTEGERS = ("tinyint", "smallint", "mediumint", "int", "integer", "year")
+
+
+def _narrow(stream: Stream, column: OutputColumn, kind: Kind) -> bool:
+    """Whether the column's values (a decimal's in units of its last place) stay below 2^60
+    (integer hashing then folds them as they are): an INT, a DECIMAL of at most 18 digits."""
+    if column.steps:
+        return False
+    try:
+        source = parse_source_type(stream.column(column.origin).source_type)
+    except (KeyError, ValueError):
+        return False
+    if kind == "int":
+        return source.name in NARROW_INTEGERS
+    if kind == "decimal":
+        return source.name == "decimal" and (source.precision or 65) <= 18
+    return False
 
 
 def _as_stored(value: SourceValue, kind: Kind) -> SourceValue:

@@ -17,13 +17,13 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chariot.audit.canonical import (
-    ARITH_BASES,
+    ARITH_HALF,
+    CYPHER,
     Canonical,
     arith_fold,
-    arith_mix,
+    arith_product,
     arith_total,
     cypher_checked,
-    cypher_mod,
 )
 from chariot.audit.segments import Segment, named, range_condition
 from chariot.audit.sides import Checksum, Digests, HashingSide
@@ -94,42 +94,44 @@ class GraphSide(HashingSide):
     def checksum(self, segment: Segment) -> Checksum:
         if not self.arith:
             return super().checksum(segment)
-        count, first, second, bad = self._in(
-            segment, self._hashed(), "RETURN count(*), sum(h1), sum(h2), sum(bad)"
+        count, high, low, bad = self._in(
+            segment,
+            self._hashed(),
+            f"RETURN count(*), sum(h / {ARITH_HALF}), sum(h % {ARITH_HALF}), sum(bad)",
         )[0]
-        return Checksum(int(count), arith_total(first, second, bad))
+        return Checksum(int(count), arith_total(int(high) * ARITH_HALF + int(low), bad))
 
     def digests(self, segment: Segment) -> Digests:
         if not self.arith:
             return super().digests(segment)
         width = len(self.key_columns)
         keys = ", ".join(f"k{i}" for i in range(width))
-        rows = self._in(segment, self._hashed(), f"RETURN {keys}, h1, h2, bad")
-        return [(tuple(row[:width]), arith_total(*row[width:])) for row in rows]
+        rows = self._in(segment, self._hashed(), f"RETURN {keys}, h, bad")
+        return [(tuple(row[:width]), arith_total(row[width], row[width + 1])) for row in rows]
 
     def _hashed(self) -> str:
-        """WITH stages computing each row's two hashes once (Cypher re-evaluates repeated
-        sub-expressions; variables keep the per-row work linear)."""
+        """WITH stages computing each row's hash once: every property is read once, every
+        value checked and every fold computed once (Cypher re-evaluates a repeated
+        sub-expression; variables keep the per-row work linear)."""
         fields = self.canonical.fields
+        position = {f.cypher: i for i, f in enumerate(fields)}
         keys = [f"k{i}" for i in range(len(self.key_columns))]
         carried = ", ".join(keys)
-        checked = [f"v{i}" for i in range(len(fields))]
-        values = [f"coalesce({v}, 0)" for v in checked]
-        bad = " + ".join(f"(CASE WHEN {v} IS NULL THEN 1 ELSE 0 END)" for v in checked)
-        folds = [arith_fold(values, base, cypher_mod) for base in ARITH_BASES]
+        read = ", ".join(f"{f.cypher} AS a{i}" for i, f in enumerate(fields))
+        key_of = ", ".join(
+            f"a{position[c]} AS {k}" if c in position else f"{c} AS {k}"
+            for c, k in zip(self.key_columns, keys, strict=True)
+        )
+        checked = ", ".join(f"{cypher_checked(f, f'a{i}')} AS v{i}" for i, f in enumerate(fields))
+        bad = " + ".join(f"(CASE WHEN v{i} IS NULL THEN 1 ELSE 0 END)" for i in range(len(fields)))
+        values = ", ".join(f"coalesce(v{i}, 0) AS w{i}" for i in range(len(fields)))
+        wide = [f.wide for f in fields]
+        folds = [arith_fold([f"w{i}" for i in range(len(fields))], wide, w, CYPHER) for w in (0, 1)]
         return (
-            "WITH "
-            + ", ".join(
-                [
-                    *(f"{c} AS {k}" for c, k in zip(self.key_columns, keys, strict=True)),
-                    *(f"{f.cypher} AS a{i}" for i, f in enumerate(fields)),
-                ]
-            )
-            + f" WITH {carried}, "
-            + ", ".join(f"{cypher_checked(f, f'a{i}')} AS v{i}" for i, f in enumerate(fields))
-            + f" WITH {carried}, {bad} AS bad, {folds[0]} AS x1, {folds[1]} AS x2"
-            + f" WITH {carried}, bad, {arith_mix('x1', cypher_mod)} AS h1,"
-            + f" {arith_mix('x2', cypher_mod)} AS h2 "
+            f"WITH {read} WITH {key_of}, {checked}"
+            f" WITH {carried}, {bad} AS bad, {values}"
+            f" WITH {carried}, bad, {folds[0]} AS x1, {folds[1]} AS x2"
+            f" WITH {carried}, bad, {arith_product('x1', 'x2')} AS h "
         )
 
     def segment_values(self, segment: Segment) -> Iterable[Sequence[Any]]:

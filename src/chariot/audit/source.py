@@ -240,12 +240,12 @@ class SourceSide(HashingSide):
 
     def _digest_parts(self) -> list[str]:
         if self.canonical.flavor == "arith":
-            return list(mysql_arith(self.canonical))
+            return [mysql_arith(self.canonical)]
         return [mysql_digest(self.canonical)]
 
     def _combine(self, parts: Sequence[Any]) -> int:
         if self.canonical.flavor == "arith":
-            return arith_total(parts[0], parts[1], 0)
+            return arith_total(parts[0])
         return int(parts[0])
 
     def digests(self, segment: Segment) -> Digests:
