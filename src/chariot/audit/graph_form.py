@@ -238,8 +238,11 @@ def _relationship_form(
     fields = [graph_field(stream, columns[column], expr) for column, expr in where.items()]
     by_name = {f.name: f for f in fields}
     fields = [by_name[k] for k in keys] + [f for f in fields if f.name not in keys]
+    # A DECIMAL over 18 digits would be clipped by the source's CAST to 64 bits: md5 for it.
     arith = all(
-        f.kind in ("int", "decimal") and f.mysql is not None and not columns[f.name].nullable
+        (f.kind == "int" or (f.kind == "decimal" and not f.wide))
+        and f.mysql is not None
+        and not columns[f.name].nullable
         for f in fields
     )
     return Canonical(
