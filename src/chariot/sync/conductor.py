@@ -77,7 +77,16 @@ def sync(
     with load_source(source_name)(settings) as source:
         if project is not None and source_name == "mysql":
             names = [stream.name for stream in selected]
-            require_source_matches(project, settings, names, engine=getattr(source, "engine", None))
+            # The reader's own engine, made only if the catalog alone cannot settle it.
+            has_engine = hasattr(type(source), "engine")
+            plain = getattr(source, "plain_connection", None)
+            require_source_matches(
+                project,
+                settings,
+                names,
+                engine=(lambda: getattr(source, "engine")) if has_engine else None,  # noqa: B009
+                catalog=plain() if plain is not None else None,
+            )
         writers = [_writer(cls(settings), settings) for cls in sink_classes.values()]
         purpose = "full refresh" if full_refresh else "sync"
         if follow:
