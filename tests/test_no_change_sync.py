@@ -123,3 +123,21 @@ def test_a_no_change_sync_needs_no_sqlalchemy(
     assert again["ok"] and not again["failures"]
     assert [t["rows_read"] for t in again["tables"]] == [0, 0, 0, 0]  # type: ignore[union-attr]
     assert "sqlalchemy" not in loaded
+
+
+def test_the_log_phase_is_skipped_only_when_every_position_is_at_the_end() -> None:
+    from chariot.cdc.position import LogPosition
+    from chariot.sync.mode import _caught_up
+    from tests.movielens_project import STREAMS_BY_NAME
+
+    end = LogPosition("binlog.000003", 500)
+    streams = [STREAMS_BY_NAME["movies"], STREAMS_BY_NAME["ratings"]]
+    at_end = {"movies": end, "ratings": end, "tags": LogPosition("binlog.000001", 4)}
+    results = _caught_up({"postgres": at_end, "neo4j": {}}, streams, end)
+    assert results is not None
+    assert [(r.sink, r.position_before, r.position_after, r.changes) for r in results] == [
+        ("postgres", end.render(), end.render(), 0)
+    ]
+    behind = {**at_end, "ratings": LogPosition("binlog.000003", 499)}
+    assert _caught_up({"postgres": at_end, "neo4j": behind}, streams, end) is None
+    assert _caught_up({"postgres": {}}, streams, end) == []

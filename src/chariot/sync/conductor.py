@@ -171,14 +171,12 @@ def _take_leases(writers: list[SinkWriter], streams: list[Stream]) -> None:
     command then stops here, having changed nothing (``Busy``). A sink that cannot even be
     reached is left to fail on its first table, where the run reports it."""
     for writer in writers:
-        for stream in streams:
-            try:
-                writer.sink.acquire(stream)
-            except Busy:
-                raise
-            except Exception:
-                log.debug("lease not taken", extra={"sink": writer.name}, exc_info=True)
-                break
+        try:
+            writer.sink.acquire_all(streams)
+        except Busy:
+            raise
+        except Exception:
+            log.debug("lease not taken", extra={"sink": writer.name}, exc_info=True)
 
 
 def _forget_logs(writers: list[SinkWriter], streams: list[Stream]) -> None:

@@ -55,7 +55,13 @@ class Neo4jSink(ChangeSink):
     # -- the sink contract -----------------------------------------------------------------
 
     def acquire(self, stream: Stream) -> None:
-        self._ensure_constraints(self._mapping(stream))
+        self.acquire_all([stream])
+
+    def acquire_all(self, streams: Sequence[Stream]) -> None:
+        """Every label and type the streams write, in ONE lease transaction (all or none)."""
+        mappings = [self._mapping(stream) for stream in streams]
+        for mapping in mappings:
+            self._ensure_constraints(mapping)
         if self._lease is None:
             self._lease = GraphLease(
                 self._connected(),
@@ -63,7 +69,8 @@ class Neo4jSink(ChangeSink):
                 self.lease_owner,
                 ttl_seconds=self.settings.run.lease_seconds,
             )
-        self._lease.acquire(self._mapping(stream).resources, wait_seconds=self.lease_wait_seconds)
+        resources = {resource for mapping in mappings for resource in mapping.resources}
+        self._lease.acquire(resources, wait_seconds=self.lease_wait_seconds)
 
     def prepare(self, stream: Stream, *, full_refresh: bool = False) -> None:
         mapping = self._mapping(stream)
