@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from chariot.batch import Key
@@ -276,20 +276,35 @@ class _TableRun:
     # -- steps -------------------------------------------------------------------------------
 
     def _prepared_writers(self) -> list[SinkWriter]:
+        """Each sink prepared and its checkpoint read, the sinks at once (each has its own
+        connections): a table costs the slower sink's round trips, not their sum."""
+        usable = self._usable()
+        parts = {writer.name: self._part(writer, "ok") for writer in usable}
+        outcomes: dict[str, Future[Key | None]] = {}
+        if len(usable) > 1:
+            with ThreadPoolExecutor(len(usable), thread_name_prefix="chariot-prepare") as pool:
+                for writer in usable:
+                    outcomes[writer.name] = pool.submit(self._prepare, writer)
         active = []
-        for writer in self._usable():
-            part = self._part(writer, "ok")
+        for writer in usable:
+            part = parts[writer.name]
             try:
-                writer.sink.prepare(self.stream, full_refresh=self._refreshing(writer))
-                if self.on_prepared is not None:
-                    self.on_prepared(writer, self.stream)
-                checkpoint = writer.sink.checkpoint(self.stream)
+                if writer.name in outcomes:
+                    checkpoint = outcomes[writer.name].result()
+                else:
+                    checkpoint = self._prepare(writer)
             except Exception as error:
                 self._fail(writer, part, error)
                 continue
             part.checkpoint_before = part.checkpoint_after = _listed(checkpoint)
             active.append(writer)
         return active
+
+    def _prepare(self, writer: SinkWriter) -> Key | None:
+        writer.sink.prepare(self.stream, full_refresh=self._refreshing(writer))
+        if self.on_prepared is not None:
+            self.on_prepared(writer, self.stream)
+        return writer.sink.checkpoint(self.stream)
 
     def _still_matching(self, active: list[SinkWriter]) -> list[SinkWriter]:
         """Sinks whose checkpoint the source still reaches. A source with no row at or after
