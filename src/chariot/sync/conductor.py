@@ -75,17 +75,19 @@ def sync(
         batch_size=settings.run.batch_size,
     )
     with load_source(source_name)(settings) as source:
+        # One source connection for the lookups (catalog, binary-log status, counts).
+        lookups = getattr(source, "plain_connection", None)
+        plain = lookups() if lookups is not None and source_name == "mysql" else None
         if project is not None and source_name == "mysql":
             names = [stream.name for stream in selected]
             # The reader's own engine, made only if the catalog alone cannot settle it.
             has_engine = hasattr(type(source), "engine")
-            plain = getattr(source, "plain_connection", None)
             require_source_matches(
                 project,
                 settings,
                 names,
                 engine=(lambda: getattr(source, "engine")) if has_engine else None,  # noqa: B009
-                catalog=plain() if plain is not None else None,
+                catalog=plain,
             )
         writers = [_writer(cls(settings), settings) for cls in sink_classes.values()]
         purpose = "full refresh" if full_refresh else "sync"
@@ -100,6 +102,7 @@ def sync(
                 {w.name: w.sink for w in writers},
                 selected,
                 source_name=source_name,
+                connection=plain,
             )
             result.mode, result.mode_reason = decision.mode, decision.reason
             if follow and decision.mode != "cdc":
@@ -111,7 +114,9 @@ def sync(
             if not dry_run:
                 _take_leases(writers, selected)
             capture = (
-                CaptureStart.plan(settings, writers, selected, full_refresh=full_refresh)
+                CaptureStart.plan(
+                    settings, writers, selected, full_refresh=full_refresh, connection=plain
+                )
                 if decision.mode == "cdc" and not dry_run
                 else None
             )
