@@ -158,15 +158,19 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
             None if both is None else both <= 1.1,
         )
     )
-    quiet = get("no_change", "reported_seconds")
+    # The whole command, start to exit, as a user waits for it (the median of several).
+    command = get("no_change", "seconds")
+    spread = (get("no_change", "seconds_min"), get("no_change", "seconds_max"))
     out.append(
         Target(
             "no-change sync, every table",
-            "≤ 1 s",
+            "≤ 1 s (the whole command)",
             "-"
-            if quiet is None
-            else f"{quiet:.2f} s (command: {get('no_change', 'seconds'):.2f} s)",
-            None if quiet is None else quiet <= 1,
+            if command is None
+            else f"{command:.2f} s"
+            + (f" ({spread[0]:.2f}–{spread[1]:.2f})" if None not in spread else "")
+            + f", inside {get('no_change', 'reported_seconds') or 0:.2f} s",
+            None if command is None else command <= 1,
         )
     )
     for case, name, goal, limit in (

@@ -53,11 +53,11 @@ def test_sigterm_ends_a_command_like_ctrl_c(tmp_path: Any) -> None:
     script = textwrap.dedent(
         """
         import os, signal, sys
-        import chariot.cli.status as status_command
+        import chariot.status as status_library  # the command imports it when it runs
         from chariot.cli.app import main
         def stop(settings, streams):  # the command is under way when the scheduler stops it
             os.kill(os.getpid(), signal.SIGTERM)
-        status_command.collect_status = stop
+        status_library.collect_status = stop
         sys.argv = ["chariot", "status"]
         main()
         """

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from chariot.audit import AuditOptions, run_audit
-from chariot.audit.report import (
-    AuditReport,
-    OrphanNote,
-    RowDifference,
-    SummariesAudit,
-    TableAudit,
-)
 from chariot.cli.common import (
     JsonOption,
     WaitOption,
@@ -28,6 +20,15 @@ from chariot.cli.common import (
 )
 from chariot.cli.progress import progress_display
 from chariot.exit_codes import ExitCode
+
+if TYPE_CHECKING:  # imported by the command itself: `chariot sync` does not load it
+    from chariot.audit.report import (
+        AuditReport,
+        OrphanNote,
+        RowDifference,
+        SummariesAudit,
+        TableAudit,
+    )
 
 
 def audit(
@@ -101,6 +102,8 @@ def audit(
     remain), 7 the audit itself could not run, 9 (--repair) another command (a sync, a
     follower) holds a writer lease.
     """
+    from chariot.audit import AuditOptions, run_audit
+
     with reported_errors(ctx, as_json=as_json):
         streams = project_streams_from(ctx)
     options = AuditOptions(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -18,7 +18,9 @@ from chariot.cli.common import (
     settings_from,
 )
 from chariot.exit_codes import ExitCode
-from chariot.project.init import InitResult, init_project
+
+if TYPE_CHECKING:  # imported by the command itself: `chariot sync` does not load it
+    from chariot.project.init import InitResult
 
 
 def init(
@@ -70,6 +72,8 @@ def init(
 
     The file is commented and meant to be edited; an existing one is kept unless --force.
     """
+    from chariot.project.init import init_project
+
     with reported_errors(ctx, as_json=as_json):
         result = init_project(
             settings_from(ctx),

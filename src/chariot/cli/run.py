@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -21,7 +21,9 @@ from chariot.cli.common import (
 )
 from chariot.cli.progress import progress_display
 from chariot.exit_codes import ExitCode
-from chariot.pipeline import PipelineResult, run_pipeline
+
+if TYPE_CHECKING:  # imported by the command itself: `chariot sync` does not load it
+    from chariot.pipeline import PipelineResult
 
 STATUS_STYLE = {"ok": "green", "failed": "red", "skipped": "yellow", "not run": "dim"}
 
@@ -65,6 +67,8 @@ def run(
     Exits 0 when every stage is ok; otherwise with the failing stage's code
     (sync 4/5, aggregate 6, audit 1 for differences or 7 when it could not run).
     """
+    from chariot.pipeline import run_pipeline
+
     with reported_errors(ctx, as_json=as_json):
         settings = settings_from(ctx, lease_wait_seconds=wait)
         with progress_display(ctx, as_json=as_json) as progress:

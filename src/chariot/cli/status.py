@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.markup import escape
 from rich.table import Table
@@ -17,7 +19,9 @@ from chariot.cli.common import (
 )
 from chariot.exit_codes import ExitCode
 from chariot.keys import key_to_json
-from chariot.status import StatusReport, collect_status
+
+if TYPE_CHECKING:  # imported by the command itself: `chariot sync` does not load it
+    from chariot.status import StatusReport
 
 
 def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
@@ -25,6 +29,8 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
     Exits 3 when a server is unreachable; the others are still reported.
     """
+    from chariot.status import collect_status
+
     with reported_errors(ctx, as_json=as_json):
         settings = settings_from(ctx)
         # The servers are worth seeing before there is a project (before `chariot init`).

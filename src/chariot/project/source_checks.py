@@ -8,8 +8,8 @@ or a unique index of NOT NULL columns; anything else may hold duplicates.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from chariot.config import Settings
 from chariot.project.model import Project
@@ -48,19 +48,32 @@ def source_problems(
 
 
 def require_source_matches(
-    project: Project, settings: Settings, tables: list[str], *, engine: Engine | None = None
+    project: Project,
+    settings: Settings,
+    tables: list[str],
+    *,
+    engine: Engine | Callable[[], Engine] | None = None,
+    catalog: Any = None,
 ) -> None:
     """Before a sync reads ``tables``: a table or column the source lacks, or a key that is
     not unique there, is a ``ConfigError`` (exit 2) naming the file and key path, raised
     before anything is written. A column whose type differs is only logged: the reader
     still converts what it gets, and the audit compares the result. ``engine``: the
-    reader's own (one engine per command: creating one costs a connection and the
-    dialect's start-up queries); default, one made and disposed of here."""
+    reader's own, or what makes it (one engine per command: creating one costs a connection
+    and the dialect's start-up queries); default, one made and disposed of here.
+    ``catalog``: a PyMySQL connection to the source; when given, ``information_schema`` is
+    read through it first, and a source that matches the project exactly needs no engine
+    (``chariot.project.source_catalog``)."""
+    if catalog is not None and _catalog_matches(project, settings, tables, catalog):
+        return
     from chariot.connections import source_engine
     from chariot.project.loading import problems_error
 
     own = engine is None
-    used = source_engine(settings.mysql) if engine is None else engine
+    if engine is None:
+        used = source_engine(settings.mysql)
+    else:
+        used = engine() if callable(engine) else engine
     try:
         wanted = [project.source_table(name) for name in tables]
         schema = reflect_schema(used, settings.mysql.display_url(), wanted)
@@ -74,6 +87,20 @@ def require_source_matches(
     blocking = [problem for problem in problems if not problem.path.endswith(ADVISORY)]
     if blocking:
         raise problems_error(project.file, blocking)
+
+
+def _catalog_matches(project: Project, settings: Settings, tables: list[str], catalog: Any) -> bool:
+    """Whether the catalog shows no problem at all (not even an advisory one). Anything
+    else, a catalog read that fails included, is left to the inspector's full check."""
+    from chariot.project.source_catalog import catalog_schema
+
+    wanted = [project.source_table(name) for name in tables]
+    try:
+        schema = catalog_schema(catalog, settings.mysql.display_url(), wanted)
+    except Exception:  # the full check reads the catalog again and reports any failure
+        log.debug("catalog read failed; checking through the inspector", exc_info=True)
+        return False
+    return schema is not None and not source_problems(project, schema, tables)
 
 
 def _table(project: Project, name: str, schema: SourceSchema) -> Iterator[Problem]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from chariot.batch import Batch, Key, Reject, WriteResult
@@ -33,6 +34,12 @@ class Sink(ABC):
         """Take this sink's writer lease for ``stream`` before the first write (``prepare``
         and the repair methods call it too). Raises ``Busy`` when another command holds it;
         a sink that two commands cannot corrupt by writing at once may keep this default."""
+
+    def acquire_all(self, streams: Sequence[Stream]) -> None:
+        """``acquire`` for every stream, before a run writes anything; a sink may take them
+        together (fewer round trips), all or none."""
+        for stream in streams:
+            self.acquire(stream)
 
     @abstractmethod
     def prepare(self, stream: Stream, *, full_refresh: bool = False) -> None:

@@ -67,6 +67,9 @@ class PostgresSink(ChangeSink):
         # Tables whose next batch's keys are proven new (``_prove_new``): COPY, no upsert.
         self._new_keys: set[str] = set()
         self._keyed: set[str] = set()  # tables known (this session) to have their primary key
+        # The control tables were created (or found) by a committed prepare of this sink:
+        # the next tables' prepares skip those six statements (a no-change sync's most).
+        self._controls_ready = False
         # Tables this session dropped the key of (a first load): the last key it COPYed in.
         self._keyless_last: dict[str, tuple[int, ...] | None] = {}
 
@@ -106,7 +109,7 @@ class PostgresSink(ChangeSink):
         connection = self.connection
         self._lock_table(table)
         with connection.transaction(), connection.cursor() as cursor:
-            self._create(table.create_statements())
+            self._create(table.create_statements(controls=not self._controls_ready))
             if full_refresh:
                 for statement in table.empty_statements():
                     connection.execute(statement)
@@ -114,6 +117,7 @@ class PostgresSink(ChangeSink):
             first_copy = full_refresh or self._first_copy(table)
             if first_copy:
                 connection.execute(table.mark_loading, (table.name, self.lease_owner.describe()))
+        self._controls_ready = True
         if self._has_rejects(table):
             self._clear_rejects.add(stream.name)
         self._ensure_key(table)  # a first load that ended before its key was built

@@ -157,11 +157,12 @@ class PgTable:
 
     # -- DDL -----------------------------------------------------------------------------
 
-    def create_statements(self) -> list[sql.Composed]:
-        """The control tables and this table (the schema first: ``ensure_postgres_schema``)."""
+    def create_statements(self, *, controls: bool = True) -> list[sql.Composed]:
+        """The control tables (unless ``controls`` is False: known to exist) and this table
+        (the schema first: ``ensure_postgres_schema``)."""
         from psycopg import sql
 
-        statements = control_statements(self.schema)
+        statements = control_statements(self.schema) if controls else []
         definitions: list[sql.Composable] = [
             sql.SQL(f"{_quote(c.name)} {c.type}{' NOT NULL' if c.not_null else ''}")
             for c in self.columns

@@ -45,6 +45,7 @@ class SqlSource(Source):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self._engine: Engine | None = None
+        self._plain: Any = None  # the PyMySQL connection of the lookups (``plain_connection``)
 
     @property
     def engine(self) -> Engine:
@@ -76,7 +77,23 @@ class SqlSource(Source):
             return None
         return ArrowPageReader(self, stream, batch_size, url)
 
+    def plain_connection(self) -> Any:
+        """A PyMySQL connection for the cheap lookups (counts, index probes, the catalog), or
+        None when the source is not MySQL/MariaDB. A sync with nothing to copy needs only
+        these: it never builds the SQLAlchemy engine (importing SQLAlchemy and creating the
+        engine cost more than the rest of a no-change sync). Opened once, on first use."""
+        if self._plain is None and self.settings.mysql.is_mysql:
+            from chariot.connections import mysql_connect
+
+            self._plain = mysql_connect(self.settings.mysql)
+        return self._plain
+
     def count(self, stream: Stream, *, after: Key | None = None) -> int:
+        if self.settings.mysql.is_mysql:
+            where, parameters = plain_after_key(stream.key, tuple(after)) if after else ("", ())
+            sql = f"SELECT COUNT(*) FROM {quoted(stream.source_table)}"
+            rows = self._run_plain(stream, sql + (f" WHERE {where}" if where else ""), parameters)
+            return int(rows[0][0])
         from sqlalchemy import func, select
 
         table = source_table(stream)
@@ -87,6 +104,11 @@ class SqlSource(Source):
         return int(rows[0][0])
 
     def has_rows_from(self, stream: Stream, key: Key) -> bool:
+        if self.settings.mysql.is_mysql:
+            above, parameters = plain_after_key(stream.key, tuple(key))
+            equal = " AND ".join(f"{quoted(name)} = %s" for name in stream.key)
+            sql = f"SELECT 1 FROM {quoted(stream.source_table)} WHERE {above} OR ({equal}) LIMIT 1"
+            return bool(self._run_plain(stream, sql, (*parameters, *key)))
         from sqlalchemy import and_, literal, or_, select
 
         table = source_table(stream)
@@ -149,9 +171,57 @@ class SqlSource(Source):
         return found
 
     def close(self) -> None:
+        if self._plain is not None:
+            plain, self._plain = self._plain, None
+            try:
+                plain.close()
+            except Exception:  # a broken connection: nothing left to release
+                log.debug("closing the source connection failed", exc_info=True)
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+    def _run_plain(self, stream: Stream, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        """``sql`` on the plain connection in one transaction, with ``_run``'s retries (a
+        lost connection is opened again) and its error."""
+        import pymysql
+
+        attempts = self.settings.run.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                connection = self.plain_connection()
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute(sql, tuple(parameters))
+                        rows = list(cursor.fetchall())
+                    connection.commit()
+                    return rows
+                except BaseException:
+                    self._drop_plain()
+                    raise
+            except pymysql.err.MySQLError as error:
+                if attempt < attempts and _plain_transient(error):
+                    log.warning(
+                        "source read failed, retrying",
+                        extra={"table": stream.name, "attempt": attempt, "error": str(error)},
+                    )
+                    time.sleep(backoff_seconds(attempt))
+                    continue
+                raise SourceReadError(
+                    f"reading table {stream.source_table} from {self.describe()} failed: "
+                    f"{_first_line(error)}",
+                    hint="the sinks keep their checkpoints; re-run `chariot sync` to resume",
+                ) from error
+        raise AssertionError("unreachable")
+
+    def _drop_plain(self) -> None:
+        """After a failed statement: the next one starts on a fresh connection."""
+        plain, self._plain = self._plain, None
+        if plain is not None:
+            try:
+                plain.close()
+            except Exception:  # already broken
+                log.debug("closing the source connection failed", exc_info=True)
 
     def _run(self, stream: Stream, work: Any) -> Any:
         """Run ``work(connection)`` in one transaction; retry transient errors with backoff."""
@@ -331,6 +401,36 @@ def mysqlclient_installed() -> bool:
     from importlib.util import find_spec
 
     return find_spec("MySQLdb") is not None
+
+
+# PyMySQL's codes for a connection that went away (server gone, lost, not connected).
+LOST_CONNECTION_CODES = {2006, 2013, 2055, 0}
+
+
+def _plain_transient(error: BaseException) -> bool:
+    args: tuple[Any, ...] = getattr(error, "args", ())
+    return bool(args) and (args[0] in TRANSIENT_MYSQL_CODES or args[0] in LOST_CONNECTION_CODES)
+
+
+def quoted(identifier: str) -> str:
+    """A MySQL identifier in backticks (as SQLAlchemy's MySQL dialect quotes it), for a
+    statement PyMySQL formats with parameters (``%`` doubled)."""
+    return "`" + identifier.replace("`", "``").replace("%", "%%") + "`"
+
+
+def plain_after_key(key: Sequence[str], values: Key) -> tuple[str, tuple[Any, ...]]:
+    """``after_key`` as SQL text with PyMySQL's ``%s`` parameters: the same index-friendly
+    expansion ``(k1 > v1 OR (k1 = v1 AND k2 > v2) ...)``, for the lookups made without
+    SQLAlchemy."""
+    if len(key) != len(values):
+        raise SourceReadError(f"checkpoint {list(values)!r} does not match key {len(key)} columns")
+    disjuncts: list[str] = []
+    parameters: list[Any] = []
+    for i, name in enumerate(key):
+        equal = [f"{quoted(key[j])} = %s" for j in range(i)]
+        disjuncts.append("(" + " AND ".join([*equal, f"{quoted(name)} > %s"]) + ")")
+        parameters += [*values[:i], values[i]]
+    return "(" + " OR ".join(disjuncts) + ")", tuple(parameters)
 
 
 def source_table(stream: Stream) -> TableClause:

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from chariot.batch import Key
@@ -75,9 +75,20 @@ def sync(
         batch_size=settings.run.batch_size,
     )
     with load_source(source_name)(settings) as source:
+        # One source connection for the lookups (catalog, binary-log status, counts).
+        lookups = getattr(source, "plain_connection", None)
+        plain = lookups() if lookups is not None and source_name == "mysql" else None
         if project is not None and source_name == "mysql":
             names = [stream.name for stream in selected]
-            require_source_matches(project, settings, names, engine=getattr(source, "engine", None))
+            # The reader's own engine, made only if the catalog alone cannot settle it.
+            has_engine = hasattr(type(source), "engine")
+            require_source_matches(
+                project,
+                settings,
+                names,
+                engine=(lambda: getattr(source, "engine")) if has_engine else None,  # noqa: B009
+                catalog=plain,
+            )
         writers = [_writer(cls(settings), settings) for cls in sink_classes.values()]
         purpose = "full refresh" if full_refresh else "sync"
         if follow:
@@ -91,6 +102,7 @@ def sync(
                 {w.name: w.sink for w in writers},
                 selected,
                 source_name=source_name,
+                connection=plain,
             )
             result.mode, result.mode_reason = decision.mode, decision.reason
             if follow and decision.mode != "cdc":
@@ -102,7 +114,9 @@ def sync(
             if not dry_run:
                 _take_leases(writers, selected)
             capture = (
-                CaptureStart.plan(settings, writers, selected, full_refresh=full_refresh)
+                CaptureStart.plan(
+                    settings, writers, selected, full_refresh=full_refresh, connection=plain
+                )
                 if decision.mode == "cdc" and not dry_run
                 else None
             )
@@ -162,14 +176,12 @@ def _take_leases(writers: list[SinkWriter], streams: list[Stream]) -> None:
     command then stops here, having changed nothing (``Busy``). A sink that cannot even be
     reached is left to fail on its first table, where the run reports it."""
     for writer in writers:
-        for stream in streams:
-            try:
-                writer.sink.acquire(stream)
-            except Busy:
-                raise
-            except Exception:
-                log.debug("lease not taken", extra={"sink": writer.name}, exc_info=True)
-                break
+        try:
+            writer.sink.acquire_all(streams)
+        except Busy:
+            raise
+        except Exception:
+            log.debug("lease not taken", extra={"sink": writer.name}, exc_info=True)
 
 
 def _forget_logs(writers: list[SinkWriter], streams: list[Stream]) -> None:
@@ -272,20 +284,35 @@ class _TableRun:
     # -- steps -------------------------------------------------------------------------------
 
     def _prepared_writers(self) -> list[SinkWriter]:
+        """Each sink prepared and its checkpoint read, the sinks at once (each has its own
+        connections): a table costs the slower sink's round trips, not their sum."""
+        usable = self._usable()
+        parts = {writer.name: self._part(writer, "ok") for writer in usable}
+        outcomes: dict[str, Future[Key | None]] = {}
+        if len(usable) > 1:
+            with ThreadPoolExecutor(len(usable), thread_name_prefix="chariot-prepare") as pool:
+                for writer in usable:
+                    outcomes[writer.name] = pool.submit(self._prepare, writer)
         active = []
-        for writer in self._usable():
-            part = self._part(writer, "ok")
+        for writer in usable:
+            part = parts[writer.name]
             try:
-                writer.sink.prepare(self.stream, full_refresh=self._refreshing(writer))
-                if self.on_prepared is not None:
-                    self.on_prepared(writer, self.stream)
-                checkpoint = writer.sink.checkpoint(self.stream)
+                if writer.name in outcomes:
+                    checkpoint = outcomes[writer.name].result()
+                else:
+                    checkpoint = self._prepare(writer)
             except Exception as error:
                 self._fail(writer, part, error)
                 continue
             part.checkpoint_before = part.checkpoint_after = _listed(checkpoint)
             active.append(writer)
         return active
+
+    def _prepare(self, writer: SinkWriter) -> Key | None:
+        writer.sink.prepare(self.stream, full_refresh=self._refreshing(writer))
+        if self.on_prepared is not None:
+            self.on_prepared(writer, self.stream)
+        return writer.sink.checkpoint(self.stream)
 
     def _still_matching(self, active: list[SinkWriter]) -> list[SinkWriter]:
         """Sinks whose checkpoint the source still reaches. A source with no row at or after

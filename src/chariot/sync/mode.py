@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -64,9 +65,11 @@ def decide_mode(
     streams: Sequence[Stream],
     *,
     source_name: str = "mysql",
+    connection: Any = None,
 ) -> ModeDecision:
     """keyset or cdc for this run; raises when cdc is required (asked for, or a sink
-    already follows the log for a selected table) but not possible."""
+    already follows the log for a selected table) but not possible. ``connection``: an
+    open PyMySQL connection to the source to ask (default, one opened here)."""
     if requested == "keyset":
         return ModeDecision("keyset", "keyset mode was asked for")
     unable = [name for name, sink in sinks.items() if not isinstance(sink, ChangeSink)]
@@ -79,13 +82,8 @@ def decide_mode(
             )
         )
     else:
-        from chariot.connections import mysql_connect
-
-        connection = mysql_connect(settings.mysql)
-        try:
-            problems = change_capture_problems(connection)
-        finally:
-            connection.close()
+        with _source_connection(settings, connection) as asking:
+            problems = change_capture_problems(asking)
     problems += [
         Problem(f"sink {name} cannot apply changes", f"use --mode keyset, or drop --sink {name}")
         for name in unable
@@ -141,6 +139,7 @@ class CaptureStart:
     # Watermark snapshots: first copies made in chunks during the log phase.
     chunked: bool = False
     snapshots: list[SnapshotRequest] = field(default_factory=list)
+    connection: Any = None  # the caller's open source connection, if it gave one
 
     @classmethod
     def plan(
@@ -150,9 +149,8 @@ class CaptureStart:
         streams: Sequence[Stream],
         *,
         full_refresh: bool,
+        connection: Any = None,
     ) -> CaptureStart:
-        from chariot.connections import mysql_connect
-
         positions: dict[str, dict[str, LogPosition]] = {}
         unknown: dict[str, BaseException] = {}
         for writer in writers:
@@ -165,14 +163,12 @@ class CaptureStart:
         chunked = settings.run.snapshot == "watermark"
         if chunked:
             check_watermarks(settings)  # a missing table or grant stops here, nothing done
-        connection = mysql_connect(settings.mysql)
-        try:
+        with _source_connection(settings, connection) as asking:
             if not full_refresh:
-                _check_not_purged(connection, positions, streams)
-            start = current_position(connection)
-        finally:
-            connection.close()
+                _check_not_purged(asking, positions, streams)
+            start = current_position(asking)
         plan = cls(settings, start, positions, chunked=chunked, unknown=unknown)
+        plan.connection = connection
         for stream in streams:
             for writer in writers:
                 if writer.name in unknown:
@@ -216,8 +212,6 @@ class CaptureStart:
         progress: ProgressCallback | None,
     ) -> list[ChangeResult]:
         """The log phase for every sink still working, up to the log's end now."""
-        from chariot.connections import mysql_connect
-
         sinks: dict[str, ChangeSink] = {}
         positions: dict[str, dict[str, LogPosition]] = {}
         unreadable: list[ChangeResult] = []
@@ -240,11 +234,12 @@ class CaptureStart:
             assert isinstance(sink, ChangeSink)
             sinks[writer.name] = sink
             positions[writer.name] = sink.log_positions()
-        connection = mysql_connect(self.settings.mysql)
-        try:
-            stop_at = current_position(connection)
-        finally:
-            connection.close()
+        with _source_connection(self.settings, self.connection) as asking:
+            stop_at = current_position(asking)
+        if not follow and not self.snapshots:
+            caught_up = _caught_up(positions, streams, stop_at)
+            if caught_up is not None:
+                return unreadable + caught_up
         foreign_keys = _foreign_keys(self.settings, streams)
         phase = LogPhase(
             settings=self.settings,
@@ -263,6 +258,42 @@ class CaptureStart:
         finally:
             if foreign_keys is not None:
                 foreign_keys.close()
+
+
+@contextmanager
+def _source_connection(settings: Settings, given: Any) -> Iterator[Any]:
+    """``given`` while it is open (left open: its owner closes it; its transaction ends
+    here, so no later read starts in an old snapshot), or a connection of its own."""
+    if given is not None and getattr(given, "open", False):
+        yield given
+        given.commit()
+        return
+    from chariot.connections import mysql_connect
+
+    connection = mysql_connect(settings.mysql)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _caught_up(
+    positions: dict[str, dict[str, LogPosition]], streams: Sequence[Stream], end: LogPosition
+) -> list[ChangeResult] | None:
+    """When every sink's position for every selected table is at the log's end already,
+    the log phase's results without reading the log (nothing was written to it since);
+    None when there is something to read."""
+    names = {stream.name for stream in streams}
+    results = []
+    for sink, held in positions.items():
+        mine = [position for table, position in held.items() if table in names]
+        if not mine:
+            continue  # apply_log leaves out a sink that follows none of them
+        if not all(position.reached(end) for position in mine):
+            return None
+        lowest = min(mine, key=lambda p: p.sort_key()).render()
+        results.append(ChangeResult(sink=sink, position_before=lowest, position_after=lowest))
+    return results
 
 
 def _has_rows(writer: SinkWriter, stream: Stream) -> bool:

@@ -45,7 +45,6 @@ class Neo4jSink(ChangeSink):
         self.max_changes_per_transaction = settings.neo4j.max_changes_per_transaction
         self._driver: Driver | None = None
         self._constraints_ready: set[str] = set()
-        self._existing_constraints: set[str] | None = None  # names, read once per sink
         self._lease: GraphLease | None = None
         self._mappings: dict[tuple[str, str, str], graph.GraphMapping] = {}
         self._resolved: dict[str, Stream] = {}  # streams built by hand -> the project's
@@ -55,7 +54,12 @@ class Neo4jSink(ChangeSink):
     # -- the sink contract -----------------------------------------------------------------
 
     def acquire(self, stream: Stream) -> None:
-        self._ensure_constraints(self._mapping(stream))
+        self.acquire_all([stream])
+
+    def acquire_all(self, streams: Sequence[Stream]) -> None:
+        """Every label and type the streams write, in ONE lease transaction (all or none)."""
+        mappings = [self._mapping(stream) for stream in streams]
+        self._ensure_constraints(mappings)
         if self._lease is None:
             self._lease = GraphLease(
                 self._connected(),
@@ -63,7 +67,8 @@ class Neo4jSink(ChangeSink):
                 self.lease_owner,
                 ttl_seconds=self.settings.run.lease_seconds,
             )
-        self._lease.acquire(self._mapping(stream).resources, wait_seconds=self.lease_wait_seconds)
+        resources = {resource for mapping in mappings for resource in mapping.resources}
+        self._lease.acquire(resources, wait_seconds=self.lease_wait_seconds)
 
     def prepare(self, stream: Stream, *, full_refresh: bool = False) -> None:
         mapping = self._mapping(stream)
@@ -378,20 +383,22 @@ class Neo4jSink(ChangeSink):
             self._driver = neo4j_driver(self.settings.neo4j)  # raises ConnectionFailed
         return self._driver
 
-    def _ensure_constraints(self, mapping: graph.GraphMapping) -> None:
+    def _ensure_constraints(self, mappings: Sequence[graph.GraphMapping]) -> None:
         """Uniqueness constraints before the first load: MERGE then seeks an index."""
-        missing = [
-            statement
-            for statement in (*graph.BOOKKEEPING_CONSTRAINTS, *mapping.constraints)
-            if statement not in self._constraints_ready
-        ]
+        missing = list(
+            dict.fromkeys(
+                statement
+                for mapping in mappings
+                for statement in (*graph.BOOKKEEPING_CONSTRAINTS, *mapping.constraints)
+                if statement not in self._constraints_ready
+            )
+        )
         if not missing:
             return
         # One read instead of a schema statement per constraint on every run (each is a
-        # round trip and a schema transaction even when it does nothing).
-        if self._existing_constraints is None:
-            self._existing_constraints = self._constraint_names()
-        existing = self._existing_constraints
+        # round trip and a schema transaction even when it does nothing); only the names
+        # this run needs (a shared database may hold many more).
+        existing = self._constraint_names([_constraint_name(s) for s in missing])
         to_create = [
             statement for statement in missing if _constraint_name(statement) not in existing
         ]
@@ -401,9 +408,10 @@ class Neo4jSink(ChangeSink):
             self._auto_commit("CALL db.awaitIndexes(300)", what="neo4j sink: waiting for indexes")
         self._constraints_ready.update(missing)
 
-    def _constraint_names(self) -> set[str]:
+    def _constraint_names(self, names: list[str]) -> set[str]:
         def read(tx: ManagedTransaction) -> set[str]:
-            return {record["name"] for record in tx.run("SHOW CONSTRAINTS YIELD name")}
+            found = tx.run("SHOW CONSTRAINTS YIELD name WHERE name IN $names", names=names)
+            return {record["name"] for record in found}
 
         return self._transact(read, what="neo4j sink: reading constraints")
 
