@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import statistics
 import sys
@@ -127,13 +128,20 @@ def _throughput(settings: Settings, case: str, options: argparse.Namespace) -> d
         multi_row=multi_row,
         new_rows=options.new_rows,
     )
+    cpu = time.process_time()
     result = sync(settings, sinks=sinks)
+    cpu = time.process_time() - cpu
     shape = "multi-row statements" if multi_row else "one statement per row"
     mix = "new rows" if options.new_rows else "1:1:1 mix"
     figures: dict[str, Any] = {
         "case": f"apply {case} ({mix}, {shape})",
         "changes": made,
         "run_seconds": result.seconds,
+        # The whole sync (keyset passes, log phase, bookkeeping), and this process's CPU
+        # in it (every thread): the figure to compare across loads.
+        "run_changes_per_second": round(made / result.seconds, 1) if result.seconds else 0.0,
+        "chariot_cpu_seconds": round(cpu, 2),
+        "load_average": [round(value, 2) for value in os.getloadavg()],
         "failures": [f.line() for f in result.failures],
         "per_sink": {
             part.sink: {
@@ -323,6 +331,12 @@ def _print(report: list[dict[str, Any]]) -> None:
         clean = "audit clean" if item.get("audit_clean") else "AUDIT NOT CLEAN"
         failed = f"  FAILED {item['failures']}" if item.get("failures") else ""
         print(f"{item['case']}: {clean}{failed}")
+        if "run_seconds" in item:
+            print(
+                f"  whole sync {item['run_seconds']} s ({item['run_changes_per_second']:,} "
+                f"changes/s), chariot CPU {item['chariot_cpu_seconds']} s, "
+                f"load {item['load_average']}"
+            )
         for sink, figures in item.get("per_sink", {}).items():
             print(f"  {sink:<9} " + ", ".join(f"{k} {v:,}" for k, v in figures.items()))
 

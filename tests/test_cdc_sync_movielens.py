@@ -117,3 +117,39 @@ def test_a_second_sync_with_nothing_new_applies_nothing(
     assert first.mode == second.mode == "cdc"
     assert [part.changes for part in second.changes] == [0]
     assert second.changes[0].position_after is not None
+
+
+def test_a_copied_table_is_carried_into_neo4j_by_the_log_alone(
+    settings: Settings, movielens_dir: Path
+) -> None:
+    """Once a table's copy finished after its log position, a sync skips its keyset pass
+    for Neo4j: a rating inserted above the mark is written once, by the log (CREATEd:
+    proven new); a full refresh copies again."""
+    settings.run.sinks = ["neo4j"]
+    seed_and_sync(settings, movielens_dir, ["neo4j"])
+    my = settings.mysql
+    top_user, top_movie = _one(settings, "SELECT MAX(userId), MAX(movieId) FROM ratings")
+    user, movie = _one(settings, "SELECT userId, movieId FROM ratings ORDER BY userId LIMIT 1")
+    mysql(my, "INSERT INTO ratings VALUES (%s, %s, 3.5, 1600000001)", (top_user + 1, top_movie))
+    mysql(my, "UPDATE ratings SET rating = 0.5 WHERE userId=%s AND movieId=%s", (user, movie))
+
+    result = sync(settings)
+
+    assert result.mode == "cdc" and not result.failures, result.failures
+    assert [t.rows_read for t in result.tables if t.table == "ratings"] == [0]
+    assert [part.changes for part in result.changes] == [2]
+    assert cypher(
+        settings,
+        "MATCH (:User {userId: $u})-[r:RATED]->(:Movie {movieId: $m}) RETURN count(r)",
+        u=top_user + 1,
+        m=top_movie,
+    ) == [[1]]
+    assert cypher(settings, "MATCH (c:ChariotCheckpoint {table: 'ratings'}) RETURN c.logMark") == [
+        [f"[{top_user + 1},{top_movie}]"]
+    ]
+    assert differences(audit(settings)) == {}
+
+    refreshed = sync(settings, tables=["ratings"], full_refresh=True)
+    assert not refreshed.failures, refreshed.failures
+    assert [t.rows_read for t in refreshed.tables] != [0]
+    assert differences(audit(settings)) == {}

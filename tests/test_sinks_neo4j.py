@@ -684,23 +684,67 @@ def test_a_first_load_is_proven_new_and_builds_the_same_graph(
     assert snapshot(neo4j_settings) == created
 
 
+def log_mark(settings: Neo4jSettings, table: str) -> str | None:
+    return scalar(
+        settings, "OPTIONAL MATCH (c:ChariotCheckpoint {table: $t}) RETURN c.logMark", t=table
+    )
+
+
+def applied(sink: Neo4jSink, number: int, *tables: Any) -> None:
+    from chariot.cdc.changes import ChangeBatch
+    from chariot.cdc.position import LogPosition
+
+    position = LogPosition.parse(f"binlog.000001:{number}")
+    sink.apply(ChangeBatch(list(tables), position, positioned=()))
+
+
 @pytest.mark.integration
 def test_rows_the_log_wrote_above_the_checkpoint_are_not_created_twice(
     sink: Neo4jSink, neo4j_settings: Neo4jSettings
 ) -> None:
-    """Change capture may write rows above a keyset checkpoint: the next keyset pass
-    re-reads them, and must MERGE them."""
-    from chariot.cdc.changes import ChangeBatch, TableChanges
-    from chariot.cdc.position import LogPosition
+    """Change capture may write rows above a keyset checkpoint: it raises ``logMark`` past
+    them, so the next keyset pass, which re-reads them, MERGEs them."""
+    from chariot.cdc.changes import TableChanges
 
     rows = SMALL["ratings"]
     load(sink, RATINGS, rows[:1])
     assert new_above(neo4j_settings, "ratings") is True
-    changes = TableChanges(RATINGS, upserts=rows[1:])
-    sink.apply(ChangeBatch([changes], LogPosition.parse("binlog.000001:4"), positioned=()))
-    assert new_above(neo4j_settings, "ratings") is None
-    sink.write(batch(RATINGS, rows[1:]))  # the keyset pass finds them above its checkpoint
+    applied(sink, 4, TableChanges(RATINGS, upserts=rows[1:]))
     assert rated(neo4j_settings) == len(rows)
+    assert log_mark(neo4j_settings, "ratings") == encode_key(max(r[:2] for r in rows[1:]))
+    sink.write(batch(RATINGS, rows[1:]))  # the keyset pass finds them above its checkpoint
+    assert new_above(neo4j_settings, "ratings") is None
+    assert rated(neo4j_settings) == len(rows)
+
+
+@pytest.mark.integration
+def test_the_log_creates_new_rows_once_and_merges_the_rest(
+    sink: Neo4jSink, neo4j_settings: Neo4jSettings
+) -> None:
+    """Rows above both marks are CREATEd; the same batch again (a retry of a batch that
+    did commit, a second sink) and updates of those rows find the raised mark and MERGE;
+    a repair ends the proof for good."""
+    from chariot.cdc.changes import TableChanges
+
+    rows = SMALL["ratings"]
+    load(sink, RATINGS, rows[:1])
+    created = TableChanges(RATINGS, upserts=rows[1:])
+    applied(sink, 4, created)
+    applied(sink, 5, created)  # a fresh sink object would read the proof the same way
+    sink._proofs.clear()  # as a new run starts: the proof is read in the transaction
+    applied(sink, 6, created)
+    assert rated(neo4j_settings) == len(rows)
+    # A mix: an old key updated (MERGE), a new key above the log's mark (CREATE).
+    user, movie, stars, stamp = rows[-1]
+    fresh = (user + 1000, movie, stars, stamp)
+    applied(sink, 7, TableChanges(RATINGS, upserts=[(user, movie, stars, stamp + 1), fresh]))
+    assert rated(neo4j_settings) == len(rows) + 1
+    assert log_mark(neo4j_settings, "ratings") == encode_key(fresh[:2])
+    applied(sink, 8, TableChanges(RATINGS, deletes=[fresh[:2]]))
+    sink.upsert_rows(RATINGS, [fresh])  # audit --repair may write any key
+    assert new_above(neo4j_settings, "ratings") is None
+    applied(sink, 9, TableChanges(RATINGS, upserts=[fresh]))
+    assert rated(neo4j_settings) == len(rows) + 1
 
 
 @pytest.mark.integration

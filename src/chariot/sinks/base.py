@@ -133,6 +133,13 @@ class ChangeSink(RepairableSink):
     def forget_log(self, stream: Stream) -> None:
         """Drop the table's log position (the table goes back to key-based sync)."""
 
+    def log_copied(self) -> set[str]:
+        """The tables whose copy into this sink finished (``table_complete``) after their
+        log position was stored, with no wipe of their rows since: the log carries every
+        later row, so a sync skips their keyset pass (which would write the log's new rows
+        twice). A sink that does not track it returns none: its keyset pass always runs."""
+        return set()
+
     @abstractmethod
     def apply(self, batch: ChangeBatch) -> None:
         """Apply ``batch`` in ONE transaction: for each table (``batch.tables``), deletes in

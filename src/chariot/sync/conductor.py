@@ -128,6 +128,7 @@ def sync(
                     conductor.refresh_sinks = capture.refresh.get(stream.name, set())
                     conductor.on_prepared = capture.start_log
                     conductor.log_synced = capture.positioned(stream.name)
+                    conductor.log_copied = capture.copied_for(stream.name)
                     if capture.chunked:
                         conductor.snapshot = capture.snapshot
                 result.tables.append(conductor.plan() if dry_run else conductor.run())
@@ -235,6 +236,8 @@ class _TableRun:
         self.refresh_sinks: set[str] = set()
         self.on_prepared: Callable[[SinkWriter, Stream], None] | None = None
         self.log_synced: set[str] = set()
+        # Sinks following the log for this table whose copy finished: no keyset pass.
+        self.log_copied: set[str] = set()
         # Watermark snapshots: instead of copying, hand the rows after the lowest checkpoint
         # to the log phase (stream, checkpoint, sinks), which copies them in chunks.
         self.snapshot: Callable[[Stream, Key | None, set[str]], None] | None = None
@@ -261,6 +264,8 @@ class _TableRun:
     def run(self) -> TableResult:
         started = time.perf_counter()
         active = self._still_matching(self._prepared_writers())
+        # The log phase carries every new row to these (``CaptureStart.copied_for``).
+        active = [writer for writer in active if writer.name not in self.log_copied]
         if active:
             start, expected = self._lowest_checkpoint(active)
             self.result.read_from = _listed(start)

@@ -136,6 +136,8 @@ class CaptureStart:
     # Sinks whose positions could not be read: they neither start nor apply the log this
     # run (starting would store a newer position over the real one and skip changes).
     unknown: dict[str, BaseException] = field(default_factory=dict)
+    # sink -> tables whose copy finished after their position was stored (``log_copied``).
+    copied: dict[str, set[str]] = field(default_factory=dict)
     # Watermark snapshots: first copies made in chunks during the log phase.
     chunked: bool = False
     snapshots: list[SnapshotRequest] = field(default_factory=list)
@@ -152,12 +154,14 @@ class CaptureStart:
         connection: Any = None,
     ) -> CaptureStart:
         positions: dict[str, dict[str, LogPosition]] = {}
+        copied: dict[str, set[str]] = {}
         unknown: dict[str, BaseException] = {}
         for writer in writers:
             sink = writer.sink
             assert isinstance(sink, ChangeSink)
             try:
                 positions[writer.name] = sink.log_positions()
+                copied[writer.name] = sink.log_copied()
             except Exception as error:  # this sink fails (its first table says how)
                 unknown[writer.name] = error
         chunked = settings.run.snapshot == "watermark"
@@ -167,7 +171,7 @@ class CaptureStart:
             if not full_refresh:
                 _check_not_purged(asking, positions, streams)
             start = current_position(asking)
-        plan = cls(settings, start, positions, chunked=chunked, unknown=unknown)
+        plan = cls(settings, start, positions, chunked=chunked, unknown=unknown, copied=copied)
         plan.connection = connection
         for stream in streams:
             for writer in writers:
@@ -190,6 +194,14 @@ class CaptureStart:
             for sink, held in self.positions.items()
             if table in held and sink not in self.starting.get(table, set())
         }
+
+    def copied_for(self, table: str) -> set[str]:
+        """Sinks following the log for ``table`` whose copy of it finished: their keyset
+        pass is skipped. Every row above their checkpoint was inserted (or moved there)
+        after the copy read past it, so after their log position: the log phase writes it.
+        Reading it by keys too would write it twice (once by keys, once from the log),
+        and a new row could no longer be CREATEd by the log (``chariot.sinks.neo4j.proof``)."""
+        return {sink for sink in self.positioned(table) if table in self.copied.get(sink, set())}
 
     def start_log(self, writer: SinkWriter, stream: Stream) -> None:
         """Once the sink is prepared for the table (emptied if re-copied): store the start."""

@@ -5,6 +5,11 @@ transaction itself is a few UNWIND statements per table: the mapping's delete st
 (the ones ``audit --repair`` uses: what a row made, and the nodes only it kept), its write
 statement (which drops the relationships a re-written row no longer makes), and the reject
 bookkeeping. The graph after a batch is the graph a first load of the new rows would build.
+
+Upserted rows whose key the sink has proven new (``proof.py``) are written with the
+table's ``write_new`` (CREATE, no stale test); the split is made before the transaction
+with the proof the sink last saw, and made again inside it should the proof read there
+differ (another run moved it).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from chariot.batch import Key, Reject
 from chariot.cdc.changes import TableChanges
 from chariot.sinks.neo4j import graph
 from chariot.sinks.neo4j.parameters import CONVERSION_ERRORS, Prepared
+from chariot.sinks.neo4j.proof import NOT_PROVEN, Proof
 
 if TYPE_CHECKING:
     from neo4j import ManagedTransaction
@@ -27,16 +33,51 @@ class TableWork:
     table: str
     mapping: graph.GraphMapping
     deletes: list[list[Any]]  # graph keys whose rows go (deleted, moved away, now rejected)
-    prepared: Prepared  # the upserts Neo4j can store
+    prepared: Prepared  # the upserts Neo4j can store (MERGEd)
     rejects: list[Reject] = field(default_factory=list)  # recorded, after their rows went
     cleared: list[Key] = field(default_factory=list)  # keys whose recorded rejects go
+    loaded: list[tuple[Any, ...]] = field(default_factory=list)  # the rows Neo4j can store
+    key_positions: tuple[int, ...] = ()  # of the key in a loaded row
+    proof: Proof = NOT_PROVEN  # what ``prepared`` / ``new`` were split by
+    new: Prepared | None = None  # the upserts proven new (CREATEd)
+    highest_new: Key | None = None  # the highest key in ``new``
 
     @property
     def changes(self) -> int:
-        return len(self.deletes) + self.prepared.rows + len(self.rejects)
+        new = self.new.rows if self.new is not None else 0
+        return len(self.deletes) + self.prepared.rows + new + len(self.rejects)
+
+    def split(self, proof: Proof) -> None:
+        """Re-split the loaded rows into MERGEd and CREATEd ones by ``proof``."""
+        if proof == self.proof:
+            return
+        positions = self.key_positions
+        creates = self.mapping.write_new is not None
+        new = [row for row in self.loaded if creates and proof.is_new(_row_key(row, positions))]
+        self.proof = proof
+        if not new:
+            self.prepared = self.mapping.parameters(self.loaded)
+            self.new, self.highest_new = None, None
+            return
+        old = [row for row in self.loaded if not proof.is_new(_row_key(row, positions))]
+        self.prepared = self.mapping.parameters(old) if old else _nothing()
+        self.new = self.mapping.parameters(new)
+        self.highest_new = max(_row_key(row, positions) for row in new)
 
 
-def table_work(changes: TableChanges, mapping: graph.GraphMapping) -> TableWork:
+def _row_key(row: tuple[Any, ...], positions: tuple[int, ...]) -> Key:
+    return tuple(row[p] for p in positions)
+
+
+def _nothing() -> Prepared:
+    return Prepared(parameters={"rows": 0}, rows=0)
+
+
+def table_work(
+    changes: TableChanges, mapping: graph.GraphMapping, proof: Proof = NOT_PROVEN
+) -> TableWork:
+    """The table's statements' parameters, the upserts split by ``proof`` (the sink's last
+    known proof; ``Neo4jSink.apply`` checks it inside the transaction)."""
     stream = changes.stream
     positions = stream.key_positions
     prepared = mapping.parameters(changes.upserts)
@@ -48,20 +89,20 @@ def table_work(changes: TableChanges, mapping: graph.GraphMapping) -> TableWork:
             for index, reason in prepared.rejected
         ),
     ]
-    loaded = [
-        tuple(row[p] for p in positions)
-        for index, row in enumerate(changes.upserts)
-        if index not in refused
-    ]
+    loaded = [row for index, row in enumerate(changes.upserts) if index not in refused]
     gone = list(dict.fromkeys([*changes.deletes, *(reject.key for reject in rejects)]))
-    return TableWork(
+    work = TableWork(
         table=stream.name,
         mapping=mapping,
         deletes=_graph_keys(mapping, gone),
         prepared=prepared,
         rejects=rejects,
-        cleared=[*changes.deletes, *loaded],
+        cleared=[*changes.deletes, *(_row_key(row, positions) for row in loaded)],
+        loaded=loaded,
+        key_positions=positions,
     )
+    work.split(proof)
+    return work
 
 
 def _graph_keys(mapping: graph.GraphMapping, keys: Sequence[Key]) -> list[list[Any]]:
@@ -87,7 +128,22 @@ def delete_rows(tx: ManagedTransaction, work: TableWork) -> None:
 
 
 def write_rows(tx: ManagedTransaction, work: TableWork) -> None:
-    mapping, prepared = work.mapping, work.prepared
+    """The MERGEd rows, then the CREATEd ones (disjoint keys), then the raised
+    ``logMark`` that keeps the proof true for the next batch."""
+    _merge_rows(tx, work.mapping, work.prepared)
+    new = work.new
+    if new is None or not new.rows or work.mapping.write_new is None:
+        return
+    for statement, parameter in work.mapping.node_merges:
+        tx.run(statement, {parameter: new.distinct[parameter]}).consume()
+    tx.run(work.mapping.write_new, new.parameters).consume()
+    assert work.highest_new is not None
+    tx.run(
+        graph.WRITE_LOG_MARK, table=work.table, mark=graph.encode_key(work.highest_new)
+    ).consume()
+
+
+def _merge_rows(tx: ManagedTransaction, mapping: graph.GraphMapping, prepared: Prepared) -> None:
     if not prepared.rows:
         return
     if mapping.write_matched is not None:

@@ -45,13 +45,17 @@ SET r.reason = reject[2], r.lastSeen = datetime()
 """
 
 
-# The proof that lets ``write`` CREATE (``Neo4jSink.write``): ``newAbove`` on a table's
-# checkpoint node says no relationship the table makes exists for a key above its
-# ``highWaterMark`` (for any key, while there is no mark).
+# The proof that lets ``write`` and ``apply`` CREATE (``proof.py``): ``newAbove`` on a
+# table's checkpoint node says no relationship the table makes exists for a key above its
+# ``highWaterMark`` and its ``logMark`` (for any key, while there is neither).
 READ_NEW_ABOVE = """
 OPTIONAL MATCH (c:ChariotCheckpoint {table: $table})
-RETURN c.highWaterMark AS mark, coalesce(c.newAbove, false) AS new_above
+RETURN c.highWaterMark AS mark, c.logMark AS log_mark,
+       coalesce(c.newAbove, false) AS new_above
 """
+
+# Change capture CREATEd rows up to this key (in the transaction that did).
+WRITE_LOG_MARK = "MATCH (c:ChariotCheckpoint {table: $table}) SET c.logMark = $mark"
 
 MARK_NEW_ABOVE = "MERGE (c:ChariotCheckpoint {table: $table}) SET c.newAbove = true"
 
@@ -94,6 +98,12 @@ SET p.position = $position, p.committedAt = $committed_at, p.updatedAt = datetim
 """
 
 READ_LOG_POSITIONS = "MATCH (p:ChariotLogPosition) RETURN p.table AS table, p.position AS position"
+
+# ``copied``: the table's copy finished after its position was stored (``log_copied``). A new
+# position (a copy starting) and a wipe of the table's rows (full refresh) remove it.
+MARK_COPIED = "MATCH (p:ChariotLogPosition {table: $table}) SET p.copied = true"
+CLEAR_COPIED = "MATCH (p:ChariotLogPosition {table: $table}) REMOVE p.copied"
+READ_COPIED = "MATCH (p:ChariotLogPosition) WHERE p.copied RETURN p.table AS table"
 
 FORGET_LOG_POSITION = "MATCH (p:ChariotLogPosition {table: $table}) DELETE p"
 

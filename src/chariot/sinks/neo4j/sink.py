@@ -22,6 +22,7 @@ from chariot.sinks.neo4j import changes, graph, referencing
 from chariot.sinks.neo4j.graph import decode_key, encode_key
 from chariot.sinks.neo4j.lease import GraphLease
 from chariot.sinks.neo4j.parameters import CONVERSION_ERRORS, Prepared
+from chariot.sinks.neo4j.proof import NOT_PROVEN, Proof, proof
 from chariot.sinks.neo4j.retry import with_retries
 from chariot.streams import Stream
 from chariot.sync.pause_hook import pause_before_commit
@@ -50,6 +51,9 @@ class Neo4jSink(ChangeSink):
         self._resolved: dict[str, Stream] = {}  # streams built by hand -> the project's
         self._stager: ThreadPoolExecutor | None = None
         self._staged: list[tuple[Batch, Future[_Converted]]] = []  # see ``stage``
+        # Per table, the proof (``proof.py``) as this sink's last change batch left it: the
+        # next batch's upserts are split by it before its transaction opens.
+        self._proofs: dict[str, Proof] = {}
 
     # -- the sink contract -----------------------------------------------------------------
 
@@ -167,12 +171,28 @@ class Neo4jSink(ChangeSink):
 
         return self._transact(read, what="neo4j sink: reading log positions")
 
+    def log_copied(self) -> set[str]:
+        def read(tx: ManagedTransaction) -> set[str]:
+            return {record["table"] for record in tx.run(graph.READ_COPIED)}
+
+        return self._transact(read, what="neo4j sink: reading finished copies")
+
+    def table_complete(self, stream: Stream) -> None:
+        mapping = self._mapping(stream)
+
+        def work(tx: ManagedTransaction) -> None:
+            self._check_lease(tx, mapping)
+            tx.run(graph.MARK_COPIED, table=stream.name).consume()
+
+        self._transact(work, what=self._what(stream, "recording the finished copy"))
+
     def start_log(self, stream: Stream, position: LogPosition) -> None:
         mapping = self._mapping(stream)
         self.acquire(stream)
 
         def work(tx: ManagedTransaction) -> None:
             self._check_lease(tx, mapping)
+            tx.run(graph.CLEAR_COPIED, table=stream.name).consume()
             _write_positions(tx, [stream.name], position, None)
 
         self._transact(work, what=self._what(stream, "storing the log position"))
@@ -203,7 +223,8 @@ class Neo4jSink(ChangeSink):
                     "[graph], or sync this table by keys (full refresh) instead",
                 )
             self.acquire(table.stream)
-            works.append(changes.table_work(table, mapping))
+            known = self._proofs.get(table.stream.name, NOT_PROVEN)
+            works.append(changes.table_work(table, mapping, known))
         resources = sorted({r for work in works for r in work.mapping.resources})
 
         def work(tx: ManagedTransaction) -> None:
@@ -211,11 +232,11 @@ class Neo4jSink(ChangeSink):
                 if self._lease is None:
                     raise SinkWriteError("neo4j sink: apply before the lease was taken (a bug)")
                 self._lease.check(tx, resources)
-            # Rows the log writes may lie above a table's checkpoint: ``write`` can no
-            # longer prove keys above it new.
-            upserted = [table.table for table in works if table.prepared.rows]
-            if upserted:
-                tx.run(graph.CLEAR_NEW_ABOVE, tables=upserted).consume()
+            # Which upserts are proven new, read in the transaction that writes them; the
+            # log's rows above the marks raise ``logMark`` (``proof.py``).
+            for table in works:
+                if table.loaded and table.mapping.write_new is not None:
+                    table.split(_read_proof(tx, table.table))
             # Children first, so a parent's delete sees what its children left.
             for table in reversed(works):
                 changes.delete_rows(tx, table)
@@ -236,6 +257,11 @@ class Neo4jSink(ChangeSink):
             pause_before_commit(self.name)  # a test hook; inert unless its variable is set
 
         self._transact(work, what=f"neo4j sink: applying changes up to {batch.position}")
+        for done in works:
+            if done.loaded and done.mapping.write_new is not None:
+                # What the transaction read, with ``logMark`` as it raised it.
+                raised = done.highest_new
+                self._proofs[done.table] = done.proof if raised is None else Proof(True, raised)
 
     def keys_referencing(
         self, stream: Stream, columns: tuple[str, ...], values: list[Key]
@@ -493,35 +519,33 @@ def _first_key(batch: Batch) -> Key | None:
 
 def _new_rows(tx: ManagedTransaction, batch: Batch, first: Key | None) -> bool:
     """Whether no relationship of ``batch``'s rows can exist yet, proven inside the
-    transaction that writes them (then CREATE cannot double one).
+    transaction that writes them (then CREATE cannot double one); see ``proof.py``.
 
-    The table's checkpoint node is marked ``newAbove`` (``prepare``) only when the graph
-    holds none of the table's relationships; from then on only ``write`` adds any, and
-    only for keys up to the mark it commits with them. Whatever else writes the table's
-    rows (change capture's ``apply``, ``audit --repair``) removes the mark in its own
-    transaction, so under change capture (``--mode auto``), where the log may already have
-    written rows above a keyset checkpoint, the proof is gone before such a row could be
-    re-read. The batch must then start above the stored mark: compared here only where
-    Python orders keys as the source does (integers); other keys get the fast path for the
-    first batch only. A batch that is not proven new (a sink whose checkpoint is ahead of
-    the one the read started from, a retried batch that did commit) is MERGEd, and the
-    mark, which it may move back, is no longer trusted.
+    Under change capture (``--mode auto``) the log may already have written rows above a
+    keyset checkpoint: ``apply`` raises ``logMark`` past them, so a keyset batch must start
+    above both marks. Compared here only where Python orders keys as the source does
+    (integers); other keys get the fast path for the first batch only (no mark yet). A
+    batch that is not proven new (a sink whose checkpoint is ahead of the one the read
+    started from, a retried batch that did commit) is MERGEd, and the mark, which it may
+    move back, is no longer trusted.
     """
     record = tx.run(graph.READ_NEW_ABOVE, table=batch.stream.name).single()
     if record is None or not record["new_above"]:
         return False
-    if record["mark"] is None:
+    if record["mark"] is None and record["log_mark"] is None:
         return True
-    mark = decode_key(record["mark"])
-    comparable = first is not None and _integers(mark) and _integers(first)
-    if comparable and first is not None and len(mark) == len(first) and first > mark:
+    found = proof(True, record["mark"], record["log_mark"])
+    if first is not None and found.is_new(first):
         return True
     tx.run(graph.CLEAR_NEW_ABOVE, tables=[batch.stream.name]).consume()
     return False
 
 
-def _integers(key: Key) -> bool:
-    return all(type(value) is int for value in key)
+def _read_proof(tx: ManagedTransaction, table: str) -> Proof:
+    record = tx.run(graph.READ_NEW_ABOVE, table=table).single()
+    if record is None:
+        return NOT_PROVEN
+    return proof(bool(record["new_above"]), record["mark"], record["log_mark"])
 
 
 def _refused(stream: Stream, rows: Sequence[Sequence[Any]], prepared: Prepared) -> list[Reject]:
@@ -550,7 +574,9 @@ def _with_project(stream: Stream) -> Stream:
 
 
 def _clear_stream_state(tx: ManagedTransaction, table: str) -> None:
-    """Forget a stream's checkpoint and rejects: a full refresh re-reads (and re-rejects) all."""
+    """Forget a stream's checkpoint and rejects: a full refresh re-reads (and re-rejects) all.
+    Its copy is no longer finished either (``log_copied``), until the new one is."""
+    tx.run(graph.CLEAR_COPIED, table=table).consume()
     tx.run("MATCH (c:ChariotCheckpoint {table: $table}) DELETE c", table=table).consume()
     tx.run("MATCH (r:ChariotReject {table: $table}) DELETE r", table=table).consume()
 
