@@ -7,6 +7,7 @@ from typing import Any
 
 from chariot.audit import AuditOptions, run_audit
 from chariot.audit.report import AuditReport, TableAudit
+from chariot.audit.segments import Segment
 from chariot.config import MySQLSettings, PostgresSettings, Settings
 from chariot.connections import mysql_connect, neo4j_session, postgres_connection
 
@@ -66,3 +67,12 @@ def differences(
 
 def example_keys(result: TableAudit, kind: str) -> list[list[Any]]:
     return [e.key for e in result.examples if e.kind == kind]
+
+
+def all_digests(side: Any) -> dict[tuple[Any, ...], int]:
+    """Every row's digest on one side of a comparison (a source, PostgreSQL or graph side),
+    which is closed afterwards."""
+    try:
+        return dict(side.digests(Segment(None, None)))
+    finally:
+        side.close()

@@ -25,7 +25,15 @@ from chariot.audit.segments import Segment
 from chariot.audit.sides import Checksum
 from chariot.audit.source import SourceSide
 from chariot.config import Settings
-from tests.audit_support import audit, cypher, differences, example_keys, mysql, result
+from tests.audit_support import (
+    all_digests,
+    audit,
+    cypher,
+    differences,
+    example_keys,
+    mysql,
+    result,
+)
 
 PRIME = 2_147_483_647  # the modulus both row hashes used: a change by it went unseen
 P1, P2 = ARITH_PRIMES
@@ -143,8 +151,8 @@ def test_mysql_cypher_and_python_hash_every_row_alike(
     canonical = _ratings_form()
     wide = [f.wide for f in canonical.fields]
     assert wide == [False, False, False, True]  # int, int, decimal(2,1), bigint
-    at_source = _digests(SourceSide(rating_tables, canonical))
-    in_graph = _digests(GraphSide(rating_tables, canonical))
+    at_source = all_digests(SourceSide(rating_tables, canonical))
+    in_graph = all_digests(GraphSide(rating_tables, canonical))
     in_python = {
         (user, movie): arith_total(arith_hash([user, movie, int(rating * 10), stamp], wide))
         for user, movie, rating, stamp in rows
@@ -182,8 +190,8 @@ def _row_hashes(settings: Settings, row: tuple[int, int, Decimal, int]) -> tuple
     """The row's hash at the source (MySQL) and in the graph (Cypher), one row each."""
     _store(settings, [row])
     canonical = _ratings_form()
-    at_source = _digests(SourceSide(settings, canonical))
-    in_graph = _digests(GraphSide(settings, canonical))
+    at_source = all_digests(SourceSide(settings, canonical))
+    in_graph = all_digests(GraphSide(settings, canonical))
     key = (row[0], row[1])
     assert set(at_source) == set(in_graph) == {key}
     return at_source[key], in_graph[key]
@@ -212,13 +220,6 @@ def _ratings_form() -> Canonical:
     return form
 
 
-def _digests(side: Any) -> dict[tuple[Any, ...], int]:
-    try:
-        return dict(side.digests(Segment(None, None)))
-    finally:
-        side.close()
-
-
 def _checksum(side: Any, segment: Segment) -> Checksum:
     try:
         return side.checksum(segment)  # type: ignore[no-any-return]
@@ -237,8 +238,8 @@ def test_a_graph_value_out_of_its_columns_range_is_a_difference_not_an_error(
     cypher(rating_tables, "MATCH (:User {userId: 1})-[r:RATED]->() SET r.rating = 1.0e30")
     cypher(rating_tables, "MATCH (u:User {userId: 2}) SET u.userId = $top", top=2**63 - 1)
     canonical = _ratings_form()
-    at_source = _digests(SourceSide(rating_tables, canonical))
-    in_graph = _digests(GraphSide(rating_tables, canonical))
+    at_source = all_digests(SourceSide(rating_tables, canonical))
+    in_graph = all_digests(GraphSide(rating_tables, canonical))
     assert set(in_graph) == {(1, 1), (2**63 - 1, 1)}
     assert in_graph[(1, 1)] != at_source[(1, 1)]
     assert in_graph[(1, 1)] >> 96 == 1 and in_graph[(2**63 - 1, 1)] >> 96 == 1  # "bad"

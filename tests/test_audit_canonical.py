@@ -14,7 +14,7 @@ from chariot.audit.postgres import PostgresSide
 from chariot.audit.segments import Segment
 from chariot.audit.source import SourceSide
 from chariot.config import Settings
-from tests.audit_support import mysql, postgres
+from tests.audit_support import all_digests, mysql, postgres
 from tests.movielens_rules import split_genres, title_year
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def movie_tables(sql_settings: Settings) -> Settings:
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(st.tuples(TITLES, GENRES), min_size=1, max_size=8))
-def test_mysql_postgres_and_python_build_the_same_digests(
+def test_mysql_postgres_and_python_build_the_sameall_digests(
     movie_tables: Settings, rows: list[tuple[str, str | None]]
 ) -> None:
     """The source's SQL transforms (genres, year) match the reference Python transforms that
@@ -73,15 +73,15 @@ def test_mysql_postgres_and_python_build_the_same_digests(
             (row[0], row[1], split_genres(row[2]), title_year(row[1])),
         )
     canonical = _form("postgres")
-    at_source = _digests(SourceSide(movie_tables, canonical))
-    at_sink = _digests(PostgresSide(movie_tables, canonical))
+    at_source = all_digests(SourceSide(movie_tables, canonical))
+    at_sink = all_digests(PostgresSide(movie_tables, canonical))
     in_python = {
         (movie_id,): digest(row_text(canonical, _sql_form(movie_id, title, genres, canonical)))
         for movie_id, title, genres in source
     }
     assert at_source == at_sink == in_python
     graph = _form("neo4j")
-    python_source = _digests(SourceSide(movie_tables, graph))
+    python_source = all_digests(SourceSide(movie_tables, graph))
     expected_graph = {
         (movie_id,): digest(
             row_text(
@@ -113,13 +113,6 @@ def _form(sink: str) -> Canonical:
     form = canonical_for(movies, sink)
     assert form is not None
     return form
-
-
-def _digests(side: Any) -> dict[tuple[Any, ...], int]:
-    try:
-        return dict(side.digests(Segment(None, None)))
-    finally:
-        side.close()
 
 
 TAG_ROWS = st.lists(

@@ -201,17 +201,9 @@ class SqlSource(Source):
                     raise
             except pymysql.err.MySQLError as error:
                 if attempt < attempts and _plain_transient(error):
-                    log.warning(
-                        "source read failed, retrying",
-                        extra={"table": stream.name, "attempt": attempt, "error": str(error)},
-                    )
-                    time.sleep(backoff_seconds(attempt))
+                    _wait_to_retry(stream, attempt, error)
                     continue
-                raise SourceReadError(
-                    f"reading table {stream.source_table} from {self.describe()} failed: "
-                    f"{_first_line(error)}",
-                    hint="the sinks keep their checkpoints; re-run `chariot sync` to resume",
-                ) from error
+                raise self._read_failed(stream, error) from error
         raise AssertionError("unreachable")
 
     def _drop_plain(self) -> None:
@@ -234,22 +226,26 @@ class SqlSource(Source):
                     return work(connection)
             except SQLAlchemyError as error:
                 if attempt < attempts and is_transient(error):
-                    log.warning(
-                        "source read failed, retrying",
-                        extra={
-                            "table": stream.name,
-                            "attempt": attempt,
-                            "error": _first_line(error),
-                        },
-                    )
-                    time.sleep(backoff_seconds(attempt))
+                    _wait_to_retry(stream, attempt, error)
                     continue
-                raise SourceReadError(
-                    f"reading table {stream.source_table} from {self.describe()} failed: "
-                    f"{_first_line(error)}",
-                    hint="the sinks keep their checkpoints; re-run `chariot sync` to resume",
-                ) from error
+                raise self._read_failed(stream, error) from error
         raise AssertionError("unreachable")
+
+    def _read_failed(self, stream: Stream, error: BaseException) -> SourceReadError:
+        return SourceReadError(
+            f"reading table {stream.source_table} from {self.describe()} failed: "
+            f"{_first_line(error)}",
+            hint="the sinks keep their checkpoints; re-run `chariot sync` to resume",
+        )
+
+
+def _wait_to_retry(stream: Stream, attempt: int, error: BaseException) -> None:
+    """A transient read error: say so, then back off before the next attempt."""
+    log.warning(
+        "source read failed, retrying",
+        extra={"table": stream.name, "attempt": attempt, "error": _first_line(error)},
+    )
+    time.sleep(backoff_seconds(attempt))
 
 
 class _PageReader:
