@@ -40,6 +40,7 @@ def mysql_connect(settings: MySQLSettings, **kwargs: Any) -> pymysql.connections
             f"this command needs a MySQL or MariaDB source, not {address.display}",
             hint="unset CHARIOT_MYSQL__URL or point it at MySQL/MariaDB",
         )
+    _check_url(settings)
     options: dict[str, Any] = {
         "host": address.host or "localhost",
         "port": address.port or 3306,
@@ -139,6 +140,25 @@ def source_engine(settings: MySQLSettings, *, url: str | None = None) -> sqlalch
             f"{source_label(settings)} at {settings.display_url()}: {_driver_message(cause)}",
             hint=_hint_for(str(cause), _mysql_prefix(settings)),
         ) from error
+
+
+def _check_url(settings: MySQLSettings) -> None:
+    """What creating the engine refuses in a URL (an unknown driver or charset), refused
+    the same way before a direct connection, which would otherwise ignore the driver or
+    fail deep inside PyMySQL."""
+    if not settings.url:
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    _check_charset(settings)
+    try:
+        make_url(settings.url).get_dialect()
+    except ArgumentError as error:
+        raise ConfigError(
+            f"source URL {settings.display_url()} is not valid: {error}",
+            hint="use the pymysql driver: a URL that starts with mysql+pymysql://",
+        ) from None
 
 
 def _check_charset(settings: MySQLSettings) -> None:
