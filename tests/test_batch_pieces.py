@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chariot.batch import Batch, Key, Reject, WriteResult, split_batch
-from chariot.config import POSTGRES_BATCH_ROWS, Settings, sink_batch_size
+from chariot.config import POSTGRES_BATCH_ROWS, Settings, sink_batch_size, with_batch_size
 from chariot.project.streams import default_streams
 from chariot.sinks.base import Sink
 from chariot.streams import Stream
@@ -107,3 +107,15 @@ def test_the_writer_commits_each_piece_with_its_own_checkpoint() -> None:
     assert sink.written == [(rows[2][:2], 3, 0), (rows[5][:2], 3, 0), (rows[6][:2], 1, 1)]
     assert result.rows_written == 7 and result.rows_rejected == 1
     assert result.checkpoint_after == list(rows[6][:2])
+
+
+def test_the_batch_size_option_beats_every_sinks_own_setting() -> None:
+    base = Settings()
+    own = Settings(
+        postgres=base.postgres.model_copy(update={"batch_size": 30}),
+        neo4j=base.neo4j.model_copy(update={"batch_size": 40}),
+    )
+    given = with_batch_size(own, 700)
+    assert [sink_batch_size(given, sink) for sink in ("postgres", "neo4j")] == [700, 700]
+    assert given.run.batch_size == 700
+    assert [sink_batch_size(own, sink) for sink in ("postgres", "neo4j")] == [30, 40]

@@ -200,6 +200,20 @@ def test_dry_run_counts_rows_after_each_checkpoint_and_changes_nothing(
     assert parts[("ratings", "postgres")]["checkpoint_before"] == [610, 170875]
     assert parts[("movies", "postgres")]["rows_pending"] == 9742
     assert postgres_scalar(sql_settings.postgres, "SELECT count(*) FROM {schema}.ratings") == 100836
+    # The sink's own batch size, unless --batch-size is given: the option beats it.
+    own = {"CHARIOT_POSTGRES__BATCH_SIZE": "30"}
+    for options, rows in (((), 30), (("--batch-size", "700"), 700)):
+        planned = cli(
+            "sync",
+            "-s",
+            "postgres",
+            "--dry-run",
+            "--json",
+            *options,
+            settings=sql_settings,
+            env=own,
+        )
+        assert json.loads(planned.stdout)["sink_batch_sizes"] == {"postgres": rows}
 
 
 def test_full_refresh_reloads_from_scratch(sql_settings: Settings) -> None:

@@ -328,6 +328,16 @@ def sink_batch_size(settings: Settings, sink: str) -> int:
     return settings.run.batch_size
 
 
+def with_batch_size(settings: Settings, rows: int) -> Settings:
+    """``sync --batch-size``: ``rows`` per batch for the run and every sink. An option given
+    on the command line beats the environment, a sink's own batch size included."""
+    update: dict[str, Any] = {"run": settings.run.model_copy(update={"batch_size": rows})}
+    for name, section in settings:
+        if isinstance(section, _Section) and "batch_size" in type(section).model_fields:
+            update[name] = section.model_copy(update={"batch_size": rows})
+    return settings.model_copy(update=update)
+
+
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
     """Read settings from the environment and ``env_file`` (default ``./.env`` if present).
 

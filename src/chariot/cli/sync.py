@@ -25,6 +25,7 @@ from chariot.cli.common import (
     settings_from,
 )
 from chariot.cli.progress import progress_display
+from chariot.config import with_batch_size
 from chariot.exit_codes import ExitCode
 from chariot.keys import key_to_json
 from chariot.redaction import redact
@@ -67,7 +68,8 @@ def sync_command(
             "--batch-size",
             min=1,
             max=1_000_000,
-            help="Rows per batch (default CHARIOT_RUN__BATCH_SIZE).",
+            help="Rows per batch and sink transaction, for every sink (default: each sink's "
+            "own batch size, else CHARIOT_RUN__BATCH_SIZE).",
         ),
     ] = None,
     dry_run: Annotated[
@@ -107,6 +109,8 @@ def sync_command(
     """
     with reported_errors(ctx, as_json=as_json):
         settings = settings_from(ctx, batch_size=batch_size, lease_wait_seconds=wait)
+        if batch_size is not None:
+            settings = with_batch_size(settings, batch_size)
         stop = threading.Event()
         with (
             progress_display(ctx, as_json=as_json, enabled=not dry_run and not follow) as progress,

@@ -73,6 +73,7 @@ def sync(
         dry_run=dry_run,
         full_refresh=full_refresh,
         batch_size=settings.run.batch_size,
+        sink_batch_sizes={name: sink_batch_size(settings, name) for name in sink_names},
     )
     with load_source(source_name)(settings) as source:
         # One source connection for the lookups (catalog, binary-log status, counts).

@@ -90,7 +90,10 @@ class SyncResult(BaseModel):
     sinks: list[str]
     dry_run: bool = False
     full_refresh: bool = False
-    batch_size: int
+    batch_size: int = Field(description="the run's rows per batch (CHARIOT_RUN__BATCH_SIZE)")
+    sink_batch_sizes: dict[str, int] = Field(
+        default_factory=dict, description="rows per transaction each sink writes in a keyset sync"
+    )
     mode: str = Field("keyset", description="keyset or cdc: how this run found changes")
     mode_reason: str | None = Field(None, description="why auto mode chose keyset")
     recopied: list[str] = Field(
