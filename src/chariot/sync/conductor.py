@@ -272,9 +272,10 @@ class _TableRun:
             self.result.read_from = _listed(start)
             if self.snapshot is not None:
                 active = self._hand_over(active, start)
-            elif expected > 0:
-                self._fan_out(active, start, expected)
-            self._complete([writer for writer in active if writer.failure is None])
+            if self.snapshot is None and expected > 0:
+                self._fan_out(active, start, expected)  # each sink ends the table itself
+            else:
+                self._complete([writer for writer in active if writer.failure is None])
         self.result.seconds = round(time.perf_counter() - started, 3)
         log.info(
             "table synced",
@@ -381,14 +382,19 @@ class _TableRun:
         return lowest
 
     def _fan_out(self, active: list[SinkWriter], start: Key | None, expected: int) -> None:
+        """Read the table once into every sink's queue. Each sink ends the table in its own
+        thread as soon as it has written the last batch, so that its closing work (the key
+        a PostgreSQL first load builds) runs while a slower sink is still writing."""
+        read_whole = threading.Event()
         with ThreadPoolExecutor(max_workers=len(active), thread_name_prefix="chariot-sink") as pool:
             for writer in active:
                 writer.start_table(self.parts[writer.name])
             futures = [
-                pool.submit(writer.run, self.stream, expected, self.progress) for writer in active
+                pool.submit(self._write_table, writer, expected, read_whole) for writer in active
             ]
             try:
                 self._read_into(active, start)
+                read_whole.set()
             except SourceReadError:
                 raise  # the batches already queued are good: let the writers finish them
             except BaseException:
@@ -402,6 +408,13 @@ class _TableRun:
                     future.result()
                 for writer in active:
                     writer.stop.clear()
+
+    def _write_table(self, writer: SinkWriter, expected: int, read_whole: threading.Event) -> None:
+        writer.run(self.stream, expected, self.progress)
+        # The end marker also follows a failed or interrupted read: only a table read to its
+        # end is complete. ``read_whole`` is set before the marker is queued.
+        if read_whole.is_set() and writer.failure is None:
+            self._complete([writer])
 
     def _read_into(self, active: list[SinkWriter], start: Key | None) -> None:
         batch_size = reader_batch_rows(self.stream, [writer.batch_rows for writer in active])
