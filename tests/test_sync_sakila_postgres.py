@@ -495,3 +495,21 @@ def test_both_drivers_read_the_same_values_and_rejects(
     fast, default = batches(True), batches(False)
     assert fast == default
     assert sum(len(rows) for rows, _, _ in fast) == len(ODDITY_ROWS) - 3  # 3 zero-date rejects
+
+
+def test_a_zero_date_in_a_key_is_one_reject(sql_settings: Settings, tmp_path: Path) -> None:
+    """MariaDB answers `day IS NULL` with true for '0000-00-00' in a NOT NULL date column:
+    such a key is not a NULL key, and the row is rejected once, as a zero date."""
+    connection = mysql_connect(sql_settings.mysql, autocommit=True)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = ''")
+            cursor.execute("CREATE TABLE days (day DATE NOT NULL PRIMARY KEY, n INT NOT NULL)")
+            cursor.execute("INSERT INTO days VALUES ('0000-00-00', 1), ('2020-01-01', 2)")
+    finally:
+        connection.close()
+    project, result = init_and_sync(sql_settings, tmp_path)
+    assert result.ok, result.failures
+    assert (result.tables[0].rows_read, result.tables[0].rows_rejected) == (2, 1)
+    assert list(rejects(sql_settings.postgres).values()) == ["zero date in `day`"]
+    assert_tables_equal(sql_settings, project, skip={"days": {("0000-00-00",)}})
