@@ -171,6 +171,15 @@ def reject_reason(stream: Stream, table: TableClause, dialect: str = "mysql") ->
 
 def null_key_condition(stream: Stream, table: TableClause) -> ColumnElement[Any]:
     """Rows keyset paging can never reach (a NULL compares as unknown): reported separately."""
-    from sqlalchemy import or_
+    from sqlalchemy import CHAR, cast, or_
 
-    return or_(*(table.c[name].is_(None) for name in stream.key))
+    def is_null(name: str) -> ColumnElement[bool]:
+        value = table.c[name]
+        if _type_name(stream.column(name).source_type) not in DATE_TYPES:
+            return value.is_(None)
+        # In a WHERE clause MariaDB and MySQL answer `d IS NULL` with true for the zero date
+        # of a NOT NULL date column. Its text is not NULL: that row is paged, and rejected
+        # there as a zero date. `d IS NULL` stays first, so the index still serves it.
+        return value.is_(None) & cast(value, CHAR()).is_(None)
+
+    return or_(*(is_null(name) for name in stream.key))
