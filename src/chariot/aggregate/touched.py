@@ -28,6 +28,7 @@ snapshot saw (``pg_visible_in_snapshot``) and keeps those committed meanwhile.
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -162,8 +163,11 @@ def _plan(
     joined = aggregation.join_table is not None and aggregation.group_joined
     sources = [own for own, _ in aggregation.join_on] if joined else [aggregation.group_source]
     used = [columns.index(source) for source in sources]
-    needed = list(dict.fromkeys(tuple(key[i] for i in used) for key in keys))
-    arrays = [[value[n] for value in needed] for n in range(len(used))]
+    if len(used) == 1:  # the usual case (a movie, a user): no tuple per key
+        arrays = [list(dict.fromkeys(map(operator.itemgetter(used[0]), keys)))]
+    else:
+        needed = dict.fromkeys(map(operator.itemgetter(*used), keys))
+        arrays = [list(values) for values in zip(*needed, strict=True)] or [[]] * len(used)
     return _Plan(
         aggregation,
         stream,

@@ -29,7 +29,7 @@ from chariot.cdc.position import LogPosition
 from chariot.config import Settings
 from chariot.connections import ensure_postgres_schema
 from chariot.errors import Busy
-from chariot.keys import key_from_json, key_to_json
+from chariot.keys import key_from_json, key_getter, key_to_json
 from chariot.lease import DEAD_HOLDER_GRACE_SECONDS, holder_of, is_dead_local_process, keep_trying
 from chariot.sinks import postgres_changes as changes_sql
 from chariot.sinks.base import ChangeSink
@@ -705,7 +705,7 @@ def _in_key_order(rows: list[tuple[Any, ...]], positions: tuple[int, ...]) -> li
     """Rows sorted by their key (folded changes hold one row per key); as they came when
     Python cannot order the keys."""
     try:
-        return sorted(rows, key=lambda row: tuple(row[p] for p in positions))
+        return sorted(rows, key=key_getter(positions))
     except TypeError:
         return rows
 
