@@ -4,6 +4,9 @@
     python bench/cdc_bench.py --changes 150000 --cases postgres,neo4j,both
     python bench/cdc_bench.py --lag-seconds 60 --rate 1000
     python bench/cdc_bench.py --new-rows --cases neo4j --lag-seconds 0   # inserts only
+    python bench/cdc_bench.py --ratings 5000000 --cases postgres --lag-seconds 0 --keep
+    python bench/cdc_bench.py --ratings 5000000 --cases postgres --lag-seconds 0 --reuse \
+        --statement-times                            # again on the kept data, timed per statement
 
 Throughput: the synthetic MovieLens-shaped source is synced (change capture), then a
 1:1:1 mix of inserts, updates and deletes of ratings is committed in transactions of
@@ -18,7 +21,14 @@ each sink holds every 20 ms: lag = when a sink first shows a transaction - when 
 committed. p50/p99/max over all transactions, per sink.
 
 Every case ends with an audit of the ratings table; a difference fails the benchmark.
-Run on demand, not in CI. Settings come from CHARIOT_* / .env.
+Run on demand, not in CI. Settings come from CHARIOT_* / .env; ``CHARIOT_BENCH_NAME``
+names the bench's own MySQL database and PostgreSQL schema (two people can run it at once).
+
+Seeding and first-copying millions of ratings takes longer than the changes it times:
+``--keep`` leaves the source and the sink in place at the end, and ``--reuse`` (one
+PostgreSQL case) starts from them when they hold ``--ratings`` ratings, each run committing
+a fresh mix (``--pick-seed``) on top of the last. ``--statement-times`` adds up the time
+the process spends in each PostgreSQL statement shape (and in BEGIN/COMMIT).
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ from chariot.connections import mysql_connect, neo4j_session, postgres_connectio
 from chariot.sync import sync  # noqa: E402
 
 # Its own database and schema: the sync bench (run by others beside it) uses chariot_bench_sync.
-NAME = "chariot_bench_cdc"
+NAME = os.environ.get("CHARIOT_BENCH_NAME", "chariot_bench_cdc")
 CASES = {"postgres": ["postgres"], "neo4j": ["neo4j"], "both": ["postgres", "neo4j"]}
 PROBE_USER = 2_000_000_000  # the probe ratings' user: far above the generated ones
 
@@ -62,16 +72,18 @@ def main() -> None:
     )
     create_database(settings)
     report: list[dict[str, Any]] = []
+    timings = _StatementTimes() if options.statement_times else None
     try:
         # Neo4j is shared through a lock: taken only when a case writes to it.
         graph = options.lag_seconds or any("neo4j" in CASES[case] for case in options.cases)
         with neo4j_lock(settings) if graph else contextlib.nullcontext():
             for case in options.cases:
-                report.append(_throughput(settings, case, options))
+                report.append(_throughput(settings, case, options, timings))
             if options.lag_seconds:
                 report.append(_lag(settings, options))
     finally:
-        drop(settings)
+        if not options.keep:
+            drop(settings)
     _print(report)
     if options.json:
         Path(options.json).write_text(json.dumps(report, indent=2, default=str))
@@ -98,7 +110,24 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--lag-seconds", type=int, default=60, help="0: skip the lag case")
     parser.add_argument("--rate", type=int, default=1000, help="changes per second (lag)")
     parser.add_argument("--json", help="also write the figures to this file")
-    return parser.parse_args()
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the source and the sink schema in place"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="start from a kept source and sink of --ratings ratings (postgres case only)",
+    )
+    parser.add_argument(
+        "--pick-seed", type=int, default=3, help="which existing ratings are updated/deleted"
+    )
+    parser.add_argument(
+        "--statement-times", action="store_true", help="time each PostgreSQL statement shape"
+    )
+    options = parser.parse_args()
+    if options.reuse and (options.cases != ["postgres"] or options.lag_seconds):
+        parser.error("--reuse is for --cases postgres --lag-seconds 0")
+    return options
 
 
 def _reset_sinks(settings: Settings, sinks: list[str]) -> None:
@@ -117,9 +146,42 @@ def _fresh_source_and_sinks(settings: Settings, ratings: int, sinks: list[str]) 
         raise SystemExit(f"first sync: mode {first.mode}, {first.failures}")
 
 
-def _throughput(settings: Settings, case: str, options: argparse.Namespace) -> dict[str, Any]:
+def _kept(settings: Settings, ratings: int) -> bool:
+    """The source holds about ``ratings`` ratings (a kept run's changes move it a little)
+    and the sink follows it by the log."""
+    connection = mysql_connect(settings.mysql)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT table_rows FROM information_schema.tables"
+                " WHERE table_schema = DATABASE() AND table_name = 'ratings'"
+            )
+            row = cursor.fetchone()
+    finally:
+        connection.close()
+    if row is None or abs(int(row[0] or 0) - ratings) > ratings * 0.2:
+        return False
+    with postgres_connection(settings.postgres, autocommit=True) as connection:
+        found = connection.execute(
+            "SELECT to_regclass(%s) IS NOT NULL",
+            (f'"{settings.postgres.schema_name}"._chariot_log_positions',),
+        ).fetchone()
+    return bool(found and found[0])
+
+
+def _throughput(
+    settings: Settings,
+    case: str,
+    options: argparse.Namespace,
+    timings: _StatementTimes | None = None,
+) -> dict[str, Any]:
     sinks = CASES[case]
-    _fresh_source_and_sinks(settings, options.ratings, sinks)
+    if options.reuse and _kept(settings, options.ratings):
+        caught_up = sync(settings, sinks=sinks)  # whatever an earlier run left in the log
+        if caught_up.failures or caught_up.mode != "cdc":
+            raise SystemExit(f"catch-up sync: mode {caught_up.mode}, {caught_up.failures}")
+    else:
+        _fresh_source_and_sinks(settings, options.ratings, sinks)
     multi_row = not options.single_row_statements
     made = _commit_mix(
         settings,
@@ -127,9 +189,11 @@ def _throughput(settings: Settings, case: str, options: argparse.Namespace) -> d
         options.transaction_size,
         multi_row=multi_row,
         new_rows=options.new_rows,
+        pick_seed=options.pick_seed,
     )
     cpu = time.process_time()
-    result = sync(settings, sinks=sinks)
+    with timings.recording() if timings is not None else contextlib.nullcontext():
+        result = sync(settings, sinks=sinks)
     cpu = time.process_time() - cpu
     shape = "multi-row statements" if multi_row else "one statement per row"
     mix = "new rows" if options.new_rows else "1:1:1 mix"
@@ -152,12 +216,20 @@ def _throughput(settings: Settings, case: str, options: argparse.Namespace) -> d
             for part in result.changes
         },
     }
+    if timings is not None:
+        figures["statement_seconds"] = timings.table()
     figures["audit_clean"] = _audit_clean(settings, sinks)
     return figures
 
 
 def _commit_mix(
-    settings: Settings, changes: int, size: int, *, multi_row: bool = True, new_rows: bool = False
+    settings: Settings,
+    changes: int,
+    size: int,
+    *,
+    multi_row: bool = True,
+    new_rows: bool = False,
+    pick_seed: int = 3,
 ) -> int:
     """``changes`` row changes, a third each inserts, updates and deletes, in transactions
     of ``size`` rows of each kind: three multi-row statements per transaction (one row
@@ -169,7 +241,8 @@ def _commit_mix(
     try:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT userId, movieId FROM ratings ORDER BY RAND(3) LIMIT %s", (changes,)
+                "SELECT userId, movieId FROM ratings ORDER BY RAND(%s) LIMIT %s",
+                (pick_seed, changes),
             )
             existing = [tuple(row) for row in cursor.fetchall()]
             cursor.execute("SELECT MAX(userId) FROM ratings")
@@ -326,6 +399,85 @@ def _audit_clean(settings: Settings, sinks: list[str]) -> bool:
     return all(result.clean for result in report.results)
 
 
+class _StatementTimes:
+    """Seconds spent in each PostgreSQL statement shape (its text with the schema and
+    numbers taken out), BEGIN and COMMIT included, while ``recording``: psycopg's cursor
+    and transaction methods wrapped for the time (every thread of this process)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, label: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[label] = self.seconds.get(label, 0.0) + seconds
+            self.calls[label] = self.calls.get(label, 0) + 1
+
+    @contextlib.contextmanager
+    def recording(self) -> Any:
+        import psycopg
+
+        cursor, transaction = psycopg.Cursor, psycopg.Transaction
+        saved = (cursor.execute, cursor.copy, transaction.__enter__, transaction.__exit__)
+        execute, copy, enter, exit_ = saved
+        times = self
+
+        def timed_execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return execute(self, query, *args, **kwargs)
+            finally:
+                times.add(times.label(query, self), time.perf_counter() - started)
+
+        @contextlib.contextmanager
+        def timed_copy(self: Any, statement: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                with copy(self, statement, *args, **kwargs) as copying:
+                    yield copying
+            finally:
+                times.add(times.label(statement, self), time.perf_counter() - started)
+
+        def timed_enter(self: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return enter(self)
+            finally:
+                kind = "BEGIN" if self._outer_transaction else "SAVEPOINT"
+                times.add(kind, time.perf_counter() - started)
+
+        def timed_exit(self: Any, *exc: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return exit_(self, *exc)
+            finally:
+                kind = "COMMIT" if self._outer_transaction else "RELEASE SAVEPOINT"
+                times.add(kind, time.perf_counter() - started)
+
+        cursor.execute, cursor.copy = timed_execute, timed_copy  # type: ignore[method-assign,assignment]
+        transaction.__enter__, transaction.__exit__ = timed_enter, timed_exit  # type: ignore[method-assign,assignment]
+        try:
+            yield self
+        finally:
+            cursor.execute, cursor.copy, transaction.__enter__, transaction.__exit__ = saved  # type: ignore[method-assign]
+
+    @staticmethod
+    def label(query: Any, cursor: Any) -> str:
+        import re
+
+        text = query if isinstance(query, str) else query.as_string(cursor.connection)
+        text = re.sub(r'"?' + re.escape(NAME) + r'"?\.', "", text)
+        text = re.sub(r"\b\d+\b", "N", " ".join(text.split()))
+        return text[:110]
+
+    def table(self) -> list[dict[str, Any]]:
+        return [
+            {"statement": label, "calls": self.calls[label], "seconds": round(seconds, 3)}
+            for label, seconds in sorted(self.seconds.items(), key=lambda item: -item[1])
+        ]
+
+
 def _print(report: list[dict[str, Any]]) -> None:
     for item in report:
         clean = "audit clean" if item.get("audit_clean") else "AUDIT NOT CLEAN"
@@ -339,6 +491,8 @@ def _print(report: list[dict[str, Any]]) -> None:
             )
         for sink, figures in item.get("per_sink", {}).items():
             print(f"  {sink:<9} " + ", ".join(f"{k} {v:,}" for k, v in figures.items()))
+        for timed in item.get("statement_seconds", [])[:12]:
+            print(f"    {timed['seconds']:8.3f} s {timed['calls']:6} x  {timed['statement']}")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from chariot.aggregate.runner import AggregationResult, run_aggregation
 from chariot.aggregate.snapshot import exported_snapshot
 from chariot.aggregate.touched import (
     TOUCHED,
+    TOUCHED_SETS,
     TouchedGroups,
     ensure_tracking_tables,
     forget_seen,
@@ -172,7 +173,8 @@ def test_only_touched_groups_are_recomputed_and_equal_a_full_run(
         node = session.run("MATCH (m:Movie {movieId: $id}) RETURN m", id=gone).single()["m"]
     assert "ratingCount" not in node and "statsRunId" not in node  # as a full run leaves it
     incremental = summaries(pg)
-    assert not query(pg, f"SELECT 1 FROM {{schema}}.{TOUCHED}")  # every record was consumed
+    for table in (TOUCHED, TOUCHED_SETS):  # every record was consumed
+        assert not query(pg, f"SELECT 1 FROM {{schema}}.{table}")
 
     assert run_aggregation(settings, workers=1).action == "unchanged"
     full = run_aggregation(settings, workers=2, executor="process", full=True)
@@ -275,6 +277,62 @@ def test_a_promotion_forgets_exactly_the_records_its_snapshot_saw(
         reader.close()
     left = query(postgres_settings, f"SELECT group_key FROM {{schema}}.{TOUCHED}")
     assert left == [("meanwhile",)]
+
+
+def test_groups_are_recorded_as_one_sorted_set_per_statement(
+    movielens: tuple[Settings, dict[str, Stream]],
+) -> None:
+    """A transaction of many changed ratings stores one row per aggregation (its groups
+    as one sorted array), not one row per group; the plan reads them as groups."""
+    settings, streams = movielens
+    pg = settings.postgres
+    keys: list[Key] = [(user, movie) for user in (1, 5, 7) for movie in (1, 3, 6, 47, 50)]
+    stored = query(pg, "SELECT user_id, movie_id FROM {schema}.ratings")
+    keys = [key for key in keys if key in set(stored)] + [(999_999, 1)]
+    change(
+        pg,
+        streams["ratings"],
+        keys,
+        ("UPDATE {schema}.ratings SET rating = 0.5 WHERE user_id = ANY(%s)", ([1, 5, 7],)),
+    )
+    rows = query(pg, f"SELECT aggregation, group_keys FROM {{schema}}.{TOUCHED_SETS} ORDER BY 1")
+    assert [name for name, _ in rows] == ["genre_stats", "movie_stats", "user_stats"]
+    sets = dict(rows)
+    assert sets["user_stats"] == sorted({str(user) for user, _ in keys})
+    assert sets["movie_stats"] == sorted({str(movie) for _, movie in keys})
+    assert sets["genre_stats"] == sorted(genres_of(pg, [movie for _, movie in keys]))
+    assert not query(pg, f"SELECT 1 FROM {{schema}}.{TOUCHED}")
+
+
+def test_groups_recorded_by_version_0_1_are_still_read_and_forgotten(
+    movielens: tuple[Settings, dict[str, Stream]],
+) -> None:
+    """A schema written by 0.1 holds touched groups one row each: an upgraded
+    ``chariot aggregate`` recomputes them with the new sets, then forgets both."""
+    settings, streams = movielens
+    pg = settings.postgres
+    assert run_aggregation(settings, workers=1, graph=False).mode == "full"
+    fingerprint = {d.name: d.fingerprint for d in declared_aggregations(load_project())}
+    with postgres_connection(pg) as connection:
+        connection.execute(
+            f'INSERT INTO "{pg.schema_name}".{TOUCHED} (aggregation, fingerprint, group_key)'
+            " VALUES ('movie_stats', %s, '1'), ('movie_stats', %s, '3')",
+            (fingerprint["movie_stats"], fingerprint["movie_stats"]),
+        )
+        connection.commit()
+    change(
+        pg,
+        streams["ratings"],
+        [(1, 3), (5, 1)],
+        ("UPDATE {schema}.ratings SET rating = 1.0 WHERE user_id = 5 AND movie_id = 1", ()),
+    )
+    result = run_aggregation(settings, workers=1, graph=False)
+    assert result.mode == "incremental"
+    assert recomputed(result)["movie_stats"] == 2  # '1' and '3', from both tables
+    assert recomputed(result)["user_stats"] == 2
+    for table in (TOUCHED, TOUCHED_SETS):
+        assert not query(pg, f"SELECT 1 FROM {{schema}}.{table}")
+    assert check_summaries(settings, neo4j=False).ok
 
 
 def _summary_rows(settings: Settings, project: Project) -> dict[str, list[tuple[Any, ...]]]:

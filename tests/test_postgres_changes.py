@@ -632,3 +632,16 @@ def test_any_sequence_of_batches_leaves_the_table_equal_to_the_model(
         assert postgres_rows(postgres_settings, "tags") == sorted(model.values(), key=repr)
         assert {key for _, key in rejects(postgres_settings)} == {key_json(k) for k in refused}
         assert sink.log_positions() == {"tags": position}
+
+
+@given(st.lists(st.tuples(st.integers(-5, 5), st.text(max_size=3)), max_size=30))
+def test_keys_go_to_the_server_distinct_and_in_order(keys: list[Key]) -> None:
+    from chariot.sinks.postgres_changes import sorted_keys
+
+    assert sorted_keys(keys) == sorted(set(keys))
+
+
+def test_keys_python_cannot_order_go_as_they_came() -> None:
+    from chariot.sinks.postgres_changes import sorted_keys
+
+    assert sorted_keys([(2,), ("a",), (2,), (None,)]) == [(2,), ("a",), (None,)]

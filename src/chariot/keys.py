@@ -11,7 +11,9 @@ written as its ``str()``, which the source compares as the typed value.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Hashable, Sequence
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, PlainSerializer
@@ -20,6 +22,16 @@ from pydantic_core import to_jsonable_python
 Key = tuple[Any, ...]
 
 _HEX = "hex"
+
+
+@lru_cache(maxsize=256)
+def key_getter(positions: tuple[Hashable, ...]) -> Callable[[Any], Key]:
+    """A function from a row (a tuple by positions, a dict by names) to its key tuple: in
+    C for compound keys (the change path takes millions of keys this way)."""
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda row: (row[only],)
+    return operator.itemgetter(*positions)
 
 
 def jsonable_value(value: Any) -> Any:

@@ -28,7 +28,7 @@ from chariot.aggregate.promote import (
     refuse_going_back,
 )
 from chariot.aggregate.snapshot import DECLARED, TRACKING, InputSnapshot
-from chariot.aggregate.touched import INVALID, TOUCHED, forget_seen
+from chariot.aggregate.touched import INVALID, forget_seen, touched_records
 from chariot.aggregate.worker import read_rows
 from chariot.errors import Busy
 from chariot.lease import worker_id
@@ -98,8 +98,8 @@ def plan(
     fingerprints = {d.name: d.fingerprint for d in declared}
     groups: dict[str, list[str]] = {name: [] for name in fingerprints}
     for name, fingerprint, keys in connection.execute(
-        f"SELECT aggregation, fingerprint, array_agg(DISTINCT group_key) "
-        f"FROM {schema.qualified(schema_name, TOUCHED)} GROUP BY 1, 2"
+        "SELECT aggregation, fingerprint, array_agg(DISTINCT group_key) "
+        f"FROM ({touched_records(connection, schema_name)}) AS r GROUP BY 1, 2"
     ):
         if name not in fingerprints:
             continue  # an aggregation no longer declared: its records are simply dropped

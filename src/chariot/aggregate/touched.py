@@ -1,13 +1,21 @@
 """Which aggregation groups changed since the promoted summaries: recorded by the
 PostgreSQL sink inside its own transactions, read by the next ``chariot aggregate``.
 
-Two tables in the sink's schema, created by the first call that needs them (their
-existence is what tells ``chariot aggregate`` that every later write is tracked):
+Tables in the sink's schema, created by the first call that needs them (the existence of
+the first and the last is what tells ``chariot aggregate`` that every later write is
+tracked):
 
-``_chariot_touched_groups``: one row per (aggregation, group key) a change-capture
-transaction touched; ``record_touched`` runs once before the sink deletes/upserts the rows
-(the groups the old rows were in) and once after (the groups of the new rows), so a row
-moving from one group to another touches both.
+``_chariot_touched_groups``: one row per (aggregation, group key), as version 0.1 recorded
+touched groups; still read (and emptied by promotions), no longer written.
+
+``_chariot_touched_group_sets``: one row per statement that records touched groups, with
+the (aggregation's) group keys it found as one sorted text array. A change-capture
+transaction records them once before the sink deletes/upserts the rows (the groups the old
+rows were in, where they may differ) and once after (the groups of the new rows), so a row
+moving from one group to another touches both. One row per statement instead of one per
+group: at 5M ratings a transaction of 9,000 changed ratings touches some 6,000 user and
+movie groups, and inserting them as rows (three index entries each) cost as much as
+changing the ratings themselves. A group recorded twice is read once.
 
 ``_chariot_incremental_invalid``: tables whose rows changed without their groups being
 recorded (key-based batches, repairs, full refreshes): every aggregation reading one is
@@ -20,6 +28,7 @@ snapshot saw (``pg_visible_in_snapshot``) and keeps those committed meanwhile.
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,24 +43,23 @@ if TYPE_CHECKING:
     from chariot.project.model import Project
 
 TOUCHED = "_chariot_touched_groups"
+TOUCHED_SETS = "_chariot_touched_group_sets"
 INVALID = "_chariot_incremental_invalid"
+TRACKING_TABLES = (TOUCHED, TOUCHED_SETS, INVALID)
 
 _DDL = (
     "CREATE TABLE IF NOT EXISTS {s}." + TOUCHED + " ("
     " seq bigserial PRIMARY KEY, aggregation text NOT NULL, fingerprint text NOT NULL,"
     " group_key text NOT NULL, xact xid8 NOT NULL DEFAULT pg_current_xact_id(),"
     " recorded_at timestamptz NOT NULL DEFAULT now())",
-    # With the transaction id: a later statement of a sync transaction looks up only the
-    # groups this transaction recorded, however many earlier syncs recorded the same group.
-    "CREATE INDEX IF NOT EXISTS "
-    + TOUCHED
-    + "_group_xact_idx ON {s}."
-    + TOUCHED
-    + " (aggregation, group_key, xact)",
     "CREATE TABLE IF NOT EXISTS {s}." + INVALID + " ("
     " seq bigserial PRIMARY KEY, table_name text NOT NULL,"
     " xact xid8 NOT NULL DEFAULT pg_current_xact_id(),"
     " invalidated_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS {s}." + TOUCHED_SETS + " ("
+    " seq bigserial PRIMARY KEY, aggregation text NOT NULL, fingerprint text NOT NULL,"
+    " group_keys text[] NOT NULL, xact xid8 NOT NULL DEFAULT pg_current_xact_id(),"
+    " recorded_at timestamptz NOT NULL DEFAULT now())",
 )
 
 _CACHE_SIZE = 8
@@ -64,8 +72,6 @@ def record_touched(cursor: Any, schema: str, stream: Stream, keys: list[Key]) ->
     them, whether or not the key alone decides them). Call it before the rows change and
     again after; ``TouchedGroups`` does the same work with fewer statements."""
     groups = TouchedGroups(cursor, schema, [(stream, keys)])
-    # Called twice per transaction: the second call must add only what the first did not.
-    groups._recorded.update(plan.aggregation.name for plan in groups.plans)
     for plan in groups.plans:
         groups.insert(plan)
 
@@ -89,14 +95,14 @@ class TouchedGroups:
     A group decided by the key alone (ratings' ``movie_id`` for movie_stats) is the same
     before and after, so it is recorded once, after; so is one found through a joined table
     (genres through the movie) unless this transaction changes that table too. Only the
-    key columns a group needs travel to the server, each distinct tuple once."""
+    key columns a group needs travel to the server, each distinct tuple once, and the
+    groups found are stored as one array per statement."""
 
     def __init__(
         self, cursor: Any, schema: str, changed: Sequence[tuple[Stream, list[Key]]]
     ) -> None:
         self.cursor = cursor
         self.schema = schema
-        self._recorded: set[str] = set()  # aggregations this transaction recorded already
         readers = [
             (stream, keys, [d for d in _declared(stream) if stream.name in d.inputs])
             for stream, keys in changed
@@ -108,8 +114,8 @@ class TouchedGroups:
         # An aggregation whose other input is not synced yet has no groups (its first run
         # will be full: the first copy of that table invalidates it).
         inputs = {t for _, _, found in readers for d in found for t in d.inputs}
-        missing = _missing_tables(cursor, schema, {TOUCHED, INVALID, *inputs})
-        if missing & {TOUCHED, INVALID}:
+        missing = _missing_tables(cursor, schema, {*TRACKING_TABLES, *inputs})
+        if missing.intersection(TRACKING_TABLES):
             ensure_tracking_tables(cursor, schema)
         changing = {stream.name for stream, _ in changed}
         for stream, keys, found in readers:
@@ -128,30 +134,18 @@ class TouchedGroups:
 
     def insert(self, plan: _Plan) -> None:
         aggregation = plan.aggregation
-        touched = qualified(self.schema, TOUCHED)
         unnested = ", ".join(f"%s::{t}[]" for t in plan.types)
         changed = f"changed({', '.join(plan.names)})"
-        # A later statement of the transaction adds only groups an earlier one did not
-        # record (the first one for an aggregation has nothing to look up).
-        fresh = (
-            f"WHERE NOT EXISTS (SELECT 1 FROM {touched} r WHERE r.aggregation = %s "
-            "AND r.group_key = found.k AND r.xact = pg_current_xact_id()) "
-            if aggregation.name in self._recorded
-            else ""
-        )
+        # No group found (the rows' groups are NULL): no row.
         self.cursor.execute(
-            f"INSERT INTO {touched} (aggregation, fingerprint, group_key) "
-            f"SELECT %s, %s, found.k FROM (SELECT DISTINCT (grouped.g)::text AS k "
+            f"INSERT INTO {qualified(self.schema, TOUCHED_SETS)} "
+            "(aggregation, fingerprint, group_keys) "
+            "SELECT %s, %s, array_agg(found.k ORDER BY found.k) "
+            f"FROM (SELECT DISTINCT (grouped.g)::text AS k "
             f"FROM (SELECT DISTINCT * FROM unnest({unnested})) AS {changed}, "
-            f"{plan.found}) AS found {fresh}ORDER BY found.k",
-            [
-                aggregation.name,
-                aggregation.fingerprint,
-                *plan.arrays,
-                *([aggregation.name] if fresh else []),
-            ],
+            f"{plan.found}) AS found HAVING count(*) > 0",
+            [aggregation.name, aggregation.fingerprint, *plan.arrays],
         )
-        self._recorded.add(aggregation.name)
 
 
 def _plan(
@@ -169,8 +163,11 @@ def _plan(
     joined = aggregation.join_table is not None and aggregation.group_joined
     sources = [own for own, _ in aggregation.join_on] if joined else [aggregation.group_source]
     used = [columns.index(source) for source in sources]
-    needed = list(dict.fromkeys(tuple(key[i] for i in used) for key in keys))
-    arrays = [[value[n] for value in needed] for n in range(len(used))]
+    if len(used) == 1:  # the usual case (a movie, a user): no tuple per key
+        arrays = [list(dict.fromkeys(map(operator.itemgetter(used[0]), keys)))]
+    else:
+        needed = dict.fromkeys(map(operator.itemgetter(*used), keys))
+        arrays = [list(values) for values in zip(*needed, strict=True)] or [[]] * len(used)
     return _Plan(
         aggregation,
         stream,
@@ -257,11 +254,7 @@ def ensure_tracking_tables(cursor: Any, schema: str) -> None:
     """Create the two tables unless they exist (inside the caller's transaction: a
     concurrent creator makes this one fail once, under a savepoint, and the retry finds
     the table)."""
-    found = cursor.execute(
-        "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
-        (qualified(schema, TOUCHED), qualified(schema, INVALID)),
-    ).fetchone()
-    if found and found[0]:
+    if not _missing_tables(cursor, schema, set(TRACKING_TABLES)):
         return
     import psycopg
 
@@ -280,6 +273,8 @@ def ensure_tracking_tables(cursor: Any, schema: str) -> None:
 
 
 def tracking_tables_exist(connection: Any, schema: str) -> bool:
+    """Whether changes are tracked: the tables 0.1 created exist (the sets table is
+    created beside them by the next write that records groups)."""
     row = connection.execute(
         "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
         (qualified(schema, TOUCHED), qualified(schema, INVALID)),
@@ -293,26 +288,51 @@ def tracking_state(connection: Any, schema: str) -> list[int] | None:
     not tracked. Part of a run's input state."""
     if not tracking_tables_exist(connection, schema):
         return None
-    row = connection.execute(
-        f"SELECT (SELECT count(*) FROM {qualified(schema, TOUCHED)}),"
-        f" (SELECT coalesce(max(seq), 0) FROM {qualified(schema, TOUCHED)}),"
-        f" (SELECT count(*) FROM {qualified(schema, INVALID)}),"
-        f" (SELECT coalesce(max(seq), 0) FROM {qualified(schema, INVALID)})"
-    ).fetchone()
+    tables = [TOUCHED, INVALID]
+    if sets_table_exists(connection, schema):
+        tables.append(TOUCHED_SETS)
+    parts = [
+        f"(SELECT count(*) FROM {qualified(schema, table)}),"
+        f" (SELECT coalesce(max(seq), 0) FROM {qualified(schema, table)})"
+        for table in tables
+    ]
+    row = connection.execute(f"SELECT {', '.join(parts)}").fetchone()
     return [int(value) for value in row]
+
+
+def sets_table_exists(connection: Any, schema: str) -> bool:
+    row = connection.execute(
+        "SELECT to_regclass(%s) IS NOT NULL", (qualified(schema, TOUCHED_SETS),)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def touched_records(connection: Any, schema: str) -> str:
+    """A query of every recorded (aggregation, fingerprint, group key), one row each time
+    a group was recorded: from the rows of 0.1 and from the sets."""
+    query = f"SELECT aggregation, fingerprint, group_key FROM {qualified(schema, TOUCHED)}"
+    if sets_table_exists(connection, schema):
+        query += (
+            " UNION ALL SELECT aggregation, fingerprint, unnest(group_keys) "
+            f"FROM {qualified(schema, TOUCHED_SETS)}"
+        )
+    return query
 
 
 def forget_seen(connection: Any, schema: str, snapshot: str, *, invalidations: bool) -> int:
     """Delete the records ``snapshot`` (a ``pg_current_snapshot()`` text) saw: a promotion
     covers them; those committed after it stay for the next run. Returns the touched
-    records deleted."""
+    records deleted (rows of either table)."""
     if not tracking_tables_exist(connection, schema):
         return 0
-    deleted = connection.execute(
-        f"DELETE FROM {qualified(schema, TOUCHED)} "
-        "WHERE pg_visible_in_snapshot(xact, %s::pg_snapshot)",
-        (snapshot,),
-    ).rowcount
+    deleted = 0
+    tables = [TOUCHED, TOUCHED_SETS] if sets_table_exists(connection, schema) else [TOUCHED]
+    for table in tables:
+        deleted += connection.execute(
+            f"DELETE FROM {qualified(schema, table)} "
+            "WHERE pg_visible_in_snapshot(xact, %s::pg_snapshot)",
+            (snapshot,),
+        ).rowcount
     if invalidations:
         connection.execute(
             f"DELETE FROM {qualified(schema, INVALID)} "

@@ -17,6 +17,7 @@ from typing import Any
 
 from chariot.batch import Key, Reject
 from chariot.cdc.position import LogPosition
+from chariot.keys import key_getter
 from chariot.streams import Stream
 
 
@@ -46,10 +47,10 @@ class TableChanges:
     @property
     def changed_keys(self) -> list[Key]:
         """Every key this applies to (deleted, upserted or rejected)."""
-        positions = self.stream.key_positions
+        key_of = key_getter(self.stream.key_positions)
         return [
             *self.deletes,
-            *(tuple(row[p] for p in positions) for row in self.upserts),
+            *map(key_of, self.upserts),
             *(reject.key for reject in self.rejects),
         ]
 

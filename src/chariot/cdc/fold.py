@@ -17,6 +17,7 @@ from chariot.cdc.changes import ChangeBatch, TableChanges
 from chariot.cdc.decode import ZERO_DATE
 from chariot.cdc.position import LogPosition
 from chariot.cdc.reader import Change, SourceTransaction
+from chariot.keys import key_getter
 from chariot.streams import Stream
 
 _ZERO_TEXT = {"date": "0000-00-00"}
@@ -169,9 +170,8 @@ def merge(batch: ChangeBatch, derived: Sequence[TableChanges], streams: StreamIn
         replaced = set(extra.changed_keys)
         positions = table.stream.key_positions
         table.deletes = [key for key in table.deletes if key not in replaced]
-        table.upserts = [
-            row for row in table.upserts if tuple(row[p] for p in positions) not in replaced
-        ]
+        key_of = key_getter(positions)
+        table.upserts = [row for row in table.upserts if key_of(row) not in replaced]
         table.rejects = [reject for reject in table.rejects if reject.key not in replaced]
         table.deletes += extra.deletes
         table.upserts += extra.upserts
@@ -181,7 +181,7 @@ def merge(batch: ChangeBatch, derived: Sequence[TableChanges], streams: StreamIn
 
 
 def _key(stream: Stream, row: dict[str, Any]) -> Key:
-    return tuple(row[column] for column in stream.key)
+    return key_getter(tuple(stream.key))(row)
 
 
 def _reader_key(stream: Stream, key: Key) -> Key:

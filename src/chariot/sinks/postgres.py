@@ -29,7 +29,7 @@ from chariot.cdc.position import LogPosition
 from chariot.config import Settings
 from chariot.connections import ensure_postgres_schema
 from chariot.errors import Busy
-from chariot.keys import key_from_json, key_to_json
+from chariot.keys import key_from_json, key_getter, key_to_json
 from chariot.lease import DEAD_HOLDER_GRACE_SECONDS, holder_of, is_dead_local_process, keep_trying
 from chariot.sinks import postgres_changes as changes_sql
 from chariot.sinks.base import ChangeSink
@@ -426,8 +426,11 @@ class PostgresSink(ChangeSink):
         self, cursor: psycopg.Cursor[Any], table: PgTable, changes: TableChanges
     ) -> None:
         """Upsert as ``write`` does; a row PostgreSQL refuses is a reject, and its older
-        version goes. Then the rejects are recorded, and those of keys now fine forgotten."""
-        unstorable = self._upsert_storable(table, changes.upserts) if changes.upserts else []
+        version goes. Then the rejects are recorded, and those of keys now fine forgotten.
+        The rows go in key order: the server finds each in the primary key (and the table)
+        in that order, reading each page once for the keys on it (``sorted_keys``)."""
+        rows = _in_key_order(changes.upserts, table.stream.key_positions)
+        unstorable = self._upsert_storable(table, rows) if rows else []
         self._delete(cursor, table, [reject.key for reject in unstorable])
         rejects = [*changes.rejects, *unstorable]
         if rejects:
@@ -468,8 +471,8 @@ class PostgresSink(ChangeSink):
             connection.execute(statement)
 
     def _delete(self, cursor: psycopg.Cursor[Any], table: PgTable, keys: list[Key]) -> int:
-        """Delete rows by source key: one statement, however many keys."""
-        arrays = changes_sql.value_arrays(keys, len(table.stream.key))
+        """Delete rows by source key: one statement, however many keys, in key order."""
+        arrays = changes_sql.value_arrays(changes_sql.sorted_keys(keys), len(table.stream.key))
         if not arrays[0]:
             return 0
         cursor.execute(changes_sql.delete_matching(table), arrays)
@@ -696,6 +699,15 @@ class _NeedsKey(Exception):
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def _in_key_order(rows: list[tuple[Any, ...]], positions: tuple[int, ...]) -> list[tuple[Any, ...]]:
+    """Rows sorted by their key (folded changes hold one row per key); as they came when
+    Python cannot order the keys."""
+    try:
+        return sorted(rows, key=key_getter(positions))
+    except TypeError:
+        return rows
 
 
 def key_json(key: Key) -> str:
