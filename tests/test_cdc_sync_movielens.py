@@ -153,3 +153,40 @@ def test_a_copied_table_is_carried_into_neo4j_by_the_log_alone(
     assert not refreshed.failures, refreshed.failures
     assert [t.rows_read for t in refreshed.tables] != [0]
     assert differences(audit(settings)) == {}
+
+
+def test_a_copied_table_is_carried_into_postgres_by_the_log_alone(
+    settings: Settings, movielens_dir: Path
+) -> None:
+    """The same for PostgreSQL: a table whose copy finished after its log position has no
+    keyset pass; a full refresh copies again, and so does the first sync of a schema whose
+    positions predate the record of finished copies (once)."""
+    settings.run.sinks = ["postgres"]
+    seed_and_sync(settings, movielens_dir, ["postgres"])
+    my, pg = settings.mysql, settings.postgres
+    top_user, top_movie = _one(settings, "SELECT MAX(userId), MAX(movieId) FROM ratings")
+    user, movie = _one(settings, "SELECT userId, movieId FROM ratings ORDER BY userId LIMIT 1")
+    mysql(my, "INSERT INTO ratings VALUES (%s, %s, 3.5, 1600000001)", (top_user + 1, top_movie))
+    mysql(my, "UPDATE ratings SET rating = 0.5 WHERE userId=%s AND movieId=%s", (user, movie))
+
+    result = sync(settings)
+
+    assert result.mode == "cdc" and not result.failures, result.failures
+    assert [t.rows_read for t in result.tables if t.table == "ratings"] == [0]
+    assert [part.changes for part in result.changes] == [2]
+    assert differences(audit(settings)) == {}
+
+    refreshed = sync(settings, tables=["ratings"], full_refresh=True)
+    assert not refreshed.failures, refreshed.failures
+    assert [t.rows_read for t in refreshed.tables] != [0]
+    mysql(my, "INSERT INTO ratings VALUES (%s, %s, 2.5, 1600000002)", (top_user + 2, top_movie))
+    assert [t.rows_read for t in sync(settings).tables if t.table == "ratings"] == [0]
+
+    # Positions written before `copied` existed: one keyset pass, then the log alone.
+    postgres(pg, "ALTER TABLE {s}._chariot_log_positions DROP COLUMN copied")
+    mysql(my, "INSERT INTO ratings VALUES (%s, %s, 1.5, 1600000003)", (top_user + 3, top_movie))
+    # (the keyset mark is still the refresh's: the row the log alone carried is read again)
+    assert [t.rows_read for t in sync(settings).tables if t.table == "ratings"] == [2]
+    mysql(my, "INSERT INTO ratings VALUES (%s, %s, 1.0, 1600000004)", (top_user + 4, top_movie))
+    assert [t.rows_read for t in sync(settings).tables if t.table == "ratings"] == [0]
+    assert differences(audit(settings)) == {}

@@ -157,7 +157,10 @@ class PostgresSink(ChangeSink):
     def table_complete(self, stream: Stream) -> None:
         table = layout_for(stream, self.schema)
         self._ensure_key(table)
-        self.connection.execute(table.clear_loading, (table.name,))
+        with self.connection.transaction():
+            self.connection.execute(table.clear_loading, (table.name,))
+            # A table following the log: the log alone carries its later rows now.
+            self.connection.execute(changes_sql.set_copied(self.schema), (True, table.name))
 
     # -- the key of a first load ---------------------------------------------------------
 
@@ -357,6 +360,14 @@ class PostgresSink(ChangeSink):
             self.connection.execute(
                 changes_sql.save_positions(self.schema), (position.render(), None, [stream.name])
             )
+            self.connection.execute(changes_sql.set_copied(self.schema), (False, stream.name))
+
+    def log_copied(self) -> set[str]:
+        if not self._exists(LOG_POSITIONS):
+            return set()
+        return {
+            str(name) for (name,) in self.connection.execute(changes_sql.select_copied(self.schema))
+        }
 
     def forget_log(self, stream: Stream) -> None:
         self._lock_table(layout_for(stream, self.schema))

@@ -199,6 +199,24 @@ def save_positions(schema: str) -> sql.Composed:
     ).format(_positions(schema))
 
 
+def set_copied(schema: str) -> sql.Composed:
+    """Whether a table's copy finished after its log position was stored (``log_copied``)."""
+    from psycopg import sql
+
+    return sql.SQL("UPDATE {} SET copied = %s WHERE table_name = %s").format(_positions(schema))
+
+
+def select_copied(schema: str) -> sql.Composed:
+    from psycopg import sql
+
+    # Through to_jsonb: positions stored before the column existed are read before anything
+    # has added it (the control tables are brought up to date when a table is prepared).
+    return sql.SQL(
+        "SELECT p.table_name FROM {} AS p"
+        " WHERE coalesce((to_jsonb(p) ->> 'copied')::boolean, false)"
+    ).format(_positions(schema))
+
+
 def delete_position(schema: str) -> sql.Composed:
     from psycopg import sql
 

@@ -82,7 +82,7 @@ CONTROL_TABLES = (
     # same transaction as the changes it covers) and the last source commit it covers.
     "CREATE TABLE IF NOT EXISTS {schema}." + LOG_POSITIONS + " ("
     " table_name text PRIMARY KEY, log_position text NOT NULL, committed_at timestamptz,"
-    " updated_at timestamptz)",
+    " updated_at timestamptz, copied boolean NOT NULL DEFAULT false)",
 )
 # Schemas written by 0.1.0 keep their keys in jsonb: convert once, in place.
 JSONB_KEY_COLUMNS = ((CHECKPOINTS, "high_water_mark"), (REJECTS, "row_key"))
@@ -185,6 +185,10 @@ class PgTable:
             ),
             sql.SQL("DELETE FROM {} WHERE table_name = {}").format(
                 self.control(REJECTS), sql.Literal(self.name)
+            ),
+            # Emptied: its copy is not finished any more (``log_copied``), until the new one is.
+            sql.SQL("UPDATE {} SET copied = false WHERE table_name = {}").format(
+                self.control(LOG_POSITIONS), sql.Literal(self.name)
             ),
         ]
 
@@ -468,8 +472,10 @@ def control_statements(schema: str) -> list[sql.Composed]:
     statements = [
         sql.SQL(text.replace("{schema}", "{}")).format(identifier) for text in CONTROL_TABLES
     ]
-    return statements + [
-        _jsonb_to_text(schema, table, column) for table, column in JSONB_KEY_COLUMNS
+    return [
+        *statements,
+        *(_jsonb_to_text(schema, table, column) for table, column in JSONB_KEY_COLUMNS),
+        _add_copied(schema),
     ]
 
 
@@ -484,6 +490,19 @@ def _jsonb_to_text(schema: str, table: str, column: str) -> sql.Composed:
         "DO $$ BEGIN IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = {}"
         " AND table_name = {} AND column_name = {} AND data_type = 'jsonb') THEN {}; END IF; END $$"
     ).format(sql.Literal(schema), sql.Literal(table), sql.Literal(column), alter)
+
+
+def _add_copied(schema: str) -> sql.Composed:
+    """Log positions written before ``copied`` existed get it (false: the next sync runs the
+    table's keyset pass once more, as it always did, then marks the copy finished)."""
+    from psycopg import sql
+
+    target = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(LOG_POSITIONS))
+    return sql.SQL(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM information_schema.columns"
+        " WHERE table_schema = {} AND table_name = {} AND column_name = 'copied') THEN"
+        " ALTER TABLE {} ADD COLUMN copied boolean NOT NULL DEFAULT false; END IF; END $$"
+    ).format(sql.Literal(schema), sql.Literal(LOG_POSITIONS), target)
 
 
 def _quote(name: str) -> str:
