@@ -13,7 +13,9 @@
 # Settings: CHARIOT_MYSQL__*, CHARIOT_POSTGRES__*, CHARIOT_NEO4J__* from the environment,
 # else .env, else .env.example (see scripts/env.sh). All state lives in .services/
 # (override with CHARIOT_SERVICES_DIR). Tunables: NEO4J_VERSION, NEO4J_HEAP, NEO4J_PAGECACHE,
-# NEO4J_START_TIMEOUT (seconds), CHARIOT_JAVA (path of a Java 17 or 21 `java`).
+# NEO4J_START_TIMEOUT (seconds), CHARIOT_JAVA (path of a Java 17 or 21 `java`),
+# MARIADB_BUFFER_POOL (InnoDB buffer pool, default 256M: a 25M-rating source needs ~1.5G to
+# be audited from memory; see docs/performance.md, "Audit").
 # MariaDB runs with the binary log on (ROW, full row images and metadata) for change capture:
 # the logs live in .services/mariadb/binlog and expire after MARIADB_BINLOG_EXPIRE_SECONDS
 # (default 3 days). A restart of an existing data dir applies these settings.
@@ -57,6 +59,7 @@ MY_PIDF="$MY_DIR/run/mariadbd.pid"
 MY_LOG="$MY_DIR/logs/mariadbd.log"
 MY_BINLOG_DIR="$MY_DIR/binlog"
 MY_BINLOG_EXPIRE="${MARIADB_BINLOG_EXPIRE_SECONDS:-259200}"
+MY_BUFFER_POOL="${MARIADB_BUFFER_POOL:-256M}"
 
 PG_DIR="$SVC/postgres"
 PG_DATA="$PG_DIR/data"
@@ -238,7 +241,7 @@ mariadb_start() {
         --default-time-zone=+00:00
         --max-connections=300
         --max-allowed-packet=256M
-        --innodb-buffer-pool-size=256M
+        --innodb-buffer-pool-size="$MY_BUFFER_POOL"
         # The binary log, as change capture reads it: row events with every column of both
         # row images, and the column names (without FULL metadata rows arrive unnamed).
         --server-id=1

@@ -49,6 +49,24 @@ def range_condition(columns: Sequence[str], segment: Segment, param: Param) -> s
     return " AND ".join(parts) if parts else "1 = 1"
 
 
+def row_range_condition(columns: Sequence[str], segment: Segment, param: Param) -> str:
+    """The same range as ``range_condition`` as row comparisons, ``(a, b) > (?, ?)``, which
+    PostgreSQL turns into one B-tree range over the whole key: the rows come in key order
+    (no sort) and the planner sees the range's real size. MariaDB/MySQL need the expanded
+    form (they do not make a range of a row comparison)."""
+    if len(columns) == 1:
+        return range_condition(columns, segment, param)
+    row = f"({', '.join(columns)})"
+    parts: list[str] = []
+    for bound, operator in ((segment.lo, ">"), (segment.hi, "<=")):
+        if bound is None:
+            continue
+        if len(bound) != len(columns):
+            raise ValueError(f"key {bound!r} does not match columns {list(columns)}")
+        parts.append(f"{row} {operator} ({', '.join(param(value) for value in bound)})")
+    return " AND ".join(parts) if parts else "1 = 1"
+
+
 def _compare(columns: Sequence[str], key: Key, strict: str, last: str, param: Param) -> str:
     """``(c1 > v1 OR (c1 = v1 AND (c2 >= v2)))``, built left to right so positional
     placeholders are recorded in the order they appear."""
@@ -103,11 +121,14 @@ def choose_segments(
     return sorted(random.Random(seed).sample(range(len(segments)), wanted))
 
 
+MAX_SEGMENT_ROWS = 50_000
+
+
 def segment_rows_for(total_rows: int, requested: int | None) -> int:
     """Rows per segment: as asked, else about 64 segments, between 2,000 and 50,000 rows."""
     if requested is not None:
         return requested
-    return min(50_000, max(2_000, math.ceil(total_rows / 64)))
+    return min(MAX_SEGMENT_ROWS, max(2_000, math.ceil(total_rows / 64)))
 
 
 def key_in_segment(key: Key, segment: Segment) -> bool:

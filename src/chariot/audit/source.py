@@ -83,6 +83,7 @@ class SourceSide(HashingSide):
         self.bisectable = not self.python_mode
         self._connection: pymysql.connections.Connection | None = None
         self.scan_ordered: bool | None = None  # see ``_integer_primary_key``
+        self._primary: list[tuple[str, str]] | None = None
         self._rows_connection: Any = None  # mysqlclient, for reads of many rows
         self._rows_fast: bool | None = None
 
@@ -181,6 +182,41 @@ class SourceSide(HashingSide):
     def count_all(self) -> int:
         """Every row, loadable or not (InnoDB counts a small index: no row is evaluated)."""
         return int(self.query(f"SELECT COUNT(*) FROM {self.table}")[0][0])
+
+    def estimated_rows(self) -> int:
+        """The server's estimate of the table's rows (InnoDB: a guess, kept up to date)."""
+        found = self.query(
+            "SELECT COALESCE(MAX(table_rows), 0) FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() AND table_name = %s",
+            (self.stream.source_table,),
+        )
+        return int(found[0][0] or 0)
+
+    def key_is_primary(self) -> bool:
+        """Whether the stream's key is the table's primary key (no NULL in any key column:
+        every row is on the boundaries' walk)."""
+        return [name.lower() for name, _ in self._primary_key()] == [
+            name.lower() for name in self.stream.key
+        ]
+
+    def _primary_key(self) -> list[tuple[str, str]]:
+        """(column, data type) of the table's primary key, in key order."""
+        if self._primary is None:
+            found = self.query(
+                "SELECT column_name, data_type FROM information_schema.statistics "
+                "JOIN information_schema.columns USING (table_schema, table_name, column_name) "
+                "WHERE table_schema = DATABASE() AND table_name = %s "
+                "AND index_name = 'PRIMARY' ORDER BY seq_in_index",
+                (self.stream.source_table,),
+            )
+            self._primary = [(str(name), str(kind).lower()) for name, kind in found]
+        return self._primary
+
+    def count_after(self, key: Key | None) -> int:
+        """Every row above ``key`` (all rows for None), loadable or not."""
+        values, param = positional()
+        where = range_condition(self.key_columns, Segment(key, None), param)
+        return int(self.query(f"SELECT COUNT(*) FROM {self.table} WHERE {where}", values)[0][0])
 
     def boundaries(self, segment_rows: int) -> list[Key]:
         """Every ``segment_rows``-th key, walking the primary key once in short queries.
@@ -364,17 +400,10 @@ def _mysqlclient(url: str) -> Any:
 def _integer_primary_key(side: SourceSide, stream: Stream) -> bool:
     """Whether the stream's key is the table's primary key, of integer columns only."""
     if side.scan_ordered is None:
-        found = side.query(
-            "SELECT column_name, data_type FROM information_schema.statistics "
-            "JOIN information_schema.columns USING (table_schema, table_name, column_name) "
-            "WHERE table_schema = DATABASE() AND table_name = %s AND index_name = 'PRIMARY' "
-            "ORDER BY seq_in_index",
-            (stream.source_table,),
-        )
         integers = ("tinyint", "smallint", "mediumint", "int", "bigint")
-        side.scan_ordered = [str(name).lower() for name, _ in found] == [
-            name.lower() for name in stream.key
-        ] and all(str(kind).lower() in integers for _, kind in found)
+        side.scan_ordered = side.key_is_primary() and all(
+            kind in integers for _, kind in side._primary_key()
+        )
     return side.scan_ordered
 
 

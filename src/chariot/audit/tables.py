@@ -25,6 +25,7 @@ from chariot.audit.postgres import PostgresSide
 from chariot.audit.progress import SegmentProgress, source_side
 from chariot.audit.report import RowDifference, TableAudit
 from chariot.audit.segments import (
+    MAX_SEGMENT_ROWS,
     Segment,
     choose_segments,
     key_in_segment,
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 
 AUDITABLE_SINKS = ("postgres", "neo4j")
 REJECTS_LIMIT = 1_000_000
+# A table the server estimates at this many rows has segments of ``MAX_SEGMENT_ROWS``
+# (about 64 segments reach that size at 3.2M rows; an estimate off by a fifth changes
+# only how many rows a segment has, never what is compared).
+LARGE_TABLE_ROWS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -219,17 +224,27 @@ def _shared_source_forms(canonicals: dict[str, Canonical]) -> dict[str, Canonica
 def _key_space(factory: SideFactory, stream: Stream, scope: Scope) -> KeySpace:
     """The segments. A full audit counts the rejected rows from its checksums (the source's
     count the loadable rows): evaluating the reject rules on every row once more cost as
-    much as a third of the source's work."""
+    much as a third of the source's work. A large table keyed by its primary key is not
+    counted first either: its segments have the most rows anyway, and the walk over its
+    keys counts it (one scan of the table fewer: ~1 s per 5M rows here)."""
     source = factory.source(postgres_canonical(stream))
     try:
         source.check_exists()
-        if scope.sample is None:
-            total, rejected = source.count_all(), None
-        else:
+        if scope.sample is not None:
             counts = source.count_rows()
-            total, rejected = counts.loadable, counts.rejected
-        rows = segment_rows_for(total, scope.segment_rows)
-        return KeySpace(segments_from_boundaries(source.boundaries(rows)), total, rejected)
+            rows = segment_rows_for(counts.loadable, scope.segment_rows)
+            boundaries = source.boundaries(rows)
+            return KeySpace(segments_from_boundaries(boundaries), counts.loadable, counts.rejected)
+        if source.estimated_rows() >= LARGE_TABLE_ROWS and source.key_is_primary():
+            rows = scope.segment_rows or MAX_SEGMENT_ROWS
+            boundaries = source.boundaries(rows)
+            last = boundaries[-1] if boundaries else None
+            total = len(boundaries) * rows + source.count_after(last)
+        else:
+            total = source.count_all()
+            rows = segment_rows_for(total, scope.segment_rows)
+            boundaries = source.boundaries(rows)
+        return KeySpace(segments_from_boundaries(boundaries), total, None)
     finally:
         source.close()
 
