@@ -43,3 +43,61 @@ def test_a_no_op_once_the_driver_is_loaded() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == "module"
+
+
+# What `chariot sync` imports before it knows whether there is anything to do: the CLI, the
+# sync library, the built-in source and sinks with their drivers, and the change-capture
+# modules (the binary log itself is opened only when a sink is behind the log's end).
+SYNC_PATH = (
+    "chariot.cli.app",
+    "chariot.sync",
+    "chariot.sync.capture",
+    "chariot.cdc.reader",
+    "chariot.sources.sql",
+    "chariot.sinks.postgres",
+    "chariot.sinks.neo4j",
+    "chariot.project.streams",
+    "chariot.project.source_catalog",
+)
+# None of these is needed by a sync with nothing to copy; each costs 0.1-1 s to import.
+HEAVY = (
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "connectorx",
+    "sqlalchemy",
+    "dask",
+    "distributed",
+    "pymysqlreplication",
+    "chariot.seed.movielens",
+    "chariot.seed.synthetic",
+    "chariot.aggregate",
+    "chariot.audit",
+)
+
+
+def test_the_sync_path_imports_nothing_heavy() -> None:
+    probe = (
+        "import importlib, sys\n"
+        "from chariot.cli.lean_imports import skip_neo4j_dataframe_support\n"
+        "skip_neo4j_dataframe_support()\n"
+        f"for name in {SYNC_PATH!r}: importlib.import_module(name)\n"
+        f"print(','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == ""
+
+
+def test_the_heavy_list_can_be_seen() -> None:
+    """The probe above can fail: importing the seed package's loader by name loads it."""
+    probe = (
+        "import sys\n"
+        "from chariot.seed import seed_movielens\n"
+        "print('chariot.seed.movielens' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "True"

@@ -6,6 +6,7 @@ touching Chariot.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from functools import cache
 from importlib.metadata import EntryPoint, entry_points
@@ -24,7 +25,15 @@ TRANSFORM_GROUP = "chariot.transforms"
 
 def installed(group: str) -> dict[str, EntryPoint]:
     """Installed plugins of one group, by name."""
-    return {entry.name: entry for entry in entry_points(group=group)}
+    return {entry.name: entry for entry in _group(group, tuple(sys.path))}
+
+
+@cache
+def _group(group: str, path: tuple[str, ...]) -> tuple[EntryPoint, ...]:
+    """One group's entry points, read once per ``sys.path``: a read opens every installed
+    distribution's metadata (several ms), and a sync looks up its source and each sink.
+    A path entry added later (a plugin put on the path) reads them afresh."""
+    return tuple(entry_points(group=group))
 
 
 def sink_names() -> list[str]:

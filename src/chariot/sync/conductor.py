@@ -176,10 +176,19 @@ def select_streams(streams: tuple[Stream, ...], names: list[str] | None) -> list
 def _take_leases(writers: list[SinkWriter], streams: list[Stream]) -> None:
     """Every sink's writer lease for every table, before anything is written: a second
     command then stops here, having changed nothing (``Busy``). A sink that cannot even be
-    reached is left to fail on its first table, where the run reports it."""
+    reached is left to fail on its first table, where the run reports it. The sinks at once
+    (each has its own connections): the slower sink's round trips, not their sum."""
+    outcomes: dict[str, Future[None]] = {}
+    if len(writers) > 1:
+        with ThreadPoolExecutor(len(writers), thread_name_prefix="chariot-lease") as pool:
+            for writer in writers:
+                outcomes[writer.name] = pool.submit(writer.sink.acquire_all, streams)
     for writer in writers:
         try:
-            writer.sink.acquire_all(streams)
+            if writer.name in outcomes:
+                outcomes[writer.name].result()
+            else:
+                writer.sink.acquire_all(streams)
         except Busy:
             raise
         except Exception:
