@@ -130,6 +130,7 @@ def test_the_log_position_table_is_a_control_table(
         ("log_position", "text", "NO"),
         ("committed_at", "timestamp with time zone", "YES"),
         ("updated_at", "timestamp with time zone", "YES"),
+        ("copied", "boolean", "NO"),
     ]
 
 
