@@ -119,3 +119,40 @@ def test_a_key_deleted_and_inserted_again_is_replaced_and_moves_are_kept() -> No
     assert table.moved == [((2,), (3,))]
     assert table.deletes == [(2,)]
     assert sorted(table.upserts) == [(1, "b"), (3, "a")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(operations)
+def test_updated_names_only_rows_the_source_held_throughout(ops: list[Any]) -> None:
+    """``updated`` (the sink's hint to look a row up before inserting it) names only keys
+    the source held before the run and never lost within it, and every such key the run
+    last updated in place."""
+    source: dict[int, str | None] = {1: "a", 2: "b", 3: None}
+    before = set(source)
+    lost: set[int] = set()  # deleted or moved away at some point
+    touched_in_place: set[int] = set()
+    changes = []
+    for kind, key, new_key, label in ops:
+        if kind == "insert" and key not in source:
+            source[key] = label
+            changes.append(Change("items", "insert", None, {"id": key, "label": label}))
+        elif kind == "update" and key in source and (new_key == key or new_key not in source):
+            old = {"id": key, "label": source.pop(key)}
+            source[new_key] = label
+            if new_key != key:
+                lost.add(key)
+            else:
+                touched_in_place.add(key)
+            changes.append(Change("items", "update", old, {"id": new_key, "label": label}))
+        elif kind == "delete" and key in source:
+            lost.add(key)
+            changes.append(Change("items", "delete", {"id": key, "label": source.pop(key)}, None))
+    folder = Folder(STREAMS, _no_reject)
+    folder.add(list(enumerate(changes)))
+    batch = folder.batch(LogPosition("log.000001", 9), ("items",))
+    updated = {key[0] for table in batch.tables for key in table.updated}
+    upserted = {row[0] for table in batch.tables for row in table.upserts}
+    assert updated <= before - lost
+    assert updated <= upserted
+    # A key held throughout can only have been first touched by an in-place update.
+    assert updated == (touched_in_place - lost) & upserted

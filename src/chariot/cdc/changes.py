@@ -35,6 +35,9 @@ class TableChanges:
     ``deletes``; the new one in ``upserts`` or ``rejects``), for ON UPDATE foreign-key rules.
     ``replaced``: keys deleted and inserted again within the run (so in ``upserts`` or
     ``rejects``, not ``deletes``): the delete's ON DELETE foreign-key rules still acted.
+    ``updated``: keys of ``upserts`` whose first change in the run updated the row in
+    place (same key), so the source held the row before: a hint a sink may use to look
+    the row up before it tries to insert it (it must still insert one it does not find).
     """
 
     stream: Stream
@@ -43,6 +46,7 @@ class TableChanges:
     rejects: list[Reject] = field(default_factory=list)
     moved: list[tuple[Key, Key]] = field(default_factory=list)
     replaced: list[Key] = field(default_factory=list)
+    updated: set[Key] = field(default_factory=set)
 
     @property
     def changed_keys(self) -> list[Key]:

@@ -88,6 +88,8 @@ class Folder:
         self._net: dict[str, dict[Key, dict[str, Any] | None]] = {}
         self._moved: dict[str, list[tuple[Key, Key]]] = {}
         self._deleted: dict[str, set[Key]] = {}  # keys this run deleted (for ``replaced``)
+        # Keys whose first change in the run was an in-place update (for ``updated``).
+        self._updated: dict[str, set[Key]] = {}
         self.changes = 0
         self.transactions = 0
 
@@ -112,6 +114,8 @@ class Folder:
                     net[old] = None
                     deleted.add(old)
                     self._moved.setdefault(stream.name, []).append((old, new))
+                elif old not in net:
+                    self._updated.setdefault(stream.name, set()).add(old)
                 net[new] = change.after
 
     def batch(
@@ -139,6 +143,7 @@ class Folder:
         table = TableChanges(stream, moved=list(self._moved.get(stream.name, [])))
         columns = stream.source_columns
         deleted = self._deleted.get(stream.name, set())
+        updated = self._updated.get(stream.name, set())
         for key, row in net.items():
             if row is None:
                 table.deletes.append(key)
@@ -150,6 +155,8 @@ class Folder:
                 table.rejects.append(Reject(stream.name, _reader_key(stream, key), reason))
             else:
                 table.upserts.append(tuple(row[column] for column in columns))
+                if key in updated and key not in deleted:
+                    table.updated.add(key)
         return table
 
     def __bool__(self) -> bool:

