@@ -125,19 +125,7 @@ def test_a_copied_table_is_carried_into_neo4j_by_the_log_alone(
     """Once a table's copy finished after its log position, a sync skips its keyset pass
     for Neo4j: a rating inserted above the mark is written once, by the log (CREATEd:
     proven new); a full refresh copies again."""
-    settings.run.sinks = ["neo4j"]
-    seed_and_sync(settings, movielens_dir, ["neo4j"])
-    my = settings.mysql
-    top_user, top_movie = _one(settings, "SELECT MAX(userId), MAX(movieId) FROM ratings")
-    user, movie = _one(settings, "SELECT userId, movieId FROM ratings ORDER BY userId LIMIT 1")
-    mysql(my, "INSERT INTO ratings VALUES (%s, %s, 3.5, 1600000001)", (top_user + 1, top_movie))
-    mysql(my, "UPDATE ratings SET rating = 0.5 WHERE userId=%s AND movieId=%s", (user, movie))
-
-    result = sync(settings)
-
-    assert result.mode == "cdc" and not result.failures, result.failures
-    assert [t.rows_read for t in result.tables if t.table == "ratings"] == [0]
-    assert [part.changes for part in result.changes] == [2]
+    top_user, top_movie = _copied_then_one_new_and_one_updated(settings, movielens_dir, "neo4j")
     assert cypher(
         settings,
         "MATCH (:User {userId: $u})-[r:RATED]->(:Movie {movieId: $m}) RETURN count(r)",
@@ -161,19 +149,8 @@ def test_a_copied_table_is_carried_into_postgres_by_the_log_alone(
     """The same for PostgreSQL: a table whose copy finished after its log position has no
     keyset pass; a full refresh copies again, and so does the first sync of a schema whose
     positions predate the record of finished copies (once)."""
-    settings.run.sinks = ["postgres"]
-    seed_and_sync(settings, movielens_dir, ["postgres"])
+    top_user, top_movie = _copied_then_one_new_and_one_updated(settings, movielens_dir, "postgres")
     my, pg = settings.mysql, settings.postgres
-    top_user, top_movie = _one(settings, "SELECT MAX(userId), MAX(movieId) FROM ratings")
-    user, movie = _one(settings, "SELECT userId, movieId FROM ratings ORDER BY userId LIMIT 1")
-    mysql(my, "INSERT INTO ratings VALUES (%s, %s, 3.5, 1600000001)", (top_user + 1, top_movie))
-    mysql(my, "UPDATE ratings SET rating = 0.5 WHERE userId=%s AND movieId=%s", (user, movie))
-
-    result = sync(settings)
-
-    assert result.mode == "cdc" and not result.failures, result.failures
-    assert [t.rows_read for t in result.tables if t.table == "ratings"] == [0]
-    assert [part.changes for part in result.changes] == [2]
     assert differences(audit(settings)) == {}
 
     refreshed = sync(settings, tables=["ratings"], full_refresh=True)
@@ -190,3 +167,25 @@ def test_a_copied_table_is_carried_into_postgres_by_the_log_alone(
     mysql(my, "INSERT INTO ratings VALUES (%s, %s, 1.0, 1600000004)", (top_user + 4, top_movie))
     assert [t.rows_read for t in sync(settings).tables if t.table == "ratings"] == [0]
     assert differences(audit(settings)) == {}
+
+
+def _copied_then_one_new_and_one_updated(
+    settings: Settings, movielens_dir: Path, sink: str
+) -> tuple[int, int]:
+    """MovieLens copied into ``sink`` by change capture, then a rating inserted above the
+    mark and one updated: one sync carries both by the log alone (no keyset pass).
+    Returns the highest user and movie before the insert."""
+    settings.run.sinks = [sink]
+    seed_and_sync(settings, movielens_dir, [sink])
+    my = settings.mysql
+    top_user, top_movie = _one(settings, "SELECT MAX(userId), MAX(movieId) FROM ratings")
+    user, movie = _one(settings, "SELECT userId, movieId FROM ratings ORDER BY userId LIMIT 1")
+    mysql(my, "INSERT INTO ratings VALUES (%s, %s, 3.5, 1600000001)", (top_user + 1, top_movie))
+    mysql(my, "UPDATE ratings SET rating = 0.5 WHERE userId=%s AND movieId=%s", (user, movie))
+
+    result = sync(settings)
+
+    assert result.mode == "cdc" and not result.failures, result.failures
+    assert [t.rows_read for t in result.tables if t.table == "ratings"] == [0]
+    assert [part.changes for part in result.changes] == [2]
+    return top_user, top_movie
