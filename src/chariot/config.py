@@ -378,6 +378,7 @@ DOCUMENTED_NAMES = frozenset(
         "SERVICES_PYTHON",
         "JAVA",
         "CSV_SINK_DIR",
+        "BENCH_NAME",  # the benchmarks' own database and schema names (bench/)
         "CDC_MYSQL__HOST",  # the change-capture tests' server (tests/cdc_support.py)
         "CDC_MYSQL__PORT",
         "CDC_MYSQL__USER",
