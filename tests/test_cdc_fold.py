@@ -42,6 +42,29 @@ def _transaction(changes: list[Change], end: int) -> SourceTransaction:
     )
 
 
+def _replay(
+    ops: list[Any], source: dict[int, str | None]
+) -> tuple[list[Change], set[int], set[int]]:
+    """Apply the operations the source allows to ``source``; returns the changes the log
+    would hold, the keys deleted or moved away at some point, and those updated in place."""
+    changes: list[Change] = []
+    lost: set[int] = set()
+    in_place: set[int] = set()
+    for kind, key, new_key, label in ops:
+        if kind == "insert" and key not in source:
+            source[key] = label
+            changes.append(Change("items", "insert", None, {"id": key, "label": label}))
+        elif kind == "update" and key in source and (new_key == key or new_key not in source):
+            old = {"id": key, "label": source.pop(key)}
+            source[new_key] = label
+            (in_place if new_key == key else lost).add(key)
+            changes.append(Change("items", "update", old, {"id": new_key, "label": label}))
+        elif kind == "delete" and key in source:
+            lost.add(key)
+            changes.append(Change("items", "delete", {"id": key, "label": source.pop(key)}, None))
+    return changes, lost, in_place
+
+
 operations = st.lists(
     st.tuples(
         st.sampled_from(("insert", "update", "delete")),
@@ -59,17 +82,7 @@ def test_a_folded_batch_ends_where_the_changes_one_by_one_end(ops: list[Any]) ->
     """Whatever the sequence, one folded batch leaves the same rows as every change applied
     in order (a rejected row is absent, as a first copy leaves it)."""
     source: dict[int, str | None] = {}
-    changes = []
-    for kind, key, new_key, label in ops:
-        if kind == "insert" and key not in source:
-            source[key] = label
-            changes.append(Change("items", "insert", None, {"id": key, "label": label}))
-        elif kind == "update" and key in source and (new_key == key or new_key not in source):
-            before = {"id": key, "label": source.pop(key)}
-            source[new_key] = label
-            changes.append(Change("items", "update", before, {"id": new_key, "label": label}))
-        elif kind == "delete" and key in source:
-            changes.append(Change("items", "delete", {"id": key, "label": source.pop(key)}, None))
+    changes, _, _ = _replay(ops, source)
     folder = Folder(STREAMS, _no_reject)
     transaction = _transaction(changes, 100)
     folder.add(pending_changes(transaction, {"items": LogPosition("log.000001", 4)}, STREAMS))
@@ -129,24 +142,7 @@ def test_updated_names_only_rows_the_source_held_throughout(ops: list[Any]) -> N
     last updated in place."""
     source: dict[int, str | None] = {1: "a", 2: "b", 3: None}
     before = set(source)
-    lost: set[int] = set()  # deleted or moved away at some point
-    touched_in_place: set[int] = set()
-    changes = []
-    for kind, key, new_key, label in ops:
-        if kind == "insert" and key not in source:
-            source[key] = label
-            changes.append(Change("items", "insert", None, {"id": key, "label": label}))
-        elif kind == "update" and key in source and (new_key == key or new_key not in source):
-            old = {"id": key, "label": source.pop(key)}
-            source[new_key] = label
-            if new_key != key:
-                lost.add(key)
-            else:
-                touched_in_place.add(key)
-            changes.append(Change("items", "update", old, {"id": new_key, "label": label}))
-        elif kind == "delete" and key in source:
-            lost.add(key)
-            changes.append(Change("items", "delete", {"id": key, "label": source.pop(key)}, None))
+    changes, lost, touched_in_place = _replay(ops, source)
     folder = Folder(STREAMS, _no_reject)
     folder.add(list(enumerate(changes)))
     batch = folder.batch(LogPosition("log.000001", 9), ("items",))
