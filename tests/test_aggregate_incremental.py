@@ -304,6 +304,52 @@ def test_groups_are_recorded_as_one_sorted_set_per_statement(
     assert not query(pg, f"SELECT 1 FROM {{schema}}.{TOUCHED}")
 
 
+def test_a_changed_movie_touches_its_genres_without_reading_the_ratings(
+    movielens: tuple[Settings, dict[str, Stream]],
+) -> None:
+    """No index leads from a movie to its ratings: reading them per changed movie was a
+    scan of the ratings each time. The genres come from the movie's row alone; a movie
+    nobody rated touches its genres needlessly, and the results still equal a full run."""
+    settings, streams = movielens
+    pg = settings.postgres
+    assert run_aggregation(settings, workers=1).mode == "full"
+    [(unrated,)] = query(
+        pg,
+        "SELECT movie_id FROM {schema}.movies WHERE movie_id NOT IN "
+        "(SELECT movie_id FROM {schema}.ratings) ORDER BY 1 LIMIT 1",
+    )
+    before = genres_of(pg, [2, unrated])
+    schema = pg.schema_name
+    with postgres_connection(pg) as connection, connection.cursor() as cursor:
+        groups = TouchedGroups(cursor, schema, [(streams["movies"], [(2,), (unrated,)])])
+        groups.before_changes()
+        cursor.execute(
+            f'UPDATE "{schema}".movies SET genres = %s WHERE movie_id = ANY(%s)',
+            (["Film-Noir", "Western"], [2, unrated]),
+        )
+        groups.after_changes()
+        # This transaction's own reads of the ratings, by any path.
+        cursor.execute(
+            "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables"
+            " WHERE schemaname = %s AND relname = 'ratings'",
+            (schema,),
+        )
+        assert cursor.fetchone() == (0,)
+        connection.commit()
+    [(touched,)] = query(
+        pg,
+        f"SELECT group_keys FROM {{schema}}.{TOUCHED_SETS} WHERE aggregation = 'genre_stats'"
+        " ORDER BY seq LIMIT 1",
+    )
+    assert set(touched) == before  # the old genres, the unrated movie's too
+    result = run_aggregation(settings, workers=1)
+    assert result.mode == "incremental"
+    assert recomputed(result)["genre_stats"] == len(before | {"Film-Noir", "Western"})
+    incremental = summaries(pg)
+    run_aggregation(settings, workers=1, full=True)
+    assert summaries(pg) == incremental
+
+
 def test_groups_recorded_by_version_0_1_are_still_read_and_forgotten(
     movielens: tuple[Settings, dict[str, Stream]],
 ) -> None:

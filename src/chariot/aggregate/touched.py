@@ -156,7 +156,9 @@ def _plan(
     found = _groups_from_keys(aggregation, stream, schema, columns, names)
     if found is None:
         arrays = [list(values) for values in zip(*keys, strict=True)]
-        found = _groups_of_rows(aggregation, stream, schema, columns, names)
+        found = _groups_of_joined_row(aggregation, stream, schema, columns, names)
+        if found is None:
+            found = _groups_of_rows(aggregation, stream, schema, columns, names)
         return _Plan(aggregation, stream, found, arrays, types, names, before=True)
     # Only the key columns the groups are read from (as _groups_from_keys reads them),
     # each distinct tuple once.
@@ -209,6 +211,36 @@ def _groups_from_keys(
         rows += f" CROSS JOIN LATERAL (SELECT DISTINCT unnest({source})) AS x(g)"
         source = "x.g"
     return f"LATERAL (SELECT {source} AS g {rows} WHERE {on} AND {source} IS NOT NULL) AS grouped"
+
+
+def _groups_of_joined_row(
+    aggregation: Declared,
+    stream: Stream,
+    schema: str,
+    columns: tuple[str, ...],
+    names: list[str],
+) -> str | None:
+    """The groups of a changed row of the joined table that holds the group (a movie's
+    genres for genre_stats), read from that row alone, by its key. Whether rows of the
+    aggregated table join it does not matter: a group touched needlessly is recomputed to
+    what it was. Joining them instead read the aggregated table once per changed row, as
+    no index leads from a movie to its ratings (a full scan of the ratings each time).
+    None: not such a case."""
+    if aggregation.join_table != stream.name or aggregation.table == stream.name:
+        return None
+    if not aggregation.group_joined:
+        return None
+    matched = " AND ".join(
+        f"j.{quoted(c)} = changed.{n}" for c, n in zip(columns, names, strict=True)
+    )
+    source = f"j.{quoted(aggregation.group_source)}"
+    rows = f"FROM {qualified(schema, stream.name)} j"
+    if aggregation.exploded:
+        rows += f" CROSS JOIN LATERAL (SELECT DISTINCT unnest({source})) AS x(g)"
+        source = "x.g"
+    return (
+        f"LATERAL (SELECT {source} AS g {rows} WHERE {matched} AND {source} IS NOT NULL) AS grouped"
+    )
 
 
 def _groups_of_rows(
