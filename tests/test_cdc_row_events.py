@@ -150,3 +150,29 @@ def test_the_plan_is_used_for_covered_tables_only(binlog_mysql: MySQLSettings) -
         {"id": 2, "s": None, "d": None},
     ]
     assert rows[0][1][1]["none_sources"] == {"s": "empty set", "d": "null"}
+
+
+def test_rows_of_fixed_width_columns_only_equal_the_librarys(
+    binlog_mysql: MySQLSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read with one unpack per row when no value is NULL (``RowPlan.whole``), else per column.
+    execute(
+        binlog_mysql,
+        "CREATE TABLE t (id int PRIMARY KEY, a tinyint, b smallint unsigned,"
+        " c bigint unsigned, d float, e double, f bigint)",
+    )
+    start = log_position(binlog_mysql)
+    execute(
+        binlog_mysql,
+        "INSERT INTO t VALUES (1, -128, 65535, 18446744073709551615, 0.1, -1e-300, -1),"
+        " (2, NULL, 0, 0, NULL, 2.5, NULL), (3, 127, 1, 9223372036854775808, -0, 0, 7)",
+        "UPDATE t SET d = d + 1, id = id + 10",
+        "DELETE FROM t",
+    )
+    end = log_position(binlog_mysql)
+    planned = _rows(binlog_mysql, start, end)
+    with monkeypatch.context() as patched:
+        patched.setattr(row_events, "_planned_rows", lambda event, images: None)
+        library = _rows(binlog_mysql, start, end)
+    assert len(planned) == 3
+    assert _typed(planned) == _typed(library)

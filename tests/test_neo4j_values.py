@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chariot.project.column_types import NEO4J_TYPES
-from chariot.sinks.neo4j.values import INT64_MAX, converter
+from chariot.sinks.neo4j.values import INT64_MAX, column_converter, converter
 
 
 @pytest.mark.parametrize(
@@ -74,3 +74,33 @@ def test_a_time_becomes_a_duration_of_seconds(value: dt.timedelta) -> None:
 def test_a_value_neo4j_cannot_hold_raises_value_error(neo4j: str, value: Any) -> None:
     with pytest.raises(ValueError):
         converter(neo4j)(value)
+
+
+_column_values = st.lists(
+    st.one_of(
+        st.none(),
+        st.integers(),  # beyond 64 bits too
+        st.booleans(),
+        st.floats(allow_nan=False),
+        st.text(max_size=5),
+        st.decimals(allow_nan=False, allow_infinity=False, places=2),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["integer", "float", "string"]), _column_values)
+def test_a_whole_column_converts_exactly_as_its_values_one_by_one(
+    neo4j: str, values: list[Any]
+) -> None:
+    one = converter(neo4j)
+    try:
+        expected = [one(value) for value in values]
+    except (ValueError, TypeError, ArithmeticError) as error:
+        with pytest.raises(type(error)):
+            column_converter(neo4j)(values)
+        return
+    converted = column_converter(neo4j)(values)
+    assert converted == expected
+    assert [type(v) for v in converted] == [type(v) for v in expected]

@@ -85,3 +85,6 @@ class ChangeBatch:
     # ``write`` stores ``batch.last_key``) in the same transaction, so a restart resumes
     # the snapshot right after it.
     checkpoints: dict[str, Key] = field(default_factory=dict)
+    # What the sink's ``prepare_changes`` computed for ``apply`` (conversions): made while the batch
+    # before commits.
+    prepared: Any = field(default=None, repr=False, compare=False)

@@ -47,7 +47,13 @@ def _fixed(form: str) -> Reader:
     def read(data: bytes, at: int) -> tuple[Any, int, str]:
         return unpack(data, at)[0], at + size, ""
 
+    _FIXED_FORMS[read] = form
     return read
+
+
+# A fixed-width reader -> its struct format: a row of such columns only, with no NULL,
+# is read by one ``unpack_from`` (``RowPlan.image``).
+_FIXED_FORMS: dict[Reader, str] = {}
 
 
 def _int24(unsigned: bool) -> Reader:
@@ -238,6 +244,12 @@ class RowPlan:
         self.readers = readers
         self.bitmap_size = (len(names) + 7) // 8
         self.present = bytes(self._full_bitmap(len(names)))
+        # The bits of real columns (a bitmap's padding bits may be set).
+        self.column_bits = int.from_bytes(self.present, "little")
+        forms = [_FIXED_FORMS.get(read) for read in readers]
+        self.whole: struct.Struct | None = None
+        if forms and all(forms):
+            self.whole = struct.Struct("<" + "".join(form[1:] for form in forms if form))
 
     @staticmethod
     def _full_bitmap(count: int) -> bytearray:
@@ -250,6 +262,13 @@ class RowPlan:
         """One row image at ``at``: its values, the reasons of its Nones, the next offset."""
         nulls = data[at : at + self.bitmap_size]
         at += self.bitmap_size
+        whole = self.whole
+        if whole is not None and not int.from_bytes(nulls, "little") & self.column_bits:
+            return (
+                dict(zip(self.names, whole.unpack_from(data, at), strict=True)),
+                {},
+                at + whole.size,
+            )
         values: dict[str, Any] = {}
         reasons: dict[str, str] = {}
         for index, (name, read) in enumerate(zip(self.names, self.readers, strict=True)):

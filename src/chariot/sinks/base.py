@@ -140,6 +140,12 @@ class ChangeSink(RepairableSink):
         twice). A sink that does not track it returns none: its keyset pass always runs."""
         return set()
 
+    def prepare_changes(self, batch: ChangeBatch) -> None:
+        """Do the part of ``apply`` that needs no transaction (converting values), storing
+        it in ``batch.prepared``. Called on the applier's thread while the sink's batch
+        before this one may still be committing on another; ``apply`` then runs after that
+        one. Must not write, nor assume the batch before is in the sink. Default: nothing."""
+
     @abstractmethod
     def apply(self, batch: ChangeBatch) -> None:
         """Apply ``batch`` in ONE transaction: for each table (``batch.tables``), deletes in

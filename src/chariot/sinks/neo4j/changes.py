@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from chariot.batch import Key, Reject
 from chariot.cdc.changes import TableChanges
+from chariot.keys import key_getter
 from chariot.sinks.neo4j import graph
 from chariot.sinks.neo4j.parameters import CONVERSION_ERRORS, Prepared
 from chariot.sinks.neo4j.proof import NOT_PROVEN, Proof
@@ -67,12 +68,12 @@ class TableWork:
         MERGEd ones; again only when ``proof`` differs from the one last split by."""
         if proof == self.proof and not first:
             return
-        positions = self.key_positions
+        key_of = key_getter(self.key_positions)
         creates = self.mapping.write_new is not None
         in_place_ok = self.mapping.write_updated is not None and bool(self.updated)
         new, in_place, merged = [], [], []
         for row in self.loaded:
-            key = _row_key(row, positions)
+            key = key_of(row)
             if creates and proof.is_new(key):
                 new.append(row)
             elif in_place_ok and key in self.updated:
@@ -89,11 +90,7 @@ class TableWork:
             self.new, self.highest_new = None, None
             return
         self.new = self.mapping.parameters(new)
-        self.highest_new = max(_row_key(row, positions) for row in new)
-
-
-def _row_key(row: tuple[Any, ...], positions: tuple[int, ...]) -> Key:
-    return tuple(row[p] for p in positions)
+        self.highest_new = max(map(key_of, new))
 
 
 def _nothing() -> Prepared:
@@ -107,7 +104,8 @@ def table_work(
     known proof; ``Neo4jSink.apply`` checks it inside the transaction)."""
     stream = changes.stream
     positions = stream.key_positions
-    upserts = _in_key_order(changes.upserts, lambda row: _row_key(row, positions))
+    key_of = key_getter(positions)
+    upserts = _in_key_order(changes.upserts, key_of)
     prepared = mapping.parameters(upserts)
     refused = {index for index, _ in prepared.rejected}
     rejects = [
@@ -128,7 +126,7 @@ def table_work(
         deletes=_graph_keys(mapping, gone),
         prepared=prepared,
         rejects=rejects,
-        cleared=[*changes.deletes, *(_row_key(row, positions) for row in loaded)],
+        cleared=[*changes.deletes, *map(key_of, loaded)],
         loaded=loaded,
         key_positions=positions,
         updated=changes.updated,

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from chariot.project.expressions import python_function
 from chariot.sinks.neo4j.plan import End, Link, TablePlan
 from chariot.sinks.neo4j.statements import Statements
-from chariot.sinks.neo4j.values import converter
+from chariot.sinks.neo4j.values import column_converter, converter
 
 Rows = Sequence[Sequence[Any]]
 Values = dict[str, list[Any]]  # output column -> one converted value per row
@@ -37,6 +38,7 @@ class _Column:
     name: str
     position: int  # of its origin in a source row
     compute: Callable[[Any], Any]
+    compute_all: Callable[[list[Any]], list[Any]]  # ``compute`` over a column
 
 
 class BatchParameters:
@@ -98,7 +100,9 @@ class BatchParameters:
         return self._convert(good), rejected
 
     def _convert(self, rows: Rows) -> Values:
-        return {c.name: [c.compute(row[c.position]) for row in rows] for c in self.columns}
+        return {
+            c.name: c.compute_all(list(map(itemgetter(c.position), rows))) for c in self.columns
+        }
 
     def _link_lists(self, index: int, link: Link, values: Values, count: int) -> dict[str, Any]:
         own = link.own_end
@@ -181,9 +185,12 @@ def _used_columns(plan: TablePlan) -> list[str]:
 def _column(plan: TablePlan, name: str, source_columns: list[str]) -> _Column:
     output = plan.outputs[name]
     convert = converter(output.neo4j)
+    position = source_columns.index(output.origin)
     if output.is_plain:
-        return _Column(name, source_columns.index(output.origin), convert)
+        return _Column(name, position, convert, column_converter(output.neo4j))
     transform = python_function(output)
-    return _Column(
-        name, source_columns.index(output.origin), lambda value: convert(transform(value))
-    )
+
+    def compute(value: Any) -> Any:
+        return convert(transform(value))
+
+    return _Column(name, position, compute, lambda values: [compute(v) for v in values])

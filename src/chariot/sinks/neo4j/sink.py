@@ -207,8 +207,16 @@ class Neo4jSink(ChangeSink):
 
         self._transact(work, what=self._what(stream, "dropping the log position"))
 
-    def apply(self, batch: ChangeBatch) -> None:
-        # Conversions and rejects before the transaction opens: it only runs statements.
+    def prepare_changes(self, batch: ChangeBatch) -> None:
+        batch.prepared = works = self._table_works(batch)
+        # The next batch is prepared while this one commits: split it by the proof this
+        # one will leave (its transaction reads the stored one, and splits again if not).
+        self._remember_proofs(works)
+
+    def _table_works(self, batch: ChangeBatch) -> list[changes.TableWork]:
+        """Conversions and rejects, before the transaction opens: it only runs statements.
+        The upserts are split by the proof last seen; ``apply`` splits again should the
+        transaction read another (a batch before this one raised it meanwhile)."""
         works = []
         for table in batch.tables:
             mapping = self._mapping(table.stream)
@@ -222,9 +230,14 @@ class Neo4jSink(ChangeSink):
                     hint="make the key columns the relationship's ends or its identity in "
                     "[graph], or sync this table by keys (full refresh) instead",
                 )
-            self.acquire(table.stream)
             known = self._proofs.get(table.stream.name, NOT_PROVEN)
             works.append(changes.table_work(table, mapping, known))
+        return works
+
+    def apply(self, batch: ChangeBatch) -> None:
+        works = batch.prepared if batch.prepared is not None else self._table_works(batch)
+        for table in batch.tables:
+            self.acquire(table.stream)
         resources = sorted({r for work in works for r in work.mapping.resources})
 
         def work(tx: ManagedTransaction) -> None:
@@ -257,6 +270,9 @@ class Neo4jSink(ChangeSink):
             pause_before_commit(self.name)  # a test hook; inert unless its variable is set
 
         self._transact(work, what=f"neo4j sink: applying changes up to {batch.position}")
+        self._remember_proofs(works)
+
+    def _remember_proofs(self, works: list[changes.TableWork]) -> None:
         for done in works:
             if done.loaded and done.mapping.write_new is not None:
                 # What the transaction read, with ``logMark`` as it raised it.

@@ -35,6 +35,31 @@ def converter(neo4j_type: str) -> Converter:
     return safe
 
 
+def column_converter(neo4j_type: str) -> Callable[[list[Any]], list[Any]]:
+    """``converter`` over a whole column: the column itself when every value already is
+    what the driver sends (checked in C, by exact type: a change batch's ints, floats and
+    strings mostly are), else value by value."""
+    convert = converter(neo4j_type)
+    kept = _KEPT.get(neo4j_type)
+
+    def convert_all(values: list[Any]) -> list[Any]:
+        if kept is not None:
+            types = set(map(type, values))
+            types.discard(type(None))
+            if types <= {kept} and (kept is not int or _in_int64(values, len(types))):
+                return values
+        return [convert(value) for value in values]
+
+    return convert_all
+
+
+def _in_int64(values: list[Any], kinds: int) -> bool:
+    if not kinds:
+        return True  # all None
+    present = values if None not in values else [v for v in values if v is not None]
+    return min(present) >= INT64_MIN and max(present) <= INT64_MAX
+
+
 def _integer(value: Any) -> int:
     if isinstance(value, bool):
         return int(value)
@@ -127,6 +152,9 @@ def _bytes(value: Any) -> bytes:
         return bytes(value)
     raise ValueError(f"{type(value).__name__} is not bytes")
 
+
+# Neo4j type -> the Python type whose values pass as they are (``column_converter``).
+_KEPT: dict[str, type] = {"integer": int, "float": float, "string": str}
 
 _CONVERTERS: dict[str, Converter] = {
     "integer": _integer,
