@@ -11,6 +11,10 @@ optional-dependency module in advance, with none of them, skips those imports.
 Only the CLI does this (``chariot.cli.app.main``): a program that imports Chariot as a
 library keeps the driver as it is. Should a later driver read another name from that
 module, the stub answers ``None`` (feature absent) instead of failing the import.
+
+The garbage collector is paused only while ``chariot.cli.app`` imports its modules
+(``start_up_collection_paused``), never while a command runs: a program that imports
+Chariot's library, or a sync that copies millions of rows, collects as usual.
 """
 
 from __future__ import annotations
