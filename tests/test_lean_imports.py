@@ -101,3 +101,38 @@ def test_the_heavy_list_can_be_seen() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip() == "True"
+
+
+def _probe(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    return done.stdout.strip()
+
+
+def test_the_cli_collects_garbage_again_once_imported() -> None:
+    """The collector pauses while the CLI imports; afterwards it runs, the start-up's
+    objects frozen out of its way."""
+    probe = (
+        "import gc\nimport chariot.cli.app\nprint(gc.isenabled(), gc.get_freeze_count() > 10_000)"
+    )
+    assert _probe(probe) == "True True"
+
+
+def test_collection_resumes_after_a_failed_import_and_stays_off_if_it_was() -> None:
+    probe = (
+        "import gc\n"
+        "from chariot.cli.lean_imports import start_up_collection_paused as paused\n"
+        "try:\n"
+        "    with paused():\n"
+        "        assert not gc.isenabled()\n"
+        "        import chariot_no_such_module\n"
+        "except ImportError:\n"
+        "    pass\n"
+        "after_failure = gc.isenabled()\n"
+        "gc.disable()\n"
+        "with paused():\n"
+        "    pass\n"
+        "print(after_failure, gc.isenabled())"
+    )
+    assert _probe(probe) == "True False"

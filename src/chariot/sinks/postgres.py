@@ -72,6 +72,9 @@ class PostgresSink(ChangeSink):
         self._controls_ready = False
         # Tables this session dropped the key of (a first load): the last key it COPYed in.
         self._keyless_last: dict[str, tuple[int, ...] | None] = {}
+        # Control tables this session found: Chariot never drops them, so a sync asks once
+        # (it reads the log positions three times and the finished copies once).
+        self._found: set[str] = set()
 
     # -- connection --------------------------------------------------------------------
 
@@ -95,6 +98,7 @@ class PostgresSink(ChangeSink):
         self._new_keys.clear()  # the lease lapsed with the session: someone may have written
         self._keyed.clear()
         self._keyless_last.clear()
+        self._found.clear()
 
     def close(self) -> None:
         self._drop_connection()
@@ -650,9 +654,13 @@ class PostgresSink(ChangeSink):
         return bool(row and row[0])
 
     def _exists(self, name: str) -> bool:
+        if name in self._found:
+            return True
         row = self.connection.execute(
             "SELECT to_regclass(%s) IS NOT NULL", (f'"{self.schema}"."{name}"',)
         ).fetchone()
+        if row and row[0]:
+            self._found.add(name)
         return bool(row and row[0])
 
     def _control(self, name: str) -> sql.Composed:
