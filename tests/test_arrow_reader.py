@@ -281,3 +281,72 @@ def test_rules_screened_in_arrow_reject_what_the_servers_case_rejects(
         (11,),
         (12,),
     ]
+
+
+FIXED = {  # every column fixed-width in binary COPY, none nullable: the binary path
+    "id": ("int", "int", "integer"),
+    "ti": ("tinyint", "tinyint", "smallint"),
+    "su": ("smallint unsigned", "smallint unsigned", "integer"),
+    "ui": ("int unsigned", "int unsigned", "bigint"),
+    "bi": ("bigint", "bigint", "bigint"),
+    "r": ("decimal(2,1)", "decimal(2,1)", "numeric(2,1)"),
+    "d": ("decimal(10,3)", "decimal(10,3)", "numeric(10,3)"),
+    "w": ("decimal(18,0)", "decimal(18,0)", "numeric(18,0)"),
+    "f": ("decimal(12,10)", "decimal(12,10)", "numeric"),
+    "db": ("double", "double", "double precision"),
+}
+
+
+def _fixed_rows() -> list[tuple[Any, ...]]:
+    decimals = ["-9999999.999", "0.000", "1234.5", "0.001", "10000", "-0.01"]
+    wide = ["999999999999999999", "-999999999999999999", "0", "10000", "-1", "100000000"]
+    fractions = ["99.9999999999", "-0.0000000001", "0", "1", "12.3456789012", "-50.5"]
+    return [
+        (
+            i + 1,
+            [-128, 127, 0, 5][i % 4],
+            [0, 65535, 7][i % 3],
+            [0, 4294967295, 9][i % 3],
+            [-(2**63), 2**63 - 1, 0, -1][i % 4],
+            ["0.5", "5.0", "-9.9", "0.0", "1.5"][i % 5],
+            decimals[i % 6],
+            wide[i % 6],
+            fractions[i % 6],
+            [x for x in FLOATS if x is not None][i % (len(FLOATS) - 1)],
+        )
+        for i in range(24)
+    ]
+
+
+def test_fixed_width_columns_copy_as_binary_and_store_as_the_row_path(
+    sql_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = _project(FIXED, "fixed")
+    assert arrow_unsupported(stream) is None
+    columns = ", ".join(f"`{c}` {mysql} NOT NULL" for c, (mysql, _, _) in FIXED.items())
+    marks = ", ".join(["%s"] * len(FIXED))
+    mysql_execute(
+        sql_settings.mysql,
+        f"CREATE TABLE fixed ({columns}, PRIMARY KEY (id))",
+        *((f"INSERT INTO fixed VALUES ({marks})", row) for row in _fixed_rows()),
+    )
+    rows_only = _settings(sql_settings, arrow=False)
+    sync(rows_only, streams=(stream,), sinks=["postgres"])
+    by_rows = _stored(rows_only, "fixed")
+
+    from chariot.sinks import postgres_binary
+
+    encoded: list[bool] = []
+    binary_copy = postgres_binary.binary_copy
+
+    def spied(columns: Any, types: Any) -> bytes | None:
+        data = binary_copy(columns, types)
+        encoded.append(data is not None)
+        return data
+
+    monkeypatch.setattr(postgres_binary, "binary_copy", spied)
+    arrow = _settings(sql_settings, arrow=True)
+    sync(arrow, streams=(stream,), sinks=["postgres"], full_refresh=True)
+    assert encoded and all(encoded)  # every batch went as binary
+    assert _stored(arrow, "fixed") == by_rows
+    assert len(by_rows) == 24
