@@ -42,12 +42,10 @@ NUMERIC_NEGATIVE = 0x4000
 def binary_copy(columns: Any, types: Sequence[str]) -> bytes | None:
     """The COPY (FORMAT binary) data of an Arrow table whose column i goes into a column of
     PostgreSQL type ``types[i]``; None when a column is not one this module encodes."""
-    if columns.num_columns != len(types) or columns.num_rows == 0:
-        return None
-    if not all(_encodable(c, t) for c, t in zip(columns.columns, types, strict=True)):
-        return None  # decided before numpy is imported: a text table never needs it
     import numpy as np
 
+    if columns.num_columns != len(types) or columns.num_rows == 0:
+        return None
     fields: list[tuple[Any, ...]] = [("count", ">i2")]
     values: list[tuple[str, Any]] = [("count", columns.num_columns)]
     for position, (column, type_) in enumerate(zip(columns.columns, types, strict=True)):
@@ -64,21 +62,6 @@ def binary_copy(columns: Any, types: Sequence[str]) -> bytes | None:
     for field, value in values:
         rows[field] = value
     return HEADER + rows.tobytes() + TRAILER
-
-
-def _encodable(column: Any, type_: str) -> bool:
-    """Whether the column's Arrow and PostgreSQL types are a pair ``_encoded`` may take."""
-    import pyarrow as pa
-
-    if column.null_count:
-        return False
-    type_ = type_.strip().lower()
-    fixed = _FIXED.get(type_)
-    if fixed is not None:
-        if fixed[1] == "float64":
-            return bool(pa.types.is_float64(column.type))
-        return bool(pa.types.is_integer(column.type))
-    return _NUMERIC.fullmatch(type_) is not None and pa.types.is_decimal128(column.type)
 
 
 def _encoded(column: Any, type_: str) -> list[tuple[str, str, int, Any]] | None:
