@@ -547,7 +547,7 @@ class PostgresSink(ChangeSink):
             self._ensure_staging(table)
         with self.connection.cursor() as cursor:
             if batch.columns is not None and not table.in_python:
-                _copy_arrow(cursor, table, batch.columns)
+                _copy_csv(cursor, table.copy_new_csv, batch.columns)
             else:
                 _copy_rows(cursor, table.copy_new_rows, table.staged_rows(batch.rows))
             if not direct:
@@ -738,24 +738,6 @@ def _touched() -> Any:
 CSV_PIECE_BYTES = 1 << 20
 
 
-def _copy_arrow(cursor: psycopg.Cursor[Any], table: PgTable, columns: Any) -> None:
-    """COPY an Arrow table in: binary when every column has a fixed width there and no NULL
-    (``postgres_binary``: the server parses it in about 2/3 of the time), else as CSV."""
-    from chariot.sinks.postgres_binary import binary_copy
-
-    data = binary_copy(columns, table.staging_types)
-    if data is None:
-        _copy_csv(cursor, table.copy_new_csv, columns)
-    else:
-        _copy_data(cursor, table.copy_new_binary, memoryview(data))
-
-
-def _copy_data(cursor: psycopg.Cursor[Any], statement: sql.Composed, data: memoryview) -> None:
-    with cursor.copy(statement) as copy:
-        for start in range(0, len(data), CSV_PIECE_BYTES):
-            copy.write(data[start : start + CSV_PIECE_BYTES])
-
-
 def _copy_csv(cursor: psycopg.Cursor[Any], statement: sql.Composed, columns: Any) -> None:
     """COPY an Arrow table as CSV written by pyarrow in C (in memory, no header): a NULL is
     an unquoted empty field and every string is quoted (so '' stays ''), a double is its
@@ -767,7 +749,10 @@ def _copy_csv(cursor: psycopg.Cursor[Any], statement: sql.Composed, columns: Any
 
     sink = pa.BufferOutputStream()
     csv.write_csv(columns, sink, csv.WriteOptions(include_header=False))
-    _copy_data(cursor, statement, memoryview(sink.getvalue()))
+    data = memoryview(sink.getvalue())
+    with cursor.copy(statement) as copy:
+        for start in range(0, len(data), CSV_PIECE_BYTES):
+            copy.write(data[start : start + CSV_PIECE_BYTES])
 
 
 def _copy_rows(cursor: psycopg.Cursor[Any], statement: sql.Composed, staged: Any) -> None:

@@ -283,19 +283,6 @@ class PgTable:
         return self.copy_new_rows + sql.SQL(" (FORMAT csv, ENCODING 'UTF8')")
 
     @cached_property
-    def copy_new_binary(self) -> sql.Composed:
-        """``copy_new_rows`` taking binary rows (``postgres_binary``)."""
-        from psycopg import sql
-
-        return self.copy_new_rows + sql.SQL(" (FORMAT binary)")
-
-    @cached_property
-    def staging_types(self) -> tuple[str, ...]:
-        """The PostgreSQL type of each staged source column, in staging order (the table's
-        own column types too on the direct path: ``_staging_types_match``)."""
-        return tuple(postgres_type(column) for column in self.stream.columns)
-
-    @cached_property
     def direct_targets(self) -> tuple[str, ...] | None:
         """The table's column for each staged column, in staging order, when each output is
         exactly one staged column's value (a rename) and each staged column feeds exactly
