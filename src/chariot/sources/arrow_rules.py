@@ -103,7 +103,6 @@ def _step_screen(column: Column, source: Any) -> Screen | None:
         return None
     scaled_step = _scalar(int(step.scaleb(places)))
     factor = _scalar(10**places)
-
     power = _scalar(Decimal(10**places))
 
     def off_step(values: Any) -> Any:

@@ -282,7 +282,7 @@ class _TableRun:
             if self.snapshot is not None:
                 active = self._hand_over(active, start)
             if self.snapshot is None and expected is None:  # from the start, not counted
-                self._fan_out(active, start, self.source.estimate(self.stream))
+                self._fan_out(active, start, self.source.estimate(self.stream) or None)
                 for writer in active:  # what was pending is what was read
                     self.parts[writer.name].rows_pending = self.result.rows_read
             elif self.snapshot is None and expected is not None and expected > 0:
