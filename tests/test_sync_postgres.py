@@ -88,6 +88,34 @@ def test_movielens_lands_in_postgres_row_for_row_and_column_for_column(
     }
 
 
+def test_a_first_load_counts_no_rows_first_and_a_resumed_one_does(
+    sql_settings: Settings, movielens_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the beginning the whole table is read anyway: no COUNT(*) first (the rows read
+    are the rows pending); above a checkpoint the count still decides what is pending."""
+    from chariot.sources.sql import SqlSource
+
+    seed_movielens(sql_settings.mysql, movielens_dir)
+    counted: list[tuple[str, Any]] = []
+    count = SqlSource.count
+
+    def recording(self: SqlSource, stream: Any, *, after: Any = None) -> int:
+        counted.append((stream.name, after))
+        return count(self, stream, after=after)
+
+    monkeypatch.setattr(SqlSource, "count", recording)
+    first = sync(sql_settings, sinks=["postgres"], tables=["ratings"])
+    (part,) = first.tables[0].sinks
+    assert counted == []
+    assert part.rows_pending == first.tables[0].rows_read == 100836
+    assert part.rows_written + part.rows_rejected == 100836
+
+    mysql_execute(sql_settings.mysql, "INSERT INTO ratings VALUES (611, 1, 4.5, 1)")
+    resumed = sync(sql_settings, sinks=["postgres"], tables=["ratings"], mode="keyset")
+    assert counted == [("ratings", (610, 170875))]
+    assert resumed.tables[0].sinks[0].rows_pending == 1
+
+
 @pytest.mark.parametrize("mode", ["keyset", "cdc"])
 def test_a_second_sync_writes_nothing_and_new_rows_are_carried_exactly(
     sql_settings: Settings, movielens_dir: Path, mode: str

@@ -34,6 +34,7 @@ from chariot.validation import Rule, rules
 
 Screen = Callable[[Any], Any]  # an Arrow column -> a boolean array (True: may break the rule)
 INT64_DIGITS = 18  # every integer of up to 18 digits, and its multiples we compute, fit
+DECIMAL128_DIGITS = 38
 
 
 def arrow_screens(stream: Stream, dialect: str) -> list[tuple[int, Screen]] | None:
@@ -68,17 +69,16 @@ def _screen(rule: Rule) -> Screen | None:
 
 
 def _range_screen(column: Column, source: Any) -> Screen | None:
-    import pyarrow as pa
     import pyarrow.compute as pc
 
     low, high = column.min_value, column.max_value
     if low is None or high is None:
         return None
     if source.name in INTEGERS:  # an integer is within [low, high] iff within the whole bounds
-        whole_low = pa.scalar(int(low.to_integral_value(rounding="ROUND_CEILING")))
-        whole_high = pa.scalar(int(high.to_integral_value(rounding="ROUND_FLOOR")))
+        whole_low = _scalar(int(low.to_integral_value(rounding="ROUND_CEILING")))
+        whole_high = _scalar(int(high.to_integral_value(rounding="ROUND_FLOOR")))
         return lambda values: pc.or_(pc.less(values, whole_low), pc.greater(values, whole_high))
-    low_scalar, high_scalar = pa.scalar(Decimal(low)), pa.scalar(Decimal(high))
+    low_scalar, high_scalar = _scalar(Decimal(low)), _scalar(Decimal(high))
     return lambda values: pc.or_(pc.less(values, low_scalar), pc.greater(values, high_scalar))
 
 
@@ -101,12 +101,13 @@ def _step_screen(column: Column, source: Any) -> Screen | None:
         digits += places
     if digits > INT64_DIGITS:
         return None
-    scaled_step = pa.scalar(int(step.scaleb(places)), pa.int64())
-    factor = pa.scalar(10**places, pa.int64())
+    scaled_step = _scalar(int(step.scaleb(places)))
+    factor = _scalar(10**places)
+    power = _scalar(Decimal(10**places))
 
     def off_step(values: Any) -> Any:
         if pa.types.is_decimal(values.type):
-            values = pc.multiply(values, pa.scalar(Decimal(10**places)))
+            values = pc.multiply(values, power)
             scaled = pc.cast(values, pa.int64())  # whole: ``places`` >= the column's scale
         else:
             scaled = pc.multiply(pc.cast(values, pa.int64()), factor)
@@ -114,6 +115,30 @@ def _step_screen(column: Column, source: Any) -> Screen | None:
         return pc.not_equal(multiple, scaled)
 
     return off_step
+
+
+def _scalar(value: int | Decimal) -> Any:
+    """``pa.scalar(value)`` (int64, or the decimal128 of the value's own digits), built from
+    its bytes: pyarrow's first conversion of a Python value imports pandas (measured 0.3-0.45
+    s, once per process), which a first load otherwise never needs. Values beyond those
+    types go to ``pa.scalar`` itself."""
+    import pyarrow as pa
+
+    if isinstance(value, Decimal):
+        _, digits, exponent = value.as_tuple()
+        if not isinstance(exponent, int):
+            return pa.scalar(value)
+        scale = max(-exponent, 0)
+        precision = max(len(digits) + max(exponent, 0), scale, 1)
+        if precision > DECIMAL128_DIGITS:
+            return pa.scalar(value)
+        data = int(value.scaleb(scale)).to_bytes(16, "little", signed=True)
+        kind = pa.decimal128(precision, scale)
+    elif -(1 << 63) <= value < (1 << 63):
+        data, kind = value.to_bytes(8, "little", signed=True), pa.int64()
+    else:
+        return pa.scalar(value)
+    return pa.Array.from_buffers(kind, 1, [None, pa.py_buffer(data)])[0]
 
 
 def screened_rejects(
@@ -126,7 +151,9 @@ def screened_rejects(
 
     flagged = None
     for position, screen in screens:
-        hit = pc.fill_null(screen(page.column(position)), False)
+        hit = screen(page.column(position))
+        # NULL -> False without a Python scalar (pyarrow's first one imports pandas: ~0.4 s).
+        hit = pc.and_kleene(hit, pc.is_valid(hit))
         flagged = hit if flagged is None else pc.or_(flagged, hit)
     if flagged is None or not pc.any(flagged).as_py():
         return page, []

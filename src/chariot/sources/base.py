@@ -31,6 +31,12 @@ class Source(ABC):
     def count(self, stream: Stream, *, after: Key | None = None) -> int:
         """How many rows ``read`` would yield (for progress and --dry-run)."""
 
+    def estimate(self, stream: Stream) -> int | None:
+        """Roughly how many rows the whole stream has, from statistics (cheap: no scan), or
+        None when the source keeps none. A first load shows it as its progress total
+        instead of counting every row before reading them all anyway."""
+        return None
+
     def has_rows_from(self, stream: Stream, key: Key) -> bool:
         """Whether a row with key >= ``key`` exists (cheap: an index lookup). The default
         says yes, which only disables the replaced-source check for that source."""

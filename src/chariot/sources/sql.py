@@ -103,6 +103,18 @@ class SqlSource(Source):
         rows = self._run(stream, lambda connection: _fetch(connection, query))
         return int(rows[0][0])
 
+    def estimate(self, stream: Stream) -> int | None:
+        """The table's row estimate in the catalog (InnoDB's sampled statistics)."""
+        if not self.settings.mysql.is_mysql:
+            return None
+        rows = self._run_plain(
+            stream,
+            "SELECT TABLE_ROWS FROM information_schema.TABLES"
+            " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s",
+            (stream.source_table,),
+        )
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
     def has_rows_from(self, stream: Stream, key: Key) -> bool:
         if self.settings.mysql.is_mysql:
             above, parameters = plain_after_key(stream.key, tuple(key))

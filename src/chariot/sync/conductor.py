@@ -281,7 +281,11 @@ class _TableRun:
             self.result.read_from = _listed(start)
             if self.snapshot is not None:
                 active = self._hand_over(active, start)
-            if self.snapshot is None and expected > 0:
+            if self.snapshot is None and expected is None:  # from the start, not counted
+                self._fan_out(active, start, self.source.estimate(self.stream) or None)
+                for writer in active:  # what was pending is what was read
+                    self.parts[writer.name].rows_pending = self.result.rows_read
+            elif self.snapshot is None and expected is not None and expected > 0:
                 self._fan_out(active, start, expected)  # each sink ends the table itself
             else:
                 self._complete([writer for writer in active if writer.failure is None])
@@ -375,9 +379,17 @@ class _TableRun:
             except Exception as error:
                 self._fail(writer, self.parts[writer.name], error)
 
-    def _lowest_checkpoint(self, active: list[SinkWriter]) -> tuple[Key | None, int]:
+    def _lowest_checkpoint(self, active: list[SinkWriter]) -> tuple[Key | None, int | None]:
         """The checkpoint with the most source rows after it is the lowest: the source
-        decides, in its own collation. Returns it and that row count."""
+        decides, in its own collation. Returns it and that row count.
+
+        When every sink starts from the beginning (a first load, a full refresh) there is
+        nothing to decide and the whole table is read anyway: no ``COUNT(*)`` (a full scan,
+        measured 0.2-0.8 s for 1M ratings, under load). The count is then None, and the
+        source's estimate the progress total. (Change capture's chunked snapshot decides by
+        the counts: it keeps them.)"""
+        if self.snapshot is None and all(not self.parts[w.name].checkpoint_before for w in active):
+            return None, None
         counted: dict[Any, int] = {}
         lowest: tuple[Key | None, int] = (None, -1)
         for writer in active:
@@ -390,7 +402,7 @@ class _TableRun:
                 lowest = (checkpoint, counted[checkpoint])
         return lowest
 
-    def _fan_out(self, active: list[SinkWriter], start: Key | None, expected: int) -> None:
+    def _fan_out(self, active: list[SinkWriter], start: Key | None, expected: int | None) -> None:
         """Read the table once into every sink's queue. Each sink ends the table in its own
         thread as soon as it has written the last batch, so that its closing work (the key
         a PostgreSQL first load builds) runs while a slower sink is still writing."""
@@ -418,7 +430,9 @@ class _TableRun:
                 for writer in active:
                     writer.stop.clear()
 
-    def _write_table(self, writer: SinkWriter, expected: int, read_whole: threading.Event) -> None:
+    def _write_table(
+        self, writer: SinkWriter, expected: int | None, read_whole: threading.Event
+    ) -> None:
         writer.run(self.stream, expected, self.progress)
         # The end marker also follows a failed or interrupted read: only a table read to its
         # end is complete. ``read_whole`` is set before the marker is queued.

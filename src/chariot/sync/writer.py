@@ -70,7 +70,7 @@ class SinkWriter:
 
     # -- writer thread -------------------------------------------------------------------
 
-    def run(self, stream: Stream, expected: int, progress: ProgressCallback | None) -> None:
+    def run(self, stream: Stream, expected: int | None, progress: ProgressCallback | None) -> None:
         """The thread body for one table: write every batch until the end marker."""
         result = self.result
         assert result is not None
@@ -151,7 +151,7 @@ class SinkWriter:
         self,
         progress: ProgressCallback | None,
         result: SinkTableResult,
-        expected: int,
+        expected: int | None,
         state: State,
     ) -> None:
         done = result.rows_written + result.rows_rejected
