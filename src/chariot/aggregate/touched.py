@@ -205,12 +205,7 @@ def _groups_from_keys(
     on = " AND ".join(
         f"j.{quoted(other)} = changed.{by_key[own]}" for own, other in aggregation.join_on
     )
-    source = f"j.{quoted(aggregation.group_source)}"
-    rows = f"FROM {qualified(schema, aggregation.join_table)} j"
-    if aggregation.exploded:
-        rows += f" CROSS JOIN LATERAL (SELECT DISTINCT unnest({source})) AS x(g)"
-        source = "x.g"
-    return f"LATERAL (SELECT {source} AS g {rows} WHERE {on} AND {source} IS NOT NULL) AS grouped"
+    return _joined_groups(aggregation, schema, aggregation.join_table, on)
 
 
 def _groups_of_joined_row(
@@ -233,13 +228,19 @@ def _groups_of_joined_row(
     matched = " AND ".join(
         f"j.{quoted(c)} = changed.{n}" for c, n in zip(columns, names, strict=True)
     )
+    return _joined_groups(aggregation, schema, stream.name, matched)
+
+
+def _joined_groups(aggregation: Declared, schema: str, joined: str, condition: str) -> str:
+    """The groups held by the rows of the joined table (``j``) that ``condition`` picks."""
     source = f"j.{quoted(aggregation.group_source)}"
-    rows = f"FROM {qualified(schema, stream.name)} j"
+    rows = f"FROM {qualified(schema, joined)} j"
     if aggregation.exploded:
         rows += f" CROSS JOIN LATERAL (SELECT DISTINCT unnest({source})) AS x(g)"
         source = "x.g"
     return (
-        f"LATERAL (SELECT {source} AS g {rows} WHERE {matched} AND {source} IS NOT NULL) AS grouped"
+        f"LATERAL (SELECT {source} AS g {rows} WHERE {condition} AND {source} IS NOT NULL)"
+        " AS grouped"
     )
 
 
