@@ -125,14 +125,16 @@ def _scalar(value: int | Decimal) -> Any:
     import pyarrow as pa
 
     if isinstance(value, Decimal):
-        _, digits, exponent = value.as_tuple()
+        sign, digits, exponent = value.as_tuple()
         if not isinstance(exponent, int):
             return pa.scalar(value)
         scale = max(-exponent, 0)
         precision = max(len(digits) + max(exponent, 0), scale, 1)
         if precision > DECIMAL128_DIGITS:
             return pa.scalar(value)
-        data = int(value.scaleb(scale)).to_bytes(16, "little", signed=True)
+        # From the digits, exactly: Decimal arithmetic would round to its context's 28.
+        unscaled = int("".join(map(str, digits)) or "0") * 10 ** max(exponent, 0)
+        data = (-unscaled if sign else unscaled).to_bytes(16, "little", signed=True)
         kind = pa.decimal128(precision, scale)
     elif -(1 << 63) <= value < (1 << 63):
         data, kind = value.to_bytes(8, "little", signed=True), pa.int64()
